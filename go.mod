@@ -1,0 +1,3 @@
+module vidmatte
+
+go 1.26.8

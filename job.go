@@ -1,0 +1,247 @@
+package vidmatte
+
+import "time"
+
+// Status is where a job is in its life.
+//
+//	pending (draft) → queued → processing → completed | failed | canceled
+//
+// A transition never goes backwards, except processing → queued when a
+// crashed or draining daemon requeues the job.
+type Status string
+
+const (
+	StatusPending    Status = "pending"
+	StatusQueued     Status = "queued"
+	StatusProcessing Status = "processing"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusCanceled   Status = "canceled"
+)
+
+// Terminal reports whether no transition leaves s.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusQueued, StatusProcessing, StatusCompleted, StatusFailed, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// CanTransition reports whether a job may go from s to next.
+func (s Status) CanTransition(next Status) bool {
+	switch s {
+	case StatusPending:
+		return next == StatusQueued || next == StatusCanceled
+	case StatusQueued:
+		return next == StatusProcessing || next == StatusCanceled
+	case StatusProcessing:
+		return next == StatusCompleted || next == StatusFailed || next == StatusCanceled || next == StatusQueued
+	}
+	return false
+}
+
+// OutputFormat is what a job produces.
+type OutputFormat string
+
+const (
+	FormatWebM        OutputFormat = "webm"         // VP9 with alpha (yuva420p) + Opus
+	FormatMOV         OutputFormat = "mov"          // ProRes 4444 with alpha + the audio
+	FormatMP4         OutputFormat = "mp4"          // H.264 composited over a background + AAC
+	FormatGIF         OutputFormat = "gif"          // animated, 1-bit transparency
+	FormatWebP        OutputFormat = "webp"         // animated, alpha
+	FormatPNGSequence OutputFormat = "png_sequence" // zip of RGBA PNGs
+	FormatMask        OutputFormat = "mask"         // grayscale matte video
+)
+
+// OutputFormats lists every format, in the order the contract gives them.
+var OutputFormats = []OutputFormat{FormatWebM, FormatMOV, FormatMP4, FormatGIF, FormatWebP, FormatPNGSequence, FormatMask}
+
+// Valid reports whether f is a known format.
+func (f OutputFormat) Valid() bool {
+	for _, g := range OutputFormats {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}
+
+// HasAlpha reports whether the format carries transparency.
+func (f OutputFormat) HasAlpha() bool {
+	switch f {
+	case FormatWebM, FormatMOV, FormatGIF, FormatWebP, FormatPNGSequence:
+		return true
+	}
+	return false
+}
+
+// Extension is the file name extension of the format's output, with the dot.
+func (f OutputFormat) Extension() string {
+	switch f {
+	case FormatPNGSequence:
+		return ".zip"
+	case FormatMask:
+		return ".mp4"
+	}
+	return "." + string(f)
+}
+
+// ContentType is the MIME type of the format's output.
+func (f OutputFormat) ContentType() string {
+	switch f {
+	case FormatWebM:
+		return "video/webm"
+	case FormatMOV:
+		return "video/quicktime"
+	case FormatMP4, FormatMask:
+		return "video/mp4"
+	case FormatGIF:
+		return "image/gif"
+	case FormatWebP:
+		return "image/webp"
+	case FormatPNGSequence:
+		return "application/zip"
+	}
+	return "application/octet-stream"
+}
+
+// BackgroundType says what is behind the cut-out foreground.
+type BackgroundType string
+
+const (
+	BackgroundTransparent BackgroundType = "transparent"
+	BackgroundColor       BackgroundType = "color"
+	BackgroundImage       BackgroundType = "image"
+	BackgroundBlur        BackgroundType = "blur"
+)
+
+// Background is what the foreground is composited over. Color is RGB in
+// 0..1. ImageURL is the image as the client gave it; ImagePath is the local
+// file it was fetched to, filled in before processing.
+type Background struct {
+	Type      BackgroundType `json:"type"`
+	Color     *[3]float64    `json:"color,omitempty"`
+	ImageURL  string         `json:"image_url,omitempty"`
+	ImagePath string         `json:"-"`
+}
+
+// Transparent reports whether nothing is behind the foreground.
+func (b Background) Transparent() bool { return b.Type == "" || b.Type == BackgroundTransparent }
+
+// Composition places the foreground on a canvas of its own size.
+type Composition struct {
+	Canvas     *Canvas              `json:"canvas,omitempty"`
+	Foreground *ForegroundPlacement `json:"foreground,omitempty"`
+}
+
+// Canvas is the output picture size.
+type Canvas struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+}
+
+// Anchor names a point of the canvas the foreground is aligned to.
+type Anchor string
+
+const (
+	AnchorCenter      Anchor = "center"
+	AnchorTop         Anchor = "top"
+	AnchorBottom      Anchor = "bottom"
+	AnchorLeft        Anchor = "left"
+	AnchorRight       Anchor = "right"
+	AnchorTopLeft     Anchor = "top_left"
+	AnchorTopRight    Anchor = "top_right"
+	AnchorBottomLeft  Anchor = "bottom_left"
+	AnchorBottomRight Anchor = "bottom_right"
+)
+
+// Anchors lists the valid anchors.
+var Anchors = []Anchor{AnchorCenter, AnchorTop, AnchorBottom, AnchorLeft, AnchorRight, AnchorTopLeft, AnchorTopRight, AnchorBottomLeft, AnchorBottomRight}
+
+// ForegroundPlacement says where the foreground sits on the canvas: aligned
+// to Anchor, scaled by Scale (1 = its own size), then moved by Offset pixels.
+type ForegroundPlacement struct {
+	Anchor Anchor  `json:"anchor,omitempty"`
+	Scale  float64 `json:"scale,omitempty"`
+	Offset *Offset `json:"offset,omitempty"`
+}
+
+// Offset is a displacement in canvas pixels.
+type Offset struct {
+	X int `json:"x"`
+	Y int `json:"y"`
+}
+
+// BillingStatus is where a job's credits stand.
+type BillingStatus string
+
+const (
+	BillingNone     BillingStatus = "none"
+	BillingReserved BillingStatus = "reserved"
+	BillingCharged  BillingStatus = "charged"
+	BillingRefunded BillingStatus = "refunded"
+)
+
+// JobError is why a job failed, as the client sees it.
+type JobError struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+// Job is one background-removal request and its outcome.
+type Job struct {
+	ID            string
+	KeyID         string
+	Status        Status
+	Progress      int // 0..100, never decreases
+	VideoURL      string
+	UploadID      string // set when VideoURL names an upload
+	InputPath     string // the local file processed
+	OutputPath    string // the local output, once completed
+	Error         *JobError
+	Model         string
+	OutputFormat  OutputFormat
+	Background    Background
+	Composition   *Composition
+	WebhookURL    string
+	Metadata      map[string]string
+	DurationSec   float64
+	FramesTotal   int64
+	FramesDone    int64
+	Credits       float64
+	BillingStatus BillingStatus
+	Attempts      int
+	RequestID     string
+	CreatedAt     time.Time
+	StartedAt     *time.Time
+	CompletedAt   *time.Time
+	UpdatedAt     time.Time
+}
+
+// Upload is a video a client streamed to the daemon.
+type Upload struct {
+	ID          string
+	KeyID       string
+	Filename    string
+	Path        string
+	Size        int64
+	DurationSec float64
+	Width       int
+	Height      int
+	FPS         float64
+	HasAudio    bool
+	CreatedAt   time.Time
+}
+
+// Metadata limits of the contract.
+const (
+	MaxMetadataPairs    = 16
+	MaxMetadataKeyLen   = 64
+	MaxMetadataValueLen = 512
+)
