@@ -1,0 +1,294 @@
+// Package engine turns videos into cut-outs. It owns the frame pipeline
+// (decode → prepare → batch → infer → refine → encode, stages joined by
+// bounded channels) and the job runner that drives it for the daemon.
+//
+// The engine sees codec and models through small interfaces (source, sink,
+// matter), so its tests can make a stage fail on purpose while every other
+// stage stays real.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"vidmatte"
+	"vidmatte/codec"
+	"vidmatte/models"
+)
+
+// Config is what an Engine is built from.
+type Config struct {
+	Runtime  *models.Runtime
+	Registry *models.Registry
+	Device   models.Device // cpu (default) or cuda
+	// Batch is the most frames one inference call takes (default 1).
+	Batch int
+	// DecoderThreads is passed to the decoder (0 = automatic).
+	DecoderThreads int
+	Encoder        codec.EncoderSettings
+	Logger         *slog.Logger
+}
+
+// Engine runs pipelines. One Engine serves any number of concurrent
+// Process calls; the models' sessions are shared through the Runtime.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	// The stage constructors. Tests wrap them to make a failure happen.
+	openSource func(path string, threads int) (source, error)
+	openSink   func(path string, o codec.EncoderOptions) (sink, error)
+	openMatter func(m *models.Manifest, o models.LoadOptions) (matter, error)
+}
+
+// New returns an Engine for the configuration.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Runtime == nil || cfg.Registry == nil {
+		return nil, errors.New("engine: a runtime and a registry are required")
+	}
+	if cfg.Batch < 1 {
+		cfg.Batch = 1
+	}
+	if cfg.Device == "" {
+		cfg.Device = models.CPU
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e.openSource = func(path string, threads int) (source, error) {
+		return codec.OpenDecoder(path, codec.DecoderOptions{Threads: threads})
+	}
+	e.openSink = func(path string, o codec.EncoderOptions) (sink, error) {
+		return codec.NewEncoder(path, o)
+	}
+	e.openMatter = func(m *models.Manifest, o models.LoadOptions) (matter, error) {
+		return cfg.Runtime.Load(cfg.Registry, m, o)
+	}
+	return e, nil
+}
+
+// Smoothing says whether the refine stage smooths the alpha in time.
+type Smoothing string
+
+const (
+	SmoothAuto Smoothing = ""    // on for per-frame models, off for recurrent ones
+	SmoothOn   Smoothing = "on"  // always
+	SmoothOff  Smoothing = "off" // never
+)
+
+// Request is one video to process.
+type Request struct {
+	// Input is the video to read. Output is written atomically: it is
+	// complete after Process returns nil, and absent after an error or a
+	// cancel.
+	Input, Output string
+	Model         string // id or alias; "" = isnet
+	Format        vidmatte.OutputFormat
+	Background    vidmatte.Background // ImagePath filled in for image backgrounds
+	Composition   *vidmatte.Composition
+	Smoothing     Smoothing
+	// Batch overrides Config.Batch for this request when > 0.
+	Batch int
+	// Progress, when set, is called from the pipeline at most every
+	// ProgressEvery (default 250 ms) and once at the end.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Progress is how far a request has come.
+type Progress struct {
+	FramesDone  int64
+	FramesTotal int64 // an estimate when the container does not say; never below FramesDone
+	FPS         float64
+	Elapsed     time.Duration
+	ETA         time.Duration // 0 when unknown
+}
+
+// Percent is FramesDone over FramesTotal in 0..100.
+func (p Progress) Percent() int {
+	if p.FramesTotal <= 0 {
+		return 0
+	}
+	v := int(p.FramesDone * 100 / p.FramesTotal)
+	return min(max(v, 0), 100)
+}
+
+// Result is what a finished request measured.
+type Result struct {
+	Frames    int64
+	Elapsed   time.Duration
+	FPS       float64
+	InferTime time.Duration // time spent inside the model
+	LoadTime  time.Duration // time to load the model (0 when its session was cached)
+	Model     string
+	Device    models.Device
+	Width     int
+	Height    int
+}
+
+// DefaultModel is the model used when a request names none.
+const DefaultModel = "isnet"
+
+// Process runs one request to the end. It returns ctx.Err() promptly when
+// ctx is canceled; every frame is released and no partial output is left.
+// Errors carry vidmatte codes: bad input is unsupported_media_type or
+// unprocessable, an unknown model invalid_request.
+func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
+	start := time.Now()
+	if r.Format == "" {
+		r.Format = vidmatte.FormatWebM
+	}
+	if !r.Format.Valid() {
+		return nil, vidmatte.FieldErrorf("output_format", "unknown format %q", r.Format)
+	}
+	if r.Format == vidmatte.FormatMP4 && r.Background.Transparent() {
+		return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable, "mp4 has no alpha channel: choose a background (color, image or blur) or an alpha format")
+	}
+	if r.Model == "" {
+		r.Model = DefaultModel
+	}
+	manifest, err := e.cfg.Registry.Get(r.Model)
+	if err != nil {
+		return nil, err
+	}
+
+	src, err := e.openSource(r.Input, e.cfg.DecoderThreads)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	info := src.Info()
+
+	batch := e.cfg.Batch
+	if r.Batch > 0 {
+		batch = r.Batch
+	}
+	m, err := e.openMatter(manifest, models.LoadOptions{
+		Device: e.cfg.Device, Batch: batch,
+		FrameWidth: info.Width, FrameHeight: info.Height,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+
+	tmp, err := partialPath(r.Output)
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.openSink(tmp, codec.EncoderOptions{
+		Format:      r.Format,
+		Width:       info.Width,
+		Height:      info.Height,
+		TimeBase:    src.TimeBase(),
+		FrameRate:   info.FrameRate,
+		AudioFrom:   audioSource(r.Input, info, r.Format),
+		Background:  r.Background,
+		Composition: r.Composition,
+		Settings:    e.cfg.Encoder,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	p := &pipeline{
+		src: src, model: m, sink: out, info: info,
+		smooth:   smoothingFor(r.Smoothing, m),
+		progress: r.Progress, every: r.ProgressEvery,
+		start: start, total: estimateFrames(info),
+	}
+	if p.every <= 0 {
+		p.every = 250 * time.Millisecond
+	}
+	if err := p.run(ctx); err != nil {
+		out.Abort()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := out.Close(); err != nil {
+		out.Abort()
+		return nil, fmt.Errorf("finishing %s output: %w", r.Format, err)
+	}
+	if err := os.Rename(tmp, r.Output); err != nil {
+		os.Remove(tmp)
+		return nil, vidmatte.Wrap(err, vidmatte.CodeInternal, "writing the output")
+	}
+	elapsed := time.Since(start)
+	res := &Result{
+		Frames:    p.done,
+		Elapsed:   elapsed,
+		InferTime: p.inferTime,
+		LoadTime:  m.LoadTime(),
+		Model:     manifest.ID,
+		Device:    m.Device(),
+		Width:     info.Width,
+		Height:    info.Height,
+	}
+	if elapsed > 0 {
+		res.FPS = float64(p.done) / elapsed.Seconds()
+	}
+	e.log.Debug("processed", "input", r.Input, "model", res.Model, "device", res.Device,
+		"frames", res.Frames, "fps", math.Round(res.FPS*10)/10, "infer", res.InferTime)
+	return res, nil
+}
+
+// partialPath returns where the output is written before it is complete: a
+// hidden file beside it, so the final rename is atomic.
+func partialPath(output string) (string, error) {
+	if output == "" {
+		return "", vidmatte.Errorf(vidmatte.CodeInvalid, "no output path")
+	}
+	dir, base := filepath.Split(output)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", vidmatte.Wrap(err, vidmatte.CodeInternal, "creating the output folder")
+	}
+	ext := filepath.Ext(base)
+	return filepath.Join(dir, "."+strings.TrimSuffix(base, ext)+".partial"+ext), nil
+}
+
+// audioSource is the file whose audio the output carries, or "" when the
+// input has none or the format holds no audio.
+func audioSource(input string, info *codec.Info, f vidmatte.OutputFormat) string {
+	if !info.HasAudio {
+		return ""
+	}
+	switch f {
+	case vidmatte.FormatGIF, vidmatte.FormatWebP, vidmatte.FormatPNGSequence:
+		return ""
+	}
+	return input
+}
+
+// estimateFrames is the container's frame count, or duration × rate.
+func estimateFrames(info *codec.Info) int64 {
+	if info.FrameCount > 0 {
+		return info.FrameCount
+	}
+	if fps := info.FrameRate.Float64(); fps > 0 && info.Duration > 0 {
+		return int64(math.Round(info.Duration.Seconds() * fps))
+	}
+	return 0
+}
+
+func smoothingFor(s Smoothing, m matter) bool {
+	switch s {
+	case SmoothOn:
+		return true
+	case SmoothOff:
+		return false
+	}
+	return m.PerFrame() && !m.Recurrent()
+}

@@ -1,0 +1,534 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"vidmatte/codec"
+	"vidmatte/models"
+)
+
+// source yields decoded frames in presentation order. The caller owns each
+// frame it gets until it calls Release. (*codec.Decoder)
+type source interface {
+	Info() *codec.Info
+	TimeBase() codec.Rational
+	Next(ctx context.Context) (*codec.Frame, error)
+	Close() error
+}
+
+// sink encodes frames with their alpha. WriteFrame takes its own references
+// to what it keeps, so the caller still owns f and alpha afterwards.
+// (*codec.Encoder)
+type sink interface {
+	WriteFrame(f *codec.Frame, alpha []byte) error
+	Close() error
+	Abort()
+}
+
+// matter is a loaded model. (*models.Model)
+type matter interface {
+	InputSize() (w, h int)
+	Batch() int
+	Color() string
+	Recurrent() bool
+	PerFrame() bool
+	Device() models.Device
+	LoadTime() time.Duration
+	NewBatch() (*models.Batch, error)
+	PrepareRGB(slot []float32, rgb []byte)
+	PrepareYUV(slot []float32, y []byte, yStride int, u []byte, uStride int, v []byte, vStride int)
+	NewState() *models.State
+	Run(ctx context.Context, b *models.Batch, n int, st *models.State) error
+	Close() error
+}
+
+// Channel depths. Inside a job, stages block when the next one is behind
+// (the backpressure policy); these depths bound the frames in flight, so
+// memory does not grow with the video's length.
+const (
+	decodedDepth = 4 // decoded frames waiting to be prepared
+	batchesDepth = 1 // filled batches waiting for the model (one more runs, one more refines)
+	refinedDepth = 4 // frames with their alpha waiting for the encoder
+)
+
+// batchWait is how long the batcher waits for more frames before it sends
+// a batch that is not full.
+const batchWait = 20 * time.Millisecond
+
+// work is a batch of frames on its way from the batcher through the model
+// to the refine stage. The stage that holds a work owns its frames and must
+// release them or pass them on.
+type work struct {
+	mb     *models.Batch
+	frames []*codec.Frame
+}
+
+func (w *work) release() {
+	for i, f := range w.frames {
+		f.Release()
+		w.frames[i] = nil
+	}
+	w.frames = w.frames[:0]
+}
+
+// matted is one frame with its alpha at frame size, from refine to encode.
+// The encode stage owns the frame and gives the alpha buffer back.
+type matted struct {
+	frame *codec.Frame
+	alpha []byte
+}
+
+// pipeline is one request's run: the stages and what they share.
+type pipeline struct {
+	src    source
+	model  matter
+	sink   sink
+	info   *codec.Info
+	smooth bool
+
+	progress func(Progress)
+	every    time.Duration
+	start    time.Time
+	total    int64
+
+	done      int64         // frames encoded (written by the encode stage only)
+	inferTime time.Duration // written by the infer stage only
+}
+
+// run starts the stages and waits for all of them. The first error ends
+// the run: it cancels the others, and every frame still in a channel is
+// released before run returns.
+func (p *pipeline) run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	inW, inH := p.model.InputSize()
+	nb := max(p.model.Batch(), 1)
+
+	// Batches cycle: free → batcher → infer → refine → free. Three in all:
+	// one filling, one in the model, one being refined.
+	free := make(chan *work, 3)
+	var all []*work
+	defer func() {
+		for _, w := range all {
+			w.mb.Close()
+		}
+	}()
+	for range 3 {
+		mb, err := p.model.NewBatch()
+		if err != nil {
+			return err
+		}
+		w := &work{mb: mb, frames: make([]*codec.Frame, 0, nb)}
+		all = append(all, w)
+		free <- w
+	}
+
+	decoded := make(chan *codec.Frame, decodedDepth)
+	filled := make(chan *work, batchesDepth)
+	inferred := make(chan *work, batchesDepth)
+	refined := make(chan matted, refinedDepth)
+	alphas := make(chan []byte, refinedDepth+2)
+	for range refinedDepth + 2 {
+		alphas <- make([]byte, p.info.Width*p.info.Height)
+	}
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	stage := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				fail(err)
+			}
+		}()
+	}
+
+	stage(func(ctx context.Context) error { return p.decode(ctx, decoded) })
+	stage(func(ctx context.Context) error { return p.batch(ctx, decoded, free, filled, nb, inW, inH) })
+	stage(func(ctx context.Context) error { return p.infer(ctx, filled, inferred) })
+	stage(func(ctx context.Context) error { return p.refine(ctx, inferred, free, alphas, refined, inW, inH) })
+	stage(func(ctx context.Context) error { return p.encode(ctx, refined, alphas) })
+	wg.Wait()
+
+	// Whatever is still in flight after an error is released here; after a
+	// clean run every channel is empty.
+	close(decoded)
+	for f := range decoded {
+		f.Release()
+	}
+	for _, ch := range []chan *work{filled, inferred, free} {
+		close(ch)
+		for w := range ch {
+			w.release()
+		}
+	}
+	close(refined)
+	for m := range refined {
+		m.frame.Release()
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return parent.Err()
+}
+
+// send puts v on ch unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// decode reads frames from the source. It owns each frame until the send
+// succeeds; after that the batcher owns it. A nil frame marks the end.
+func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
+	for {
+		f, err := p.src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return send(ctx, out, nil)
+		}
+		if err != nil {
+			return err
+		}
+		if err := send(ctx, out, f); err != nil {
+			f.Release()
+			return err
+		}
+	}
+}
+
+// batch prepares each frame into a slot of the batch being filled, and
+// sends the batch on when it is full, when no frame has come for batchWait,
+// or at the end. The frames travel with their batch. A nil work marks the
+// end.
+func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-chan *work, out chan<- *work, nb, inW, inH int) error {
+	var rgb []byte
+	var scaler *codec.RGBScaler
+	if p.model.Color() != "yuv" {
+		s, err := codec.NewRGBScaler(p.info.Width, p.info.Height, inW, inH)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		scaler, rgb = s, make([]byte, 3*inW*inH)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	var cur *work
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		w := cur
+		cur = nil
+		timer.Stop()
+		if err := send(ctx, out, w); err != nil {
+			w.release()
+			return err
+		}
+		return nil
+	}
+	defer func() {
+		if cur != nil {
+			cur.release()
+		}
+	}()
+
+	for {
+		var f *codec.Frame
+		var ok bool
+		select {
+		case f, ok = <-in:
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok || f == nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			return send(ctx, out, nil)
+		}
+		if cur == nil {
+			select {
+			case cur = <-free:
+			case <-ctx.Done():
+				f.Release()
+				return ctx.Err()
+			}
+		}
+		slot := cur.mb.Slot(len(cur.frames))
+		cur.frames = append(cur.frames, f) // owned by cur from here
+		if scaler != nil {
+			if err := scaler.Scale(f, rgb); err != nil {
+				return err
+			}
+			p.model.PrepareRGB(slot, rgb)
+		} else {
+			y, ys := f.Plane(0)
+			u, us := f.Plane(1)
+			v, vs := f.Plane(2)
+			p.model.PrepareYUV(slot, y, ys, u, us, v, vs)
+		}
+		if len(cur.frames) == nb {
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(cur.frames) == 1 {
+			timer.Reset(batchWait)
+		}
+	}
+}
+
+// infer runs the model on each batch. Recurrent state lives here for the
+// whole request. A nil work marks the end.
+func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work) error {
+	st := p.model.NewState()
+	if st != nil {
+		defer st.Close()
+	}
+	for {
+		var w *work
+		select {
+		case w = <-in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if w == nil {
+			return send(ctx, out, nil)
+		}
+		t := time.Now()
+		if err := p.model.Run(ctx, w.mb, len(w.frames), st); err != nil {
+			w.release()
+			return err
+		}
+		p.inferTime += time.Since(t)
+		if err := send(ctx, out, w); err != nil {
+			w.release()
+			return err
+		}
+	}
+}
+
+// refine turns each frame's model-size alpha into a frame-size matte:
+// quantized, upscaled, smoothed in time for per-frame models, and, when the
+// model corrects the foreground's colour (spill suppression), written into
+// the frame's chroma planes. Frames go on one by one in order; the emptied
+// batch goes back to the batcher. A matted with a nil frame marks the end.
+func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
+	w, h := p.info.Width, p.info.Height
+	var scaler *codec.GrayScaler
+	var small []byte
+	if inW != w || inH != h {
+		s, err := codec.NewGrayScaler(inW, inH, w, h)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		scaler, small = s, make([]byte, inW*inH)
+	}
+	var tf *temporalFilter
+	if p.smooth {
+		tf = newTemporalFilter(w, h)
+	}
+
+	for {
+		var wk *work
+		select {
+		case wk = <-in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if wk == nil {
+			return send(ctx, out, matted{})
+		}
+		for i, f := range wk.frames {
+			var alpha []byte
+			select {
+			case alpha = <-alphas:
+			case <-ctx.Done():
+				releaseFrom(wk, i)
+				return ctx.Err()
+			}
+			err := p.refineOne(f, wk.mb, i, alpha, small, scaler, tf, inW, inH)
+			if err == nil {
+				err = send(ctx, out, matted{frame: f, alpha: alpha})
+			}
+			if err != nil {
+				alphas <- alpha
+				releaseFrom(wk, i)
+				return err
+			}
+			wk.frames[i] = nil // owned by the encode stage now
+		}
+		wk.frames = wk.frames[:0]
+		if err := send(ctx, free, wk); err != nil {
+			return err
+		}
+	}
+}
+
+// releaseFrom releases the frames of w from index i on: those before it
+// were passed on already.
+func releaseFrom(w *work, i int) {
+	for j := i; j < len(w.frames); j++ {
+		w.frames[j].Release()
+		w.frames[j] = nil
+	}
+	w.frames = w.frames[:0]
+}
+
+func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, small []byte, scaler *codec.GrayScaler, tf *temporalFilter, inW, inH int) error {
+	a := mb.Alpha(i)
+	if scaler != nil {
+		quantize(small, a)
+		if err := scaler.Scale(small, alpha); err != nil {
+			return err
+		}
+	} else {
+		quantize(alpha, a)
+	}
+	if tf != nil {
+		y, ys := f.Plane(0)
+		tf.apply(alpha, y, ys)
+	}
+	if fg := mb.Foreground(i); fg != nil {
+		if err := f.MakeWritable(); err != nil {
+			return err
+		}
+		writeChroma(f, fg, inW, inH)
+	}
+	return nil
+}
+
+// quantize writes alpha in 0..1 as bytes 0..255, rounding and clamping.
+func quantize(dst []byte, a []float32) {
+	dst = dst[:len(a)]
+	for i, v := range a {
+		switch {
+		case v <= 0:
+			dst[i] = 0
+		case v >= 1:
+			dst[i] = 255
+		default:
+			dst[i] = uint8(v*255 + 0.5)
+		}
+	}
+}
+
+// writeChroma replaces the frame's U and V planes with the model's
+// corrected chroma (two planes of inW×inH in 0..1), averaging each 2×2
+// block when the model ran at full resolution and sampling the nearest
+// point otherwise.
+func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
+	w, h := f.Width(), f.Height()
+	cw, ch := (w+1)/2, (h+1)/2
+	n := inW * inH
+	for plane := 1; plane <= 2; plane++ {
+		dst, stride := f.Plane(plane)
+		src := fg[(plane-1)*n : plane*n]
+		full := inW == w && inH == h
+		for cy := 0; cy < ch; cy++ {
+			row := dst[cy*stride : cy*stride+cw]
+			if full {
+				y0 := 2 * cy
+				y1 := min(y0+1, h-1)
+				r0, r1 := src[y0*inW:(y0+1)*inW], src[y1*inW:(y1+1)*inW]
+				for cx := range row {
+					x0 := 2 * cx
+					x1 := min(x0+1, w-1)
+					s := (r0[x0] + r0[x1] + r1[x0] + r1[x1]) * (255.0 / 4)
+					row[cx] = clampByte(s)
+				}
+				continue
+			}
+			sy := min((2*cy*inH+inH/2)/h, inH-1)
+			r := src[sy*inW : (sy+1)*inW]
+			for cx := range row {
+				sx := min((2*cx*inW+inW/2)/w, inW-1)
+				row[cx] = clampByte(r[sx] * 255)
+			}
+		}
+	}
+}
+
+func clampByte(v float32) byte {
+	switch {
+	case v <= 0:
+		return 0
+	case v >= 255:
+		return 255
+	}
+	return byte(v + 0.5)
+}
+
+// encode writes each frame with its alpha, releases the frame, gives the
+// alpha buffer back and reports progress.
+func (p *pipeline) encode(ctx context.Context, in <-chan matted, alphas chan<- []byte) error {
+	last := time.Now()
+	for {
+		var m matted
+		select {
+		case m = <-in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if m.frame == nil {
+			p.report(true)
+			return nil
+		}
+		err := p.sink.WriteFrame(m.frame, m.alpha)
+		m.frame.Release()
+		alphas <- m.alpha
+		if err != nil {
+			return err
+		}
+		p.done++
+		if time.Since(last) >= p.every {
+			last = time.Now()
+			p.report(false)
+		}
+	}
+}
+
+// report calls the progress callback.
+func (p *pipeline) report(final bool) {
+	if p.progress == nil {
+		return
+	}
+	elapsed := time.Since(p.start)
+	pr := Progress{FramesDone: p.done, FramesTotal: max(p.total, p.done), Elapsed: elapsed}
+	if final {
+		pr.FramesTotal = p.done
+	}
+	if elapsed > 0 {
+		pr.FPS = float64(p.done) / elapsed.Seconds()
+	}
+	if pr.FPS > 0 && pr.FramesTotal > p.done {
+		pr.ETA = time.Duration(float64(pr.FramesTotal-p.done) / pr.FPS * float64(time.Second))
+	}
+	p.progress(pr)
+}
