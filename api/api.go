@@ -1,0 +1,427 @@
+// Package api is the daemon's HTTP face: the /v1 contract of docs/API.md and
+// its legacy /api routes, with authentication, per-key rate limits,
+// idempotent POSTs, strict request validation and the structured error
+// payload; streaming uploads and remote fetching with address checks;
+// signed, expiring output URLs served by the daemon; signed webhook
+// delivery with persisted retries; health, Prometheus metrics and the
+// OpenAPI document. It is the only package that knows HTTP status codes:
+// handlers decode, validate, make one service call and encode.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"vidmatte"
+)
+
+// Store is what the api needs of the store: the six domain services and a
+// reachability check. *store.DB satisfies it.
+type Store interface {
+	vidmatte.KeyService
+	vidmatte.UploadService
+	vidmatte.JobService
+	vidmatte.UsageService
+	vidmatte.IdempotencyService
+	vidmatte.WebhookService
+	Ping(ctx context.Context) error
+}
+
+// Runner is the job runner as the api sees it: told when a job was queued,
+// and asked to stop a job that was canceled. Either may be a no-op.
+type Runner interface {
+	// Wake tells the runner that a job may be waiting in the queue.
+	Wake()
+	// Cancel stops the job if it is running in this process.
+	Cancel(jobID string) bool
+}
+
+// MediaInfo is what a probe learns of a video.
+type MediaInfo struct {
+	DurationSec float64
+	Width       int
+	Height      int
+	FPS         float64
+	HasAudio    bool
+}
+
+// Prober probes a local media file. A file with no decodable video stream
+// is an error of code unsupported_media_type.
+type Prober interface {
+	Probe(ctx context.Context, path string) (*MediaInfo, error)
+}
+
+// ProberFunc adapts a function to Prober.
+type ProberFunc func(ctx context.Context, path string) (*MediaInfo, error)
+
+// Probe calls f.
+func (f ProberFunc) Probe(ctx context.Context, path string) (*MediaInfo, error) { return f(ctx, path) }
+
+// Limits bound what a client can make the daemon read.
+type Limits struct {
+	MaxUploadBytes int64         // one uploaded file (default 500 MB)
+	MaxBodyBytes   int64         // one JSON request body (default 1 MiB)
+	MaxFetchBytes  int64         // one remote video or image (default MaxUploadBytes)
+	FetchTimeout   time.Duration // one remote fetch, whole (default 2 minutes)
+}
+
+// WebhookOptions tune webhook delivery.
+type WebhookOptions struct {
+	Timeout      time.Duration // one attempt (default 10 s)
+	MaxAttempts  int           // then the delivery fails for good (default 8)
+	BaseDelay    time.Duration // delay after the first failure, doubled each time (default 5 s)
+	MaxDelay     time.Duration // cap of the delay (default 1 h)
+	PollInterval time.Duration // how often due deliveries are looked for (default 1 s)
+}
+
+// Config is everything the api is built from.
+type Config struct {
+	Store   Store
+	Catalog *Catalog
+	Prober  Prober
+	Runner  Runner // optional
+
+	// DataDir holds uploads/ (uploaded and fetched videos), outputs/ and
+	// backgrounds/ (fetched background images).
+	DataDir string
+	// Secret signs output URLs (LoadSecret keeps one in the data dir).
+	Secret []byte
+	// PublicURL is the daemon's base URL as clients reach it, used for
+	// output URLs in webhooks; requests use their own Host when it is empty.
+	PublicURL string
+
+	Limits            Limits
+	RateLimit         float64 // requests per second per key (default 10)
+	RateBurst         int     // bucket size (default 20)
+	AllowPrivateFetch bool    // allow fetching from private, loopback and link-local addresses
+	OutputURLTTL      time.Duration
+	Webhooks          WebhookOptions
+
+	// ModelsReady reports whether the models can be loaded (for /health).
+	ModelsReady func(ctx context.Context) error
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Now     func() time.Time
+}
+
+// Server is the daemon's HTTP handler and its background loops (webhook
+// delivery, idempotency purge).
+type Server struct {
+	cfg      Config
+	store    Store
+	log      *slog.Logger
+	metrics  *Metrics
+	router   router
+	limiter  *limiter
+	signer   *signer
+	fetcher  *Fetcher
+	webhooks *webhookDeliverer
+	draining atomic.Bool
+
+	uploadDir, outputDir, backgroundDir string
+
+	bgMu sync.Mutex // one fetch per background image at a time
+}
+
+// New checks cfg, fills its defaults and returns the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: no store")
+	}
+	if cfg.Catalog == nil {
+		return nil, errors.New("api: no model catalog")
+	}
+	if cfg.Prober == nil {
+		return nil, errors.New("api: no prober")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("api: no data dir")
+	}
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("api: the output URL secret is shorter than 16 bytes")
+	}
+	if cfg.Limits.MaxUploadBytes <= 0 {
+		cfg.Limits.MaxUploadBytes = 500 << 20
+	}
+	if cfg.Limits.MaxBodyBytes <= 0 {
+		cfg.Limits.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Limits.MaxFetchBytes <= 0 {
+		cfg.Limits.MaxFetchBytes = cfg.Limits.MaxUploadBytes
+	}
+	if cfg.Limits.FetchTimeout <= 0 {
+		cfg.Limits.FetchTimeout = 2 * time.Minute
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 10
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 20
+	}
+	if cfg.OutputURLTTL <= 0 {
+		cfg.OutputURLTTL = 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{
+		cfg:           cfg,
+		store:         cfg.Store,
+		log:           cfg.Logger,
+		metrics:       cfg.Metrics,
+		limiter:       newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		signer:        &signer{secret: cfg.Secret, now: cfg.Now},
+		uploadDir:     filepath.Join(cfg.DataDir, "uploads"),
+		outputDir:     filepath.Join(cfg.DataDir, "outputs"),
+		backgroundDir: filepath.Join(cfg.DataDir, "backgrounds"),
+	}
+	for _, d := range []string{s.uploadDir, s.outputDir, s.backgroundDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
+	s.fetcher = NewFetcher(FetcherOptions{AllowPrivate: cfg.AllowPrivateFetch, Timeout: cfg.Limits.FetchTimeout})
+	s.webhooks = newWebhookDeliverer(s, cfg.Webhooks)
+	cfg.Metrics.watchStore(cfg.Store)
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	rt := &s.router
+	rt.add(http.MethodPost, "/v1/uploads", true, s.handleUpload)
+	rt.add(http.MethodPost, "/v1/jobs", true, s.handleCreateJob)
+	rt.add(http.MethodGet, "/v1/jobs", true, s.handleListJobs)
+	rt.add(http.MethodGet, "/v1/jobs/{job_id}", true, s.handleGetJob)
+	rt.add(http.MethodPost, "/v1/jobs/{job_id}/start", true, s.handleStartJob)
+	rt.add(http.MethodPost, "/v1/jobs/{job_id}/cancel", true, s.handleCancelJob)
+	rt.add(http.MethodGet, "/v1/usage/summary", true, s.handleUsageSummary)
+	rt.add(http.MethodGet, "/v1/usage/events", true, s.handleUsageEvents)
+	rt.add(http.MethodGet, "/v1/openapi.json", false, s.handleOpenAPI)
+	rt.add(http.MethodGet, "/api/download/{job_id}", true, s.handleDownload)
+	rt.add(http.MethodGet, "/api/pricing", false, s.handlePricing)
+	rt.add(http.MethodGet, "/outputs/{file}", false, s.handleOutput)
+	rt.add(http.MethodGet, "/health", false, s.handleHealth)
+	rt.add(http.MethodGet, "/metrics", false, s.handleMetrics)
+}
+
+// Metrics returns the server's metrics, for the runner's observations.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// SetDraining marks the daemon as draining: /health answers 503 and new
+// jobs are still accepted into the queue for the next start.
+func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
+
+// Run runs the background loops (webhook delivery, purge of idempotency
+// records older than a day) until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.webhooks.run(ctx) }()
+	go func() { defer wg.Done(); s.purgeLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (s *Server) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.PurgeIdempotent(ctx, s.cfg.Now().Add(-IdempotencyTTL))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("purging idempotency records", slog.Any("error", err))
+		} else if n > 0 {
+			s.log.Info("purged idempotency records", slog.Int("count", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ServeHTTP runs a request through the middleware: request id, panic
+// recovery, routing (structured 404/405), authentication, rate limit,
+// idempotency, then the handler; and logs and counts it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if !acceptRequestID(id) {
+		id = newID("req_")
+	}
+	ri := &requestInfo{id: id, host: r.Host, log: s.log.With(slog.String("request_id", id))}
+	r = r.WithContext(withInfo(r.Context(), ri))
+	w.Header().Set("X-Request-Id", id)
+	rec := &statusWriter{ResponseWriter: w}
+
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			ri.log.Error("handler panic", slog.Any("panic", p))
+			if !rec.wrote {
+				writeError(rec, r, fmt.Errorf("panic: %v", p))
+			}
+		}
+		elapsed := time.Since(start)
+		route := ri.route
+		if route == "" {
+			route = "unmatched"
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.metrics.observeRequest(route, r.Method, status, elapsed, id)
+		attrs := []any{
+			slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
+			slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed),
+		}
+		if ri.key != nil {
+			attrs = append(attrs, slog.String("key_id", ri.key.ID))
+		}
+		if ri.replay {
+			attrs = append(attrs, slog.Bool("idempotent_replay", true))
+		}
+		ri.log.Info("request", attrs...)
+	}()
+
+	rt, p, allowed := s.router.match(r.Method, r.URL.Path)
+	if rt == nil {
+		if len(allowed) > 0 {
+			rec.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(rec, r, errBadMethod(r.Method, allowed))
+			return
+		}
+		writeError(rec, r, errNoRoute(r.URL.Path))
+		return
+	}
+	ri.route = rt.pattern
+	if id := p["job_id"]; id != "" {
+		if !validID(id) {
+			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeNotFound, "job not found"))
+			return
+		}
+		setJobID(r.Context(), id)
+	}
+	if rt.auth {
+		key, err := s.authenticate(r)
+		if err != nil {
+			writeError(rec, r, err)
+			return
+		}
+		ri.key = key
+		ri.log = ri.log.With(slog.String("key_id", key.ID))
+		if !s.rateLimit(rec, key.ID) {
+			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeRateLimited, "rate limit exceeded; retry after %s seconds", rec.Header().Get("Retry-After")))
+			return
+		}
+		if r.Method == http.MethodPost && rt.pattern != "/v1/uploads" {
+			s.serveIdempotent(rec, r, func(w http.ResponseWriter, r *http.Request) { rt.handler(w, r, p) })
+			return
+		}
+	}
+	rt.handler(rec, r, p)
+}
+
+// authenticate checks X-Api-Key.
+func (s *Server) authenticate(r *http.Request) (*vidmatte.Key, error) {
+	secret := r.Header.Get("X-Api-Key")
+	if secret == "" {
+		return nil, vidmatte.Errorf(vidmatte.CodeUnauthenticated, "missing X-Api-Key header")
+	}
+	if len(secret) > 256 {
+		return nil, vidmatte.Errorf(vidmatte.CodeUnauthenticated, "invalid API key")
+	}
+	key, err := s.store.AuthenticateKey(r.Context(), secret)
+	if err != nil {
+		if vidmatte.ErrorCode(err) == vidmatte.CodeUnauthenticated || vidmatte.ErrorCode(err) == vidmatte.CodeNotFound {
+			return nil, vidmatte.Errorf(vidmatte.CodeUnauthenticated, "invalid API key")
+		}
+		return nil, err
+	}
+	return key, nil
+}
+
+// validID reports whether s can be an id: 1–64 letters, digits, '_' or '-'.
+// Anything else (a path traversal, say) is not found without a lookup.
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// baseURL is the daemon's URL as the client reached it.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" || r == nil {
+		return s.cfg.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// itoa is strconv.Itoa, short.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// drain reads and discards what is left of a body so the connection can be
+// reused, up to a bound.
+func drain(r io.Reader) { _, _ = io.CopyN(io.Discard, r, 64<<10) }

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"vidmatte"
+)
+
+// uploadJSON is the answer of POST /v1/uploads.
+type uploadJSON struct {
+	Success         bool    `json:"success"`
+	VideoID         string  `json:"video_id"`
+	VideoURL        string  `json:"video_url"`
+	Filename        string  `json:"filename"`
+	Size            int64   `json:"size"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Width           int     `json:"width"`
+	Height          int     `json:"height"`
+	FPS             float64 `json:"fps"`
+	HasAudio        bool    `json:"has_audio"`
+}
+
+// multipartOverhead is what the multipart framing may add to the file.
+const multipartOverhead = 64 << 10
+
+// handleUpload streams the multipart field file to disk (never whole in
+// memory), refusing it as soon as it passes the size cap; probes it; and
+// records it. An Idempotency-Key is matched on the file's name and
+// content, once they are known, before anything is recorded.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) {
+	ctx := r.Context()
+	key := keyFrom(ctx)
+	max := s.cfg.Limits.MaxUploadBytes
+	if r.ContentLength > max+multipartOverhead {
+		writeError(w, r, tooLarge(max))
+		return
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		writeError(w, r, vidmatte.FieldErrorf("file", "send the video as multipart/form-data in a field named file"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max+multipartOverhead)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, r, vidmatte.FieldErrorf("file", "malformed multipart body"))
+		return
+	}
+	var (
+		path, filename string
+		size           int64
+		hash           = sha256.New()
+	)
+	cleanup := func() {
+		if path != "" {
+			os.Remove(path)
+		}
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cleanup()
+			writeError(w, r, multipartError(err, max))
+			return
+		}
+		name := part.FormName()
+		if name != "file" {
+			part.Close()
+			cleanup()
+			writeError(w, r, vidmatte.FieldErrorf(sanitizeForMessage(name), "unknown field; send only the field file"))
+			return
+		}
+		if path != "" {
+			part.Close()
+			cleanup()
+			writeError(w, r, vidmatte.FieldErrorf("file", "given more than once"))
+			return
+		}
+		filename = sanitizeFilename(part.FileName())
+		path = filepath.Join(s.uploadDir, newID("up_")+extensionOf(filename))
+		hash.Write([]byte(filename + "\n"))
+		size, err = s.streamPart(part, path, max, hash)
+		part.Close()
+		if err != nil {
+			if errors.Is(err, errUploadTooLarge) {
+				err = tooLarge(max)
+			} else {
+				err = multipartError(err, max)
+			}
+			cleanup()
+			writeError(w, r, err)
+			return
+		}
+	}
+	if path == "" {
+		writeError(w, r, vidmatte.FieldErrorf("file", "required"))
+		return
+	}
+	if size == 0 {
+		cleanup()
+		writeError(w, r, &vidmatte.Error{Code: vidmatte.CodeUnsupportedMedia, Field: "file", Message: "file: empty"})
+		return
+	}
+	claim, done := s.beginIdempotent(w, r, "upload "+hex.EncodeToString(hash.Sum(nil)))
+	if done {
+		cleanup()
+		return
+	}
+	cw := &captureWriter{ResponseWriter: w}
+	completed := false
+	defer func() {
+		if !completed {
+			claim.abandon(ctx)
+		}
+	}()
+	s.finishUpload(cw, r, key, path, filename, size)
+	completed = true
+	if cw.status >= 300 {
+		cleanup()
+	}
+	claim.finish(ctx, cw.status, cw.Header().Get("Content-Type"), cw.buf.Bytes())
+}
+
+func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidmatte.Key, path, filename string, size int64) {
+	ctx := r.Context()
+	info, err := s.probe(ctx, path, "file")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	up := &vidmatte.Upload{
+		KeyID:       key.ID,
+		Filename:    filename,
+		Path:        path,
+		Size:        size,
+		DurationSec: info.DurationSec,
+		Width:       info.Width,
+		Height:      info.Height,
+		FPS:         info.FPS,
+		HasAudio:    info.HasAudio,
+	}
+	if err := s.store.CreateUpload(ctx, up); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	loggerFrom(ctx).Info("upload stored", slog.String("video_id", up.ID), slog.Int64("size", size),
+		slog.Float64("duration_seconds", up.DurationSec))
+	writeJSON(w, http.StatusCreated, uploadJSON{
+		Success:         true,
+		VideoID:         up.ID,
+		VideoURL:        s.baseURL(r) + "/v1/uploads/" + up.ID,
+		Filename:        up.Filename,
+		Size:            up.Size,
+		DurationSeconds: up.DurationSec,
+		Width:           up.Width,
+		Height:          up.Height,
+		FPS:             up.FPS,
+		HasAudio:        up.HasAudio,
+	})
+}
+
+var errUploadTooLarge = errors.New("upload too large")
+
+// streamPart copies a part to a new file, hashing it, and stops as soon as
+// it passes max bytes.
+func (s *Server) streamPart(part io.Reader, path string, max int64, hash io.Writer) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.MultiWriter(f, hash), io.LimitReader(part, max+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > max {
+		err = errUploadTooLarge
+	}
+	return n, err
+}
+
+func tooLarge(max int64) error {
+	return &vidmatte.Error{Code: vidmatte.CodeTooLarge, Field: "file", Message: "file: larger than the limit of " + strconv.FormatInt(max, 10) + " bytes"}
+}
+
+func multipartError(err error, max int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(max)
+	}
+	return &vidmatte.Error{Code: vidmatte.CodeInvalid, Field: "file", Message: "file: malformed multipart body", Err: err}
+}
+
+// sanitizeFilename keeps only the last path element of a client file name,
+// without control characters, separators or leading dots, at most 200
+// bytes; the file on disk never uses it.
+func sanitizeFilename(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	var b strings.Builder
+	for _, r := range name {
+		if r == utf8.RuneError || unicode.IsControl(r) || r == ':' || r == '"' || r == '<' || r == '>' || r == '|' || r == '*' || r == '?' {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > 200 {
+			break
+		}
+		b.WriteRune(r)
+	}
+	name = strings.TrimLeft(strings.TrimSpace(b.String()), ".")
+	if name == "" {
+		name = "upload"
+	}
+	return name
+}
+
+// extensionOf returns a safe lower-case extension of a name (".mp4"), or "".
+func extensionOf(name string) string {
+	ext := strings.ToLower(filepath.Ext(name))
+	if len(ext) < 2 || len(ext) > 9 {
+		return ""
+	}
+	for _, c := range ext[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return ext
+}
