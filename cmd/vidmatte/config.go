@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"vidmatte/models"
+)
+
+// The daemon's configuration comes from, in rising precedence: built-in
+// defaults, a TOML file (--config or $VIDMATTE_CONFIG), VIDMATTE_*
+// environment variables, and flags. An example file with every key:
+//
+//	listen = "127.0.0.1:8080"         # VIDMATTE_LISTEN, --listen
+//	data = "/var/lib/vidmatte"        # VIDMATTE_DATA, --data
+//	public_url = "https://matte.example.com"  # VIDMATTE_PUBLIC_URL, --public-url
+//	default_model = "isnet"           # VIDMATTE_DEFAULT_MODEL, --default-model
+//	workers = 1                       # VIDMATTE_WORKERS, --workers (jobs at once)
+//	device = "cpu"                    # VIDMATTE_DEVICE, --device (cpu or cuda)
+//	cpu_fallback = false              # VIDMATTE_CPU_FALLBACK, --cpu-fallback
+//	batch = 1                         # VIDMATTE_BATCH, --batch
+//	threads = 0                       # VIDMATTE_THREADS, --threads (0 = all cores)
+//	allow_private_fetch = false       # VIDMATTE_ALLOW_PRIVATE_FETCH, --allow-private-fetch
+//	shutdown_deadline = "30s"         # VIDMATTE_SHUTDOWN_DEADLINE, --shutdown-deadline
+//	output_url_ttl = "24h"            # VIDMATTE_OUTPUT_URL_TTL, --output-url-ttl
+//	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
+//	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
+//	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
+//
+//	[limits]
+//	upload_bytes = 500000000          # VIDMATTE_MAX_UPLOAD_BYTES, --max-upload-bytes
+//	body_bytes = 1048576              # VIDMATTE_MAX_BODY_BYTES, --max-body-bytes
+//	fetch_bytes = 500000000           # VIDMATTE_MAX_FETCH_BYTES, --max-fetch-bytes
+//	fetch_timeout = "2m"              # VIDMATTE_FETCH_TIMEOUT, --fetch-timeout
+//
+//	[rate_limit]
+//	rate = 10.0                       # VIDMATTE_RATE_LIMIT, --rate-limit (requests/s per key)
+//	burst = 20                        # VIDMATTE_RATE_BURST, --rate-burst
+//
+//	[prices]                          # VIDMATTE_PRICES="isnet=10,chroma=1", --price isnet=10
+//	isnet = 10.0                      # credits per minute; a model not listed uses its manifest's
+//
+//	[aliases]                         # VIDMATTE_ALIASES="fast=isnet-small", --alias fast=isnet-small
+//	fast = "isnet-small"
+type serveConfig struct {
+	Listen            string             `toml:"listen"`
+	Data              string             `toml:"data"`
+	PublicURL         string             `toml:"public_url"`
+	DefaultModel      string             `toml:"default_model"`
+	Workers           int                `toml:"workers"`
+	Device            string             `toml:"device"`
+	CPUFallback       bool               `toml:"cpu_fallback"`
+	Batch             int                `toml:"batch"`
+	Threads           int                `toml:"threads"`
+	AllowPrivateFetch bool               `toml:"allow_private_fetch"`
+	ShutdownDeadline  duration           `toml:"shutdown_deadline"`
+	OutputURLTTL      duration           `toml:"output_url_ttl"`
+	MaxAttempts       int                `toml:"max_attempts"`
+	LogFormat         string             `toml:"log_format"`
+	LogLevel          string             `toml:"log_level"`
+	Limits            limitsConfig       `toml:"limits"`
+	RateLimit         rateConfig         `toml:"rate_limit"`
+	Prices            map[string]float64 `toml:"prices"`
+	Aliases           map[string]string  `toml:"aliases"`
+}
+
+type limitsConfig struct {
+	UploadBytes  int64    `toml:"upload_bytes"`
+	BodyBytes    int64    `toml:"body_bytes"`
+	FetchBytes   int64    `toml:"fetch_bytes"`
+	FetchTimeout duration `toml:"fetch_timeout"`
+}
+
+type rateConfig struct {
+	Rate  float64 `toml:"rate"`
+	Burst int     `toml:"burst"`
+}
+
+// duration is a time.Duration written "30s", "2m", "24h" in TOML.
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// defaultServeConfig is the configuration before any file, env or flag.
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Listen:           "127.0.0.1:8080",
+		Data:             filepath.Join(models.Home(), "data"),
+		Workers:          1,
+		Device:           "cpu",
+		Batch:            1,
+		ShutdownDeadline: duration{30 * time.Second},
+		OutputURLTTL:     duration{24 * time.Hour},
+		MaxAttempts:      3,
+		LogFormat:        "auto",
+		LogLevel:         "info",
+		Limits: limitsConfig{
+			UploadBytes:  500_000_000,
+			BodyBytes:    1 << 20,
+			FetchBytes:   500_000_000,
+			FetchTimeout: duration{2 * time.Minute},
+		},
+		RateLimit: rateConfig{Rate: 10, Burst: 20},
+		Prices:    map[string]float64{},
+		Aliases:   map[string]string{},
+	}
+}
+
+// configFlags binds the configuration's flags to a flag set; apply copies
+// the flags that were set over a configuration.
+type configFlags struct {
+	fs     *flag.FlagSet
+	config *string
+	apply  func(c *serveConfig) error
+}
+
+// pairList is a repeatable name=value flag.
+type pairList []string
+
+func (p *pairList) String() string     { return strings.Join(*p, ",") }
+func (p *pairList) Set(v string) error { *p = append(*p, v); return nil }
+
+// bindConfigFlags adds the flags of every setting (all true) or only of
+// --config and --data (the operator's tools).
+func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
+	d := defaultServeConfig()
+	cf := &configFlags{fs: fs}
+	cf.config = fs.String("config", "", "TOML configuration `file` (default $VIDMATTE_CONFIG)")
+	data := fs.String("data", d.Data, "data `dir`: vidmatte.db, uploads/, outputs/, secret")
+	if !all {
+		cf.apply = func(c *serveConfig) error {
+			if flagSet(fs, "data") {
+				c.Data = *data
+			}
+			return nil
+		}
+		return cf
+	}
+	listen := fs.String("listen", d.Listen, "`address` to listen on")
+	publicURL := fs.String("public-url", "", "base `URL` clients reach the daemon at (for output URLs in webhooks)")
+	defModel := fs.String("default-model", "", "model `id` or alias used when a job names none (default: isnet when installed)")
+	workers := fs.Int("workers", d.Workers, "jobs processed at once")
+	device := fs.String("device", d.Device, "inference device: cpu or cuda")
+	fallback := fs.Bool("cpu-fallback", false, "use the CPU when CUDA cannot be loaded, instead of failing")
+	batch := fs.Int("batch", d.Batch, "frames per inference call")
+	threads := fs.Int("threads", 0, "inference threads (0 = all cores)")
+	allowPrivate := fs.Bool("allow-private-fetch", false, "allow fetching videos, images and webhooks from private, loopback and link-local addresses")
+	deadline := fs.Duration("shutdown-deadline", d.ShutdownDeadline.Duration, "how long running jobs may finish on SIGTERM before they are requeued")
+	ttl := fs.Duration("output-url-ttl", d.OutputURLTTL.Duration, "how long a signed output URL stays valid")
+	attempts := fs.Int("max-attempts", d.MaxAttempts, "how often a job interrupted by a crash is started before it fails")
+	logFormat := fs.String("log-format", d.LogFormat, "log format: auto (JSON unless stderr is a terminal), json or text")
+	logLevel := fs.String("log-level", d.LogLevel, "log level: debug, info, warn or error")
+	upload := fs.Int64("max-upload-bytes", d.Limits.UploadBytes, "largest upload")
+	body := fs.Int64("max-body-bytes", d.Limits.BodyBytes, "largest JSON request body")
+	fetchBytes := fs.Int64("max-fetch-bytes", d.Limits.FetchBytes, "largest remote video or image")
+	fetchTimeout := fs.Duration("fetch-timeout", d.Limits.FetchTimeout.Duration, "time limit of one remote fetch")
+	rate := fs.Float64("rate-limit", d.RateLimit.Rate, "requests per second per key")
+	burst := fs.Int("rate-burst", d.RateLimit.Burst, "requests a key may make at once")
+	var prices, aliases pairList
+	fs.Var(&prices, "price", "credits per minute of a model, `model=credits` (repeatable)")
+	fs.Var(&aliases, "alias", "a model alias, `alias=model` (repeatable)")
+	cf.apply = func(c *serveConfig) error {
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "data":
+				c.Data = *data
+			case "listen":
+				c.Listen = *listen
+			case "public-url":
+				c.PublicURL = *publicURL
+			case "default-model":
+				c.DefaultModel = *defModel
+			case "workers":
+				c.Workers = *workers
+			case "device":
+				c.Device = *device
+			case "cpu-fallback":
+				c.CPUFallback = *fallback
+			case "batch":
+				c.Batch = *batch
+			case "threads":
+				c.Threads = *threads
+			case "allow-private-fetch":
+				c.AllowPrivateFetch = *allowPrivate
+			case "shutdown-deadline":
+				c.ShutdownDeadline.Duration = *deadline
+			case "output-url-ttl":
+				c.OutputURLTTL.Duration = *ttl
+			case "max-attempts":
+				c.MaxAttempts = *attempts
+			case "log-format":
+				c.LogFormat = *logFormat
+			case "log-level":
+				c.LogLevel = *logLevel
+			case "max-upload-bytes":
+				c.Limits.UploadBytes = *upload
+			case "max-body-bytes":
+				c.Limits.BodyBytes = *body
+			case "max-fetch-bytes":
+				c.Limits.FetchBytes = *fetchBytes
+			case "fetch-timeout":
+				c.Limits.FetchTimeout.Duration = *fetchTimeout
+			case "rate-limit":
+				c.RateLimit.Rate = *rate
+			case "rate-burst":
+				c.RateLimit.Burst = *burst
+			case "price":
+				err = errors.Join(err, setPrices(c, prices, "--price"))
+			case "alias":
+				err = errors.Join(err, setAliases(c, aliases, "--alias"))
+			}
+		})
+		return err
+	}
+	return cf
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// load builds the configuration: defaults, then the file, then the
+// environment, then the flags that were set; and checks it.
+func (cf *configFlags) load(getenv func(string) string) (serveConfig, error) {
+	c := defaultServeConfig()
+	path := *cf.config
+	if path == "" {
+		path = getenv("VIDMATTE_CONFIG")
+	}
+	if path != "" {
+		if err := loadConfigFile(&c, path); err != nil {
+			return c, err
+		}
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return c, err
+	}
+	if err := cf.apply(&c); err != nil {
+		return c, usageErrorf("%v", err)
+	}
+	return c, c.check()
+}
+
+// loadConfigFile reads a TOML file over c; unknown keys are an error.
+func loadConfigFile(c *serveConfig, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(c)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// applyEnv copies the VIDMATTE_* variables that are set over c.
+func applyEnv(c *serveConfig, getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	int64v := func(name string, dst *int64) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	dur := func(name string, dst *duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration", name, v))
+				return
+			}
+			dst.Duration = d
+		}
+	}
+	str("VIDMATTE_LISTEN", &c.Listen)
+	str("VIDMATTE_DATA", &c.Data)
+	str("VIDMATTE_PUBLIC_URL", &c.PublicURL)
+	str("VIDMATTE_DEFAULT_MODEL", &c.DefaultModel)
+	integer("VIDMATTE_WORKERS", &c.Workers)
+	str("VIDMATTE_DEVICE", &c.Device)
+	boolean("VIDMATTE_CPU_FALLBACK", &c.CPUFallback)
+	integer("VIDMATTE_BATCH", &c.Batch)
+	integer("VIDMATTE_THREADS", &c.Threads)
+	boolean("VIDMATTE_ALLOW_PRIVATE_FETCH", &c.AllowPrivateFetch)
+	dur("VIDMATTE_SHUTDOWN_DEADLINE", &c.ShutdownDeadline)
+	dur("VIDMATTE_OUTPUT_URL_TTL", &c.OutputURLTTL)
+	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)
+	str("VIDMATTE_LOG_FORMAT", &c.LogFormat)
+	str("VIDMATTE_LOG_LEVEL", &c.LogLevel)
+	int64v("VIDMATTE_MAX_UPLOAD_BYTES", &c.Limits.UploadBytes)
+	int64v("VIDMATTE_MAX_BODY_BYTES", &c.Limits.BodyBytes)
+	int64v("VIDMATTE_MAX_FETCH_BYTES", &c.Limits.FetchBytes)
+	dur("VIDMATTE_FETCH_TIMEOUT", &c.Limits.FetchTimeout)
+	if v := getenv("VIDMATTE_RATE_LIMIT"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VIDMATTE_RATE_LIMIT: %q is not a number", v))
+		} else {
+			c.RateLimit.Rate = f
+		}
+	}
+	integer("VIDMATTE_RATE_BURST", &c.RateLimit.Burst)
+	if v := getenv("VIDMATTE_PRICES"); v != "" {
+		errs = append(errs, setPrices(c, strings.Split(v, ","), "VIDMATTE_PRICES"))
+	}
+	if v := getenv("VIDMATTE_ALIASES"); v != "" {
+		errs = append(errs, setAliases(c, strings.Split(v, ","), "VIDMATTE_ALIASES"))
+	}
+	return errors.Join(errs...)
+}
+
+func splitPair(p, where string) (string, string, error) {
+	k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" || v == "" {
+		return "", "", fmt.Errorf("%s: %q is not name=value", where, p)
+	}
+	return k, v, nil
+}
+
+func setPrices(c *serveConfig, pairs []string, where string) error {
+	for _, p := range pairs {
+		k, v, err := splitPair(p, where)
+		if err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("%s: price %q of %s is not a non-negative number", where, v, k)
+		}
+		if c.Prices == nil {
+			c.Prices = map[string]float64{}
+		}
+		c.Prices[k] = f
+	}
+	return nil
+}
+
+func setAliases(c *serveConfig, pairs []string, where string) error {
+	for _, p := range pairs {
+		k, v, err := splitPair(p, where)
+		if err != nil {
+			return err
+		}
+		if c.Aliases == nil {
+			c.Aliases = map[string]string{}
+		}
+		c.Aliases[k] = v
+	}
+	return nil
+}
+
+// check refuses settings out of range.
+func (c *serveConfig) check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" {
+		bad("listen: empty")
+	}
+	if c.Data == "" {
+		bad("data: empty")
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		bad("workers: %d is not in 1..64", c.Workers)
+	}
+	if c.Device != "cpu" && c.Device != "cuda" {
+		bad("device: %q is not cpu or cuda", c.Device)
+	}
+	if c.Batch < 1 || c.Batch > 64 {
+		bad("batch: %d is not in 1..64", c.Batch)
+	}
+	if c.Threads < 0 {
+		bad("threads: negative")
+	}
+	if c.ShutdownDeadline.Duration < 0 {
+		bad("shutdown_deadline: negative")
+	}
+	if c.OutputURLTTL.Duration < time.Minute {
+		bad("output_url_ttl: %s is under a minute", c.OutputURLTTL.Duration)
+	}
+	if c.MaxAttempts < 1 {
+		bad("max_attempts: %d is under 1", c.MaxAttempts)
+	}
+	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log_format: %q is not auto, json or text", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.Limits.UploadBytes < 1 || c.Limits.BodyBytes < 1 || c.Limits.FetchBytes < 1 {
+		bad("limits: sizes must be positive")
+	}
+	if c.Limits.FetchTimeout.Duration <= 0 {
+		bad("limits.fetch_timeout: must be positive")
+	}
+	if c.RateLimit.Rate <= 0 || c.RateLimit.Burst < 1 {
+		bad("rate_limit: rate and burst must be positive")
+	}
+	for m, p := range c.Prices {
+		if p < 0 {
+			bad("prices.%s: negative", m)
+		}
+	}
+	return errors.Join(errs...)
+}

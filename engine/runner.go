@@ -1,0 +1,528 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"vidmatte"
+)
+
+// Processor runs one video through the pipeline. *Engine satisfies it; the
+// runner's tests wrap it to make failures happen.
+type Processor interface {
+	Process(ctx context.Context, r Request) (*Result, error)
+}
+
+// JobEvents is told when a job starts, completes or fails (the daemon
+// queues webhooks from it). Event names are vidmatte.EventJob*.
+type JobEvents interface {
+	JobEvent(ctx context.Context, event string, j *vidmatte.Job)
+}
+
+// JobMetrics records jobs that ended in this process.
+type JobMetrics interface {
+	ObserveJob(jobID string, status vidmatte.Status, frames int64, infer, elapsed time.Duration)
+}
+
+// RunnerConfig is what a Runner is built from.
+type RunnerConfig struct {
+	Jobs      vidmatte.JobService
+	Processor Processor
+	// OutputDir holds one folder per job, outputs/<job id>/<job id><ext>;
+	// a job's folder is removed whenever the job does not complete.
+	OutputDir string
+	// Slots is how many jobs run at once (default 1).
+	Slots int
+	// MaxAttempts bounds how often a job interrupted by a crash is started
+	// again before it fails (default 3).
+	MaxAttempts int
+	// Worker names this runner in claims (default host:pid).
+	Worker string
+	// PollInterval is how often the queue is looked at without a Wake
+	// (default 1 s).
+	PollInterval time.Duration
+	// ProgressInterval is the least time between two progress writes of a
+	// job (default 500 ms).
+	ProgressInterval time.Duration
+	// FetchBackground turns a background image URL into a local file. Jobs
+	// with image backgrounds fail without it.
+	FetchBackground func(ctx context.Context, url string) (string, error)
+	Events          JobEvents  // optional
+	Metrics         JobMetrics // optional
+	Logger          *slog.Logger
+}
+
+// Runner claims queued jobs up to its free slots, runs each through the
+// Processor, records progress and the outcome, and tells the events sink.
+//
+// Credits are the store's bookkeeping: reserved when a job is queued,
+// charged by CompleteJob, refunded by FailJob and CancelJob, kept by
+// RequeueJob. The runner only makes the right call for each outcome.
+//
+// Shutdown has two stages: claiming stops and running jobs may finish until
+// the deadline; then they are canceled and put back in the queue.
+type Runner struct {
+	cfg RunnerConfig
+	log *slog.Logger
+
+	wake     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	loopDone chan struct{}
+	started  bool
+
+	claimMu sync.Mutex // held while claiming and starting jobs
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+	wg      sync.WaitGroup
+}
+
+// The causes a job's context is canceled with.
+var (
+	errClientCancel = errors.New("canceled by the client")
+	errShutdown     = errors.New("the daemon is shutting down")
+)
+
+// NewRunner returns a runner; Run starts it.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if cfg.Jobs == nil || cfg.Processor == nil {
+		return nil, errors.New("engine: a runner needs a job service and a processor")
+	}
+	if cfg.OutputDir == "" {
+		return nil, errors.New("engine: a runner needs an output folder")
+	}
+	if cfg.Slots < 1 {
+		cfg.Slots = 1
+	}
+	if cfg.MaxAttempts < 1 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Worker == "" {
+		host, _ := os.Hostname()
+		cfg.Worker = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.OutputDir, 0o750); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return &Runner{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		running:  map[string]context.CancelCauseFunc{},
+	}, nil
+}
+
+// SetEvents sets the events sink and the background-image fetcher after
+// the runner is made (the daemon's api, which provides both, needs the
+// runner first). Call it before Run.
+func (r *Runner) SetEvents(events JobEvents, fetchBackground func(ctx context.Context, url string) (string, error)) {
+	r.cfg.Events = events
+	r.cfg.FetchBackground = fetchBackground
+}
+
+// OutputPath is where the runner has a job's output written.
+func (r *Runner) OutputPath(j *vidmatte.Job) string {
+	return filepath.Join(r.cfg.OutputDir, j.ID, j.ID+j.OutputFormat.Extension())
+}
+
+// Wake tells the runner that a job may be waiting.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Cancel stops a job running in this process (the store has already
+// recorded the cancel); it reports whether the job was running here.
+func (r *Runner) Cancel(jobID string) bool {
+	r.mu.Lock()
+	cancel, ok := r.running[jobID]
+	r.mu.Unlock()
+	if ok {
+		cancel(errClientCancel)
+	}
+	return ok
+}
+
+// Running returns how many jobs are running now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
+}
+
+// Recover requeues the jobs a crashed daemon left processing (failing those
+// past MaxAttempts) and removes their partial outputs.
+func (r *Runner) Recover(ctx context.Context) error {
+	jobs, err := r.cfg.Jobs.RecoverJobs(ctx, r.cfg.MaxAttempts)
+	if err != nil {
+		return fmt.Errorf("engine: recovering jobs: %w", err)
+	}
+	for _, j := range jobs {
+		r.removeOutput(j)
+		log := r.log.With(slog.String("job_id", j.ID))
+		if j.Status == vidmatte.StatusFailed {
+			log.Warn("job interrupted too often; failed", slog.Int("attempts", j.Attempts))
+			r.event(ctx, vidmatte.EventJobFailed, j)
+			continue
+		}
+		log.Info("job interrupted by a crash; requeued", slog.Int("attempts", j.Attempts))
+	}
+	return nil
+}
+
+// Run recovers interrupted jobs, then claims and runs jobs until Shutdown
+// or until ctx is done. When ctx ends first, running jobs are canceled and
+// requeued at once. Run returns when no job of it is running any more.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("engine: runner already started")
+	}
+	r.started = true
+	r.mu.Unlock()
+	defer close(r.loopDone)
+	if err := r.Recover(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(r.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return r.wait(ctx)
+		case <-ctx.Done():
+			r.cancelAll(errShutdown)
+			r.wg.Wait()
+			return nil
+		default:
+		}
+		if free := r.cfg.Slots - r.Running(); free > 0 && r.claim(ctx, free) == free {
+			continue
+		}
+		select {
+		case <-r.stop:
+		case <-ctx.Done():
+		case <-r.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// wait waits for the running jobs after a Shutdown; a ctx that ends first
+// cancels them.
+func (r *Runner) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.cancelAll(errShutdown)
+		<-done
+	}
+	return nil
+}
+
+// Shutdown stops claiming and lets the running jobs finish until ctx is
+// done; then it cancels them, puts them back in the queue, and waits for
+// them to stop.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.mu.Lock()
+	started := r.started
+	r.mu.Unlock()
+	if !started {
+		return nil
+	}
+	// A claim in flight finishes under claimMu; any later one sees stop.
+	r.claimMu.Lock()
+	r.claimMu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		n := r.Running()
+		r.log.Warn("shutdown deadline passed; canceling and requeueing running jobs", slog.Int("jobs", n))
+		r.cancelAll(errShutdown)
+		<-done
+		<-r.loopDone
+		return nil
+	}
+}
+
+func (r *Runner) cancelAll(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, cancel := range r.running {
+		cancel(cause)
+	}
+}
+
+// claim claims up to free jobs and starts them; it returns how many. It
+// claims nothing once Shutdown has begun.
+func (r *Runner) claim(ctx context.Context, free int) int {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	select {
+	case <-r.stop:
+		return 0
+	default:
+	}
+	jobs, err := r.cfg.Jobs.ClaimJobs(ctx, r.cfg.Worker, free)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("claiming jobs", slog.Any("error", err))
+		}
+		return 0
+	}
+	for _, j := range jobs {
+		r.start(j)
+	}
+	return len(jobs)
+}
+
+// start runs a claimed job in a goroutine of its own.
+func (r *Runner) start(j *vidmatte.Job) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r.mu.Lock()
+	r.running[j.ID] = cancel
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, j.ID)
+			r.mu.Unlock()
+			cancel(nil)
+			r.Wake()
+		}()
+		r.runJob(ctx, j)
+	}()
+}
+
+func (r *Runner) event(ctx context.Context, event string, j *vidmatte.Job) {
+	if r.cfg.Events != nil && j != nil {
+		r.cfg.Events.JobEvent(context.WithoutCancel(ctx), event, j)
+	}
+}
+
+func (r *Runner) removeOutput(j *vidmatte.Job) {
+	if j.ID == "" || filepath.Base(j.ID) != j.ID || j.ID == "." || j.ID == ".." {
+		return
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.OutputDir, j.ID)); err != nil {
+		r.log.Warn("removing a job's output", slog.String("job_id", j.ID), slog.Any("error", err))
+	}
+}
+
+// runJob processes a claimed job and records its outcome. ctx is the job's
+// own: canceled with errClientCancel or errShutdown.
+func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
+	log := r.log.With(slog.String("job_id", j.ID))
+	if j.RequestID != "" {
+		log = log.With(slog.String("request_id", j.RequestID))
+	}
+	bg := context.WithoutCancel(ctx) // outcomes are written even after a cancel
+	log.Info("job processing", slog.String("model", j.Model), slog.String("output_format", string(j.OutputFormat)),
+		slog.Int("attempt", j.Attempts+1))
+	r.event(bg, vidmatte.EventJobStarted, j)
+
+	start := time.Now()
+	out := r.OutputPath(j)
+	req := Request{
+		Input:       j.InputPath,
+		Output:      out,
+		Model:       j.Model,
+		Format:      j.OutputFormat,
+		Background:  j.Background,
+		Composition: j.Composition,
+	}
+	var res *Result
+	err := r.prepareBackground(ctx, &req)
+	if err == nil {
+		rep := newProgressReporter(r, j, log, context.CancelCauseFunc(r.cancelFunc(j.ID)))
+		req.Progress = rep.update
+		go rep.run(ctx)
+		res, err = r.cfg.Processor.Process(ctx, req)
+		rep.stop()
+	}
+	elapsed := time.Since(start)
+	cause := context.Cause(ctx)
+	switch {
+	case err == nil:
+		if res.Frames > 0 {
+			if _, perr := r.cfg.Jobs.SetJobProgress(bg, j.ID, 99, res.Frames, res.Frames); perr != nil {
+				log.Warn("recording final progress", slog.Any("error", perr))
+			}
+		}
+		done, cerr := r.cfg.Jobs.CompleteJob(bg, j.ID, out)
+		if cerr != nil {
+			// Canceled in the last moment, or gone: the output is not wanted.
+			r.removeOutput(j)
+			log.Warn("job finished but could not be completed", slog.Any("error", cerr))
+			return
+		}
+		log.Info("job completed", slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
+			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits))
+		r.observe(j.ID, vidmatte.StatusCompleted, res.Frames, res.InferTime, elapsed)
+		r.event(bg, vidmatte.EventJobCompleted, done)
+	case errors.Is(cause, errClientCancel):
+		r.removeOutput(j)
+		log.Info("job canceled", slog.Duration("elapsed", elapsed))
+		r.observe(j.ID, vidmatte.StatusCanceled, 0, 0, elapsed)
+	case errors.Is(cause, errShutdown):
+		r.removeOutput(j)
+		if _, qerr := r.cfg.Jobs.RequeueJob(bg, j.ID, "daemon shut down before the job finished"); qerr != nil {
+			log.Error("requeueing a job at shutdown", slog.Any("error", qerr))
+			return
+		}
+		log.Info("job requeued at shutdown", slog.Duration("elapsed", elapsed))
+	default:
+		r.removeOutput(j)
+		je := vidmatte.JobError{Code: vidmatte.ErrorCode(err), Message: vidmatte.ErrorMessage(err)}
+		if je.Code == vidmatte.CodeInternal {
+			je.Message = "internal error while processing the video"
+		}
+		log.Error("job failed", slog.String("code", string(je.Code)), slog.Any("error", err), slog.Duration("elapsed", elapsed))
+		failed, ferr := r.cfg.Jobs.FailJob(bg, j.ID, je)
+		if ferr != nil {
+			log.Error("recording a job failure", slog.Any("error", ferr))
+			return
+		}
+		r.observe(j.ID, vidmatte.StatusFailed, 0, 0, elapsed)
+		r.event(bg, vidmatte.EventJobFailed, failed)
+	}
+}
+
+func (r *Runner) observe(id string, st vidmatte.Status, frames int64, infer, elapsed time.Duration) {
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.ObserveJob(id, st, frames, infer, elapsed)
+	}
+}
+
+// cancelFunc returns the cancel of a running job.
+func (r *Runner) cancelFunc(id string) context.CancelCauseFunc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.running[id]; ok {
+		return c
+	}
+	return func(error) {}
+}
+
+// prepareBackground fetches an image background to a local file.
+func (r *Runner) prepareBackground(ctx context.Context, req *Request) error {
+	if req.Background.Type != vidmatte.BackgroundImage || req.Background.ImagePath != "" {
+		return nil
+	}
+	if r.cfg.FetchBackground == nil {
+		return vidmatte.Errorf(vidmatte.CodeUnprocessable, "image backgrounds are not available on this daemon")
+	}
+	p, err := r.cfg.FetchBackground(ctx, req.Background.ImageURL)
+	if err != nil {
+		return err
+	}
+	req.Background.ImagePath = p
+	return nil
+}
+
+// progressReporter writes a job's progress at most every ProgressInterval,
+// never backwards, and cancels the job when the store says it was canceled.
+type progressReporter struct {
+	r      *Runner
+	j      *vidmatte.Job
+	log    *slog.Logger
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	latest  Progress
+	fresh   bool
+	written int
+	frames  int64
+
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newProgressReporter(r *Runner, j *vidmatte.Job, log *slog.Logger, cancel context.CancelCauseFunc) *progressReporter {
+	return &progressReporter{r: r, j: j, log: log, cancel: cancel, written: j.Progress, frames: j.FramesDone,
+		quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// update is the pipeline's progress callback; it only keeps the value.
+func (p *progressReporter) update(pr Progress) {
+	p.mu.Lock()
+	p.latest = pr
+	p.fresh = true
+	p.mu.Unlock()
+}
+
+func (p *progressReporter) run(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTicker(p.r.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.flush(ctx)
+		}
+	}
+}
+
+func (p *progressReporter) flush(ctx context.Context) {
+	p.mu.Lock()
+	pr, fresh := p.latest, p.fresh
+	p.fresh = false
+	p.mu.Unlock()
+	if !fresh {
+		return
+	}
+	pct := min(pr.Percent(), 99) // 100 is for completed jobs
+	if pct < p.written {
+		pct = p.written
+	}
+	if pct == p.written && pr.FramesDone <= p.frames {
+		return
+	}
+	st, err := p.r.cfg.Jobs.SetJobProgress(context.WithoutCancel(ctx), p.j.ID, pct, pr.FramesDone, pr.FramesTotal)
+	if err != nil {
+		p.log.Warn("recording progress", slog.Any("error", err))
+		return
+	}
+	p.written, p.frames = pct, pr.FramesDone
+	if st != vidmatte.StatusProcessing {
+		p.log.Info("job is no longer processing; stopping it", slog.String("status", string(st)))
+		p.cancel(errClientCancel)
+	}
+}
+
+func (p *progressReporter) stop() {
+	close(p.quit)
+	<-p.done
+}
