@@ -27,7 +27,8 @@ func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.Idempotency
 }
 
 // BeginIdempotent claims (rec.KeyID, rec.Key) for a request, storing rec's
-// method, path and body hash as not done, and fills rec.CreatedAt. When a
+// method, path and body hash as not done, with rec.CreatedAt (now when
+// zero; the caller's clock otherwise, the one it purges by). When a
 // record exists already (done or still in progress) it is returned with
 // claimed false and nothing changes: comparing its method, path and body
 // hash with the new request's is the caller's part. An unknown key is
@@ -43,7 +44,11 @@ func (db *DB) BeginIdempotent(ctx context.Context, rec *vidmatte.IdempotencyReco
 		existing *vidmatte.IdempotencyRecord
 		claimed  bool
 	)
-	now := db.now()
+	now := rec.CreatedAt
+	if now.IsZero() {
+		now = db.now()
+	}
+	now = fromNanos(nanos(now))
 	err := db.write(ctx, "begin idempotent request", func(tx *sql.Tx) error {
 		if _, err := lockKey(ctx, tx, rec.KeyID); err != nil {
 			return err

@@ -27,9 +27,11 @@ func scanDelivery(row interface{ Scan(...any) error }) (*vidmatte.WebhookDeliver
 }
 
 // EnqueueWebhook persists a delivery of one event of a job and fills d.ID
-// ("whd_…"), d.CreatedAt, d.KeyID (the job's key, when empty) and
-// d.NextAttemptAt (now, when zero). An unknown job is CodeNotFound; a
-// KeyID that is not the job's is CodeInvalid.
+// ("whd_…"), d.KeyID (the job's key, when empty), and d.CreatedAt and
+// d.NextAttemptAt when they are zero (now). The caller's times are kept
+// otherwise, so a caller with its own clock sees its deliveries due by that
+// clock. An unknown job is CodeNotFound; a KeyID that is not the job's is
+// CodeInvalid.
 func (db *DB) EnqueueWebhook(ctx context.Context, d *vidmatte.WebhookDelivery) error {
 	switch d.Event {
 	case vidmatte.EventJobStarted, vidmatte.EventJobCompleted, vidmatte.EventJobFailed:
@@ -39,7 +41,11 @@ func (db *DB) EnqueueWebhook(ctx context.Context, d *vidmatte.WebhookDelivery) e
 	if d.URL == "" {
 		return vidmatte.FieldErrorf("url", "is required")
 	}
-	id, now := newID(prefixDelivery), db.now()
+	id, now := newID(prefixDelivery), d.CreatedAt
+	if now.IsZero() {
+		now = db.now()
+	}
+	now = fromNanos(nanos(now))
 	next := d.NextAttemptAt
 	if next.IsZero() {
 		next = now

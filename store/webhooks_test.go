@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"vidmatte"
+)
+
+func TestWebhooks(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	t0 := time.Date(2030, 2, 1, 10, 0, 0, 0, time.UTC)
+	withClock(db, t0)
+	k, _ := newKey(t, db, 10)
+	j := createJob(t, db, k.ID, 1, true)
+
+	d1 := &vidmatte.WebhookDelivery{JobID: j.ID, Event: vidmatte.EventJobStarted, URL: "https://hooks.example.com/a", Payload: []byte(`{"a":1}`)}
+	must(t, db.EnqueueWebhook(ctx, d1))
+	if !strings.HasPrefix(d1.ID, "whd_") || d1.KeyID != k.ID || d1.CreatedAt.IsZero() || !d1.NextAttemptAt.Equal(d1.CreatedAt) {
+		t.Fatalf("enqueued %+v", d1)
+	}
+	later := t0.Add(time.Hour)
+	d2 := &vidmatte.WebhookDelivery{JobID: j.ID, KeyID: k.ID, Event: vidmatte.EventJobCompleted, URL: "https://hooks.example.com/a",
+		Payload: []byte(`{"b":2}`), NextAttemptAt: later, CreatedAt: t0.Add(time.Second)}
+	must(t, db.EnqueueWebhook(ctx, d2))
+	got, err := db.FindWebhook(ctx, d2.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got, d2) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", got, d2)
+	}
+
+	due := func(at time.Time) []string {
+		t.Helper()
+		ds, err := db.DueWebhooks(ctx, at, 10)
+		must(t, err)
+		var ids []string
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	if ids := due(t0.Add(time.Minute)); !reflect.DeepEqual(ids, []string{d1.ID}) {
+		t.Fatalf("due at +1m: %v", ids)
+	}
+	if ids := due(later); !reflect.DeepEqual(ids, []string{d1.ID, d2.ID}) {
+		t.Fatalf("due at +1h: %v (oldest first)", ids)
+	}
+	if ids := due(t0.Add(-time.Hour)); len(ids) != 0 {
+		t.Fatalf("due before anything: %v", ids)
+	}
+
+	// A failed attempt with backoff: not due until next.
+	next := t0.Add(30 * time.Second)
+	must(t, db.RecordWebhookAttempt(ctx, d1.ID, false, false, 503, "answered 503", next))
+	got, err = db.FindWebhook(ctx, d1.ID)
+	must(t, err)
+	if got.Attempts != 1 || got.Delivered || got.Failed || got.LastStatus != 503 || got.LastError != "answered 503" || !got.NextAttemptAt.Equal(next) {
+		t.Fatalf("after a failed attempt %+v", got)
+	}
+	if ids := due(next.Add(-time.Nanosecond)); len(ids) != 0 {
+		t.Fatalf("due before its backoff: %v", ids)
+	}
+	if ids := due(next); !reflect.DeepEqual(ids, []string{d1.ID}) {
+		t.Fatalf("due at next: %v", ids)
+	}
+	must(t, db.RecordWebhookAttempt(ctx, d1.ID, false, false, 0, "timeout", next.Add(time.Minute)))
+	must(t, db.RecordWebhookAttempt(ctx, d1.ID, true, false, 200, "", time.Time{}))
+	got, err = db.FindWebhook(ctx, d1.ID)
+	must(t, err)
+	if got.Attempts != 3 || !got.Delivered || got.LastStatus != 200 || got.LastError != "" {
+		t.Fatalf("delivered %+v", got)
+	}
+	if ids := due(later.Add(time.Hour)); !reflect.DeepEqual(ids, []string{d2.ID}) {
+		t.Fatalf("due after delivery: %v", ids)
+	}
+	wantCode(t, db.RecordWebhookAttempt(ctx, d1.ID, true, false, 200, "", time.Time{}), vidmatte.CodeConflict)
+
+	// Given up: never due again.
+	must(t, db.RecordWebhookAttempt(ctx, d2.ID, false, true, 410, "gone", time.Time{}))
+	if ids := due(later.Add(24 * time.Hour)); len(ids) != 0 {
+		t.Fatalf("due after giving up: %v", ids)
+	}
+	got, _ = db.FindWebhook(ctx, d2.ID)
+	if !got.Failed || got.Attempts != 1 || !got.NextAttemptAt.Equal(later) {
+		t.Fatalf("given up %+v", got)
+	}
+	wantCode(t, db.RecordWebhookAttempt(ctx, d2.ID, false, false, 500, "x", later), vidmatte.CodeConflict)
+
+	as, err := db.WebhookAttempts(ctx, d1.ID)
+	must(t, err)
+	if len(as) != 3 || as[0].Status != 503 || as[1].Error != "timeout" || !as[2].Delivered || as[0].Attempt != 1 || as[2].Attempt != 3 ||
+		as[1].At.Before(as[0].At) {
+		t.Fatalf("attempt history %+v", as)
+	}
+
+	wantCode(t, db.RecordWebhookAttempt(ctx, "whd_nope", true, false, 200, "", time.Time{}), vidmatte.CodeNotFound)
+	wantCode(t, db.RecordWebhookAttempt(ctx, d1.ID, true, true, 200, "", time.Time{}), vidmatte.CodeInvalid)
+	wantCode(t, db.EnqueueWebhook(ctx, &vidmatte.WebhookDelivery{JobID: "job_nope", Event: vidmatte.EventJobFailed, URL: "u"}), vidmatte.CodeNotFound)
+	wantCode(t, db.EnqueueWebhook(ctx, &vidmatte.WebhookDelivery{JobID: j.ID, Event: "job.exploded", URL: "u"}), vidmatte.CodeInvalid)
+	other, _ := newKey(t, db, 0)
+	wantCode(t, db.EnqueueWebhook(ctx, &vidmatte.WebhookDelivery{JobID: j.ID, KeyID: other.ID, Event: vidmatte.EventJobFailed, URL: "u"}), vidmatte.CodeInvalid)
+	_, err = db.WebhookAttempts(ctx, "whd_nope")
+	wantCode(t, err, vidmatte.CodeNotFound)
+}
+
+func TestWebhooksSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/v.db"
+	db, err := Open(path)
+	must(t, err)
+	k, _ := newKey(t, db, 10)
+	j := createJob(t, db, k.ID, 1, true)
+	d := &vidmatte.WebhookDelivery{JobID: j.ID, Event: vidmatte.EventJobStarted, URL: "https://x", Payload: []byte("p")}
+	must(t, db.EnqueueWebhook(ctx, d))
+	must(t, db.RecordWebhookAttempt(ctx, d.ID, false, false, 500, "boom", d.CreatedAt.Add(time.Second)))
+	must(t, db.Close())
+
+	db, err = Open(path)
+	must(t, err)
+	defer db.Close()
+	ds, err := db.DueWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0)
+	must(t, err)
+	if len(ds) != 1 || ds[0].Attempts != 1 || string(ds[0].Payload) != "p" || ds[0].LastError != "boom" {
+		t.Fatalf("after reopen %+v", ds)
+	}
+}
