@@ -1,0 +1,254 @@
+#include "ffmpeg.h"
+
+#include <string.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/mem.h>
+#include <libavutil/pixfmt.h>
+
+// vm_frame_ensure_positive replaces the planes of f by a copy when one of
+// them has a negative line size (vflip hands such frames out), so that the
+// planes can be exposed as ordinary top-down byte slices.
+int vm_frame_ensure_positive(AVFrame *f) {
+    int neg = 0;
+    for (int i = 0; i < 4 && f->data[i]; i++) {
+        if (f->linesize[i] < 0) {
+            neg = 1;
+        }
+    }
+    if (!neg) {
+        return 0;
+    }
+    AVFrame *tmp = av_frame_alloc();
+    if (!tmp) {
+        return AVERROR(ENOMEM);
+    }
+    tmp->format = f->format;
+    tmp->width = f->width;
+    tmp->height = f->height;
+    int ret = av_frame_get_buffer(tmp, 0);
+    if (ret >= 0) {
+        ret = av_frame_copy(tmp, f);
+    }
+    if (ret >= 0) {
+        ret = av_frame_copy_props(tmp, f);
+    }
+    if (ret < 0) {
+        av_frame_free(&tmp);
+        return ret;
+    }
+    av_frame_unref(f);
+    av_frame_move_ref(f, tmp);
+    av_frame_free(&tmp);
+    return 0;
+}
+
+int64_t vm_frame_best_effort_pts(const AVFrame *f) {
+    return f->best_effort_timestamp;
+}
+
+int64_t vm_frame_duration(const AVFrame *f) {
+    return f->pkt_duration;
+}
+
+// vm_frame_attach_alpha makes dst a yuva420p frame whose Y, U and V planes
+// are new references to the planes of the yuv420p frame src (no copy) and
+// whose A plane is a copy of alpha, in a buffer taken from pool.
+int vm_frame_attach_alpha(AVFrame *dst, const AVFrame *src, AVBufferPool *pool, int alpha_linesize,
+                          const uint8_t *alpha, int alpha_stride) {
+    if (src->nb_extended_buf) {
+        return AVERROR(EINVAL);
+    }
+    AVBufferRef *a = av_buffer_pool_get(pool);
+    if (!a) {
+        return AVERROR(ENOMEM);
+    }
+    for (int y = 0; y < src->height; y++) {
+        memcpy(a->data + (size_t)y * alpha_linesize, alpha + (size_t)y * alpha_stride, src->width);
+    }
+    int n = 0;
+    for (int i = 0; i < AV_NUM_DATA_POINTERS; i++) {
+        if (!src->buf[i]) {
+            continue;
+        }
+        if (n >= AV_NUM_DATA_POINTERS - 1) {
+            goto fail;
+        }
+        dst->buf[n] = av_buffer_ref(src->buf[i]);
+        if (!dst->buf[n]) {
+            goto fail;
+        }
+        n++;
+    }
+    dst->buf[n] = a;
+    a = NULL;
+    dst->format = AV_PIX_FMT_YUVA420P;
+    dst->width = src->width;
+    dst->height = src->height;
+    for (int i = 0; i < 3; i++) {
+        dst->data[i] = src->data[i];
+        dst->linesize[i] = src->linesize[i];
+    }
+    dst->data[3] = dst->buf[n]->data;
+    dst->linesize[3] = alpha_linesize;
+    if (av_frame_copy_props(dst, src) < 0) {
+        goto fail;
+    }
+    return 0;
+fail:
+    av_buffer_unref(&a);
+    av_frame_unref(dst);
+    return AVERROR(ENOMEM);
+}
+
+static int alloc_gray_yuv(AVFrame *dst, int width, int height) {
+    dst->format = AV_PIX_FMT_YUV420P;
+    dst->width = width;
+    dst->height = height;
+    int ret = av_frame_get_buffer(dst, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    for (int y = 0; y < ch; y++) {
+        memset(dst->data[1] + (size_t)y * dst->linesize[1], 128, cw);
+        memset(dst->data[2] + (size_t)y * dst->linesize[2], 128, cw);
+    }
+    dst->color_range = AVCOL_RANGE_JPEG;
+    return 0;
+}
+
+// vm_frame_mask makes dst a full-range yuv420p frame of width x height whose
+// luma is the alpha plane and whose chroma is neutral.
+int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int alpha_stride) {
+    int ret = alloc_gray_yuv(dst, width, height);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int y = 0; y < height; y++) {
+        memcpy(dst->data[0] + (size_t)y * dst->linesize[0], alpha + (size_t)y * alpha_stride, width);
+    }
+    return 0;
+}
+
+// vm_frame_from_alpha_plane is vm_frame_mask reading the A plane of the
+// yuva420p frame src.
+int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height) {
+    if (src->format != AV_PIX_FMT_YUVA420P || width > src->width || height > src->height) {
+        return AVERROR(EINVAL);
+    }
+    int ret = alloc_gray_yuv(dst, width, height);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int y = 0; y < height; y++) {
+        memcpy(dst->data[0] + (size_t)y * dst->linesize[0], src->data[3] + (size_t)y * src->linesize[3], width);
+    }
+    dst->pts = src->pts;
+    return 0;
+}
+
+// vm_frame_fill_yuva allocates f as a yuv420p or yuva420p frame with every
+// sample of each plane set to the given value.
+int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a) {
+    f->format = format;
+    f->width = width;
+    f->height = height;
+    int ret = av_frame_get_buffer(f, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    uint8_t vals[4] = {y, u, v, a};
+    int planes = format == AV_PIX_FMT_YUVA420P ? 4 : 3;
+    for (int p = 0; p < planes; p++) {
+        int w = (p == 1 || p == 2) ? (width + 1) / 2 : width;
+        int h = (p == 1 || p == 2) ? (height + 1) / 2 : height;
+        for (int r = 0; r < h; r++) {
+            memset(f->data[p] + (size_t)r * f->linesize[p], vals[p], w);
+        }
+    }
+    return 0;
+}
+
+// vm_probe_format asks FFmpeg's probers which container buf (the first size
+// bytes of a file) looks like, judging by content only.
+const char *vm_probe_format(const uint8_t *buf, int size, const char *filename, int *score) {
+    AVProbeData pd;
+    memset(&pd, 0, sizeof(pd));
+    pd.filename = filename;
+    pd.buf = av_mallocz((size_t)size + AVPROBE_PADDING_SIZE);
+    if (!pd.buf) {
+        *score = 0;
+        return NULL;
+    }
+    memcpy(pd.buf, buf, size);
+    pd.buf_size = size;
+    *score = 0;
+    const AVInputFormat *f = av_probe_input_format3(&pd, 1, score);
+    av_free(pd.buf);
+    return f ? f->name : NULL;
+}
+
+int vm_stream_is_attached_pic(const AVStream *st) {
+    return (st->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0;
+}
+
+// vm_query_codec reports whether the named muxer can store codec_id.
+int vm_query_codec(const char *muxer, int codec_id) {
+    const AVOutputFormat *of = av_guess_format(muxer, NULL, NULL);
+    if (!of) {
+        return 0;
+    }
+    return avformat_query_codec(of, codec_id, FF_COMPLIANCE_NORMAL) == 1;
+}
+
+const char *vm_color_range_name(int r) {
+    const char *n = av_color_range_name(r);
+    return n ? n : "unknown";
+}
+
+const char *vm_color_space_name(int s) {
+    const char *n = av_color_space_name(s);
+    return n ? n : "unknown";
+}
+
+struct SwsContext *vm_sws_new(int sw, int sh, int sfmt, int dw, int dh, int dfmt, int flags) {
+    return sws_getContext(sw, sh, sfmt, dw, dh, dfmt, flags, NULL, NULL, NULL);
+}
+
+// vm_sws_set_yuv_to_rgb chooses the matrix (SWS_CS_ITU709, SWS_CS_ITU601, …)
+// and range the source YUV is read with.
+int vm_sws_set_yuv_to_rgb(struct SwsContext *c, int colorspace, int full_range) {
+    const int *inv = sws_getCoefficients(colorspace);
+    const int *tbl = sws_getCoefficients(SWS_CS_DEFAULT);
+    return sws_setColorspaceDetails(c, inv, full_range, tbl, 1, 0, 1 << 16, 1 << 16);
+}
+
+// vm_sws_frame_to_gbr scales the yuv420p frame src into three planes of
+// planar RGB (gbrp's plane order is G, B, R).
+int vm_sws_frame_to_gbr(struct SwsContext *c, const AVFrame *src, uint8_t *r, uint8_t *g, uint8_t *b, int stride) {
+    uint8_t *dst[4] = {g, b, r, NULL};
+    int dst_stride[4] = {stride, stride, stride, 0};
+    return sws_scale(c, (const uint8_t *const *)src->data, src->linesize, 0, src->height, dst, dst_stride);
+}
+
+int vm_sws_gray(struct SwsContext *c, const uint8_t *src, int src_stride, int src_h, uint8_t *dst, int dst_stride) {
+    const uint8_t *s[4] = {src, NULL, NULL, NULL};
+    int ss[4] = {src_stride, 0, 0, 0};
+    uint8_t *d[4] = {dst, NULL, NULL, NULL};
+    int ds[4] = {dst_stride, 0, 0, 0};
+    return sws_scale(c, s, ss, 0, src_h, d, ds);
+}
+
+void vm_set_colorspace(AVFrame *f, int colorspace, int range) {
+    f->colorspace = colorspace;
+    f->color_range = range;
+}
+
+void vm_set_pkt_timebase(AVCodecContext *cc, int num, int den) {
+    cc->pkt_timebase = (AVRational){num, den};
+}
+
+int vm_pix_fmt_is_rgb(int fmt) {
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
+    return d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) != 0;
+}

@@ -1,0 +1,45 @@
+// The few FFmpeg operations go-astiav v0.16.0 does not expose, written
+// against the FFmpeg 5.1 C API. Every function here borrows its arguments:
+// none keeps a pointer to Go memory after it returns.
+#ifndef VIDMATTE_CODEC_FFMPEG_H
+#define VIDMATTE_CODEC_FFMPEG_H
+
+#include <stdint.h>
+#include <libavcodec/avcodec.h>
+#include <libavfilter/avfilter.h>
+#include <libavformat/avformat.h>
+#include <libavutil/buffer.h>
+#include <libavutil/frame.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+
+// Frames.
+int vm_frame_ensure_positive(AVFrame *f);
+int64_t vm_frame_best_effort_pts(const AVFrame *f);
+int64_t vm_frame_duration(const AVFrame *f);
+int vm_frame_attach_alpha(AVFrame *dst, const AVFrame *src, AVBufferPool *pool, int alpha_linesize,
+                          const uint8_t *alpha, int alpha_stride);
+int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int alpha_stride);
+int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height);
+int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
+
+void vm_set_colorspace(AVFrame *f, int colorspace, int range);
+void vm_set_pkt_timebase(AVCodecContext *cc, int num, int den);
+int vm_pix_fmt_is_rgb(int fmt);
+
+// Probing.
+const char *vm_probe_format(const uint8_t *buf, int size, const char *filename, int *score);
+int vm_stream_is_attached_pic(const AVStream *st);
+int vm_query_codec(const char *muxer, int codec_id);
+
+// Colour names.
+const char *vm_color_range_name(int r);
+const char *vm_color_space_name(int s);
+
+// Scaling.
+struct SwsContext *vm_sws_new(int sw, int sh, int sfmt, int dw, int dh, int dfmt, int flags);
+int vm_sws_set_yuv_to_rgb(struct SwsContext *c, int colorspace, int full_range);
+int vm_sws_frame_to_gbr(struct SwsContext *c, const AVFrame *src, uint8_t *r, uint8_t *g, uint8_t *b, int stride);
+int vm_sws_gray(struct SwsContext *c, const uint8_t *src, int src_stride, int src_h, uint8_t *dst, int dst_stride);
+
+#endif

@@ -1,0 +1,169 @@
+package codec
+
+/*
+#include "ffmpeg.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/asticode/go-astiav"
+)
+
+// Frame is a decoded picture in C memory, always yuv420p (8-bit), in
+// display orientation (rotation already applied), with its timestamp.
+//
+// Ownership: the Decoder hands each Frame to its caller, who owns it until
+// it calls Release; the planes stay valid until then, even after the
+// Decoder is closed. Other packages (the Encoder) take references of their
+// own and never keep the caller's Frame.
+type Frame struct {
+	av     atomic.Pointer[astiav.Frame]
+	width  int
+	height int
+	pts    int64
+	tb     Rational
+	start  int64
+	data   [3]unsafe.Pointer
+	stride [3]int
+}
+
+var liveFrames atomic.Int64
+
+// LiveFrames is the number of frames handed out and not yet released,
+// process-wide. Tests use it to find leaks.
+func LiveFrames() int64 { return liveFrames.Load() }
+
+// shells recycles AVFrame structs (their buffers are FFmpeg's own,
+// reference-counted pools). A bounded channel rather than a sync.Pool: a
+// shell dropped by the garbage collector would leak its C memory.
+var shells = make(chan *astiav.Frame, 256)
+
+func getShell() *astiav.Frame {
+	select {
+	case f := <-shells:
+		return f
+	default:
+		return astiav.AllocFrame()
+	}
+}
+
+func putShell(f *astiav.Frame) {
+	f.Unref()
+	select {
+	case shells <- f:
+	default:
+		f.Free()
+	}
+}
+
+// newFrame wraps av (a yuv420p frame with positive line sizes) and counts
+// it as live. The Frame takes av over.
+func newFrame(av *astiav.Frame, tb Rational, start int64) *Frame {
+	f := &Frame{width: av.Width(), height: av.Height(), pts: av.Pts(), tb: tb, start: start}
+	f.av.Store(av)
+	f.loadPlanes(av)
+	liveFrames.Add(1)
+	return f
+}
+
+func (f *Frame) loadPlanes(av *astiav.Frame) {
+	c := cFrame(av)
+	for i := 0; i < 3; i++ {
+		f.data[i] = unsafe.Pointer(c.data[i])
+		f.stride[i] = int(c.linesize[i])
+	}
+}
+
+// Width is the picture width in pixels.
+func (f *Frame) Width() int { return f.width }
+
+// Height is the picture height in pixels.
+func (f *Frame) Height() int { return f.height }
+
+// PTS is the presentation timestamp in the decoder's TimeBase().
+func (f *Frame) PTS() int64 { return f.pts }
+
+// Time is the presentation time from the start of the stream.
+func (f *Frame) Time() time.Duration { return ticksToDuration(f.pts-f.start, f.tb) }
+
+// Plane returns plane i (0 = Y, 1 = U, 2 = V) and its stride. data spans
+// stride*rows bytes of C memory (rows is Height for Y and (Height+1)/2 for
+// U and V; each row holds Width or (Width+1)/2 samples) and is valid until
+// Release. Writing through it is safe only after MakeWritable. A released
+// frame or a bad index gives nil.
+func (f *Frame) Plane(i int) (data []byte, stride int) {
+	if i < 0 || i > 2 || f.av.Load() == nil {
+		return nil, 0
+	}
+	rows := f.height
+	if i > 0 {
+		rows = (f.height + 1) / 2
+	}
+	return unsafe.Slice((*byte)(f.data[i]), f.stride[i]*rows), f.stride[i]
+}
+
+// MakeWritable copies the planes if they are shared with anyone else (the
+// decoder's reference frames, an encoder), so that writes through Plane
+// are safe. Call Plane again afterwards: the planes may have moved.
+func (f *Frame) MakeWritable() error {
+	av := f.av.Load()
+	if av == nil {
+		return internalErr("making a frame writable", errors.New("the frame was released"))
+	}
+	if err := avErr(C.av_frame_make_writable(cFrame(av))); err != nil {
+		return internalErr("making a frame writable", err)
+	}
+	f.loadPlanes(av)
+	return nil
+}
+
+// Release gives the frame back to its pool. It is safe after the Decoder
+// is closed; a second call does nothing.
+func (f *Frame) Release() {
+	av := f.av.Swap(nil)
+	if av == nil {
+		return
+	}
+	putShell(av)
+	liveFrames.Add(-1)
+}
+
+// avFrame is the underlying frame, nil once released.
+func (f *Frame) avFrame() *astiav.Frame { return f.av.Load() }
+
+// colorSpace is the frame's YUV matrix as FFmpeg tagged it.
+func (f *Frame) colorSpace() astiav.ColorSpace {
+	if av := f.av.Load(); av != nil {
+		return astiav.ColorSpace(cFrame(av).colorspace)
+	}
+	return astiav.ColorSpaceUnspecified
+}
+
+// fullRange reports whether the frame's YUV uses the full 0..255 range.
+func (f *Frame) fullRange() bool {
+	if av := f.av.Load(); av != nil {
+		return av.ColorRange() == astiav.ColorRangeJpeg
+	}
+	return false
+}
+
+// isHD reports whether a picture of this size is treated as HD (BT.709)
+// when it does not say which matrix it uses.
+func isHD(w, h int) bool { return w >= 1280 || h >= 720 }
+
+// usesBT709 decides the matrix of the frame's YUV: what it is tagged with,
+// else BT.709 for HD sizes and BT.601 for smaller ones.
+func (f *Frame) usesBT709() bool {
+	switch f.colorSpace() {
+	case astiav.ColorSpaceBt709:
+		return true
+	case astiav.ColorSpaceBt470Bg, astiav.ColorSpaceSmpte170M, astiav.ColorSpaceFcc, astiav.ColorSpaceSmpte240M:
+		return false
+	}
+	return isHD(f.width, f.height)
+}
