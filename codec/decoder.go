@@ -77,7 +77,7 @@ type Decoder struct {
 	// declared is the video stream's duration as the container gives it
 	// (time base units), 0 when unknown.
 	declared int64
-	done      error
+	done     error
 }
 
 // OpenDecoder opens path and prepares its video stream for decoding.
