@@ -12,6 +12,12 @@
 // writer. The SQL keeps to what a PostgreSQL backend could do the same way
 // (claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n) … RETURNING,
 // where PostgreSQL would add FOR UPDATE SKIP LOCKED to the subquery).
+//
+// Times are stored as unix nanoseconds (UTC) and come back exactly; credits
+// as integer thousandths. Every status change of a job is a job_transitions
+// row written in the same transaction, with the request id of the client
+// call that caused it (the runner's transitions have none), and every
+// credit movement a ledger row written with the balance change it makes.
 package store
 
 import (

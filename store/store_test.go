@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -443,5 +444,44 @@ func TestTimesRoundTrip(t *testing.T) {
 	}
 	if nanos(time.Time{}) >= nanos(time.Unix(0, 0)) {
 		t.Error("the zero time is not before 1970")
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	ctx := context.Background()
+	settle := func() int {
+		n := runtime.NumGoroutine()
+		for i := 0; i < 50; i++ {
+			time.Sleep(10 * time.Millisecond)
+			m := runtime.NumGoroutine()
+			if m == n {
+				return m
+			}
+			n = m
+		}
+		return n
+	}
+	before := settle()
+	db, err := Open(filepath.Join(t.TempDir(), "v.db"))
+	must(t, err)
+	k, _ := newKey(t, db, 10)
+	j := createJob(t, db, k.ID, 1, true)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db.FindJob(ctx, k.ID, j.ID)
+			db.ClaimJobs(ctx, "w", 1)
+		}()
+	}
+	wg.Wait()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	db.ListJobs(cctx, k.ID, vidmatte.JobFilter{})
+	must(t, db.Close())
+	if after := settle(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before Open, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -60,8 +60,8 @@ CREATE TABLE jobs (
 	completed_at          INTEGER,
 	updated_at            INTEGER NOT NULL
 );
-CREATE INDEX jobs_key_created ON jobs (key_id, created_at);
-CREATE INDEX jobs_queue ON jobs (status, queued_at);
+CREATE INDEX jobs_key_created ON jobs (key_id, created_at, id);
+CREATE INDEX jobs_queue ON jobs (status, queued_at, created_at, id);
 
 CREATE TABLE job_transitions (
 	seq         INTEGER PRIMARY KEY,
