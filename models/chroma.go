@@ -1,0 +1,132 @@
+package models
+
+import (
+	"fmt"
+	"math"
+
+	"vidmatte/models/onnx"
+)
+
+// BT.709 luma weights, used to express R, G and B differences in terms of
+// the chroma planes alone.
+const (
+	bt709Kr = 0.2126
+	bt709Kb = 0.0722
+	bt709Kg = 1 - bt709Kr - bt709Kb
+)
+
+// chromaCoeffs returns, for each of R, G and B, the coefficients (a, b) of
+// that channel minus luma as a function of chroma: X − Y = a·Cb + b·Cr.
+func chromaCoeffs() [3][2]float64 {
+	cr := 2 * (1 - bt709Kr) // R = Y + cr·Cr
+	cb := 2 * (1 - bt709Kb) // B = Y + cb·Cb
+	return [3][2]float64{
+		{0, cr},
+		{-bt709Kb * cb / bt709Kg, -bt709Kr * cr / bt709Kg},
+		{cb, 0},
+	}
+}
+
+// keyChannel returns the RGB channel of a key colour.
+func keyChannel(key string) (int, error) {
+	switch key {
+	case "green":
+		return 1, nil
+	case "blue":
+		return 2, nil
+	}
+	return 0, fmt.Errorf("models: unknown chroma key colour %q (valid: green, blue)", key)
+}
+
+// chromaCenter is the chroma planes' neutral value in the 0..1 scale
+// PrepareYUV produces (byte/255).
+const chromaCenter = 128.0 / 255.0
+
+// BuildChroma returns the ONNX graph of the chroma keyer with parameters p
+// (see ChromaKey). Input "yuv" [N,3,H,W] (Y, U, V as byte/255, chroma at
+// full resolution); outputs "alpha" [N,1,H,W] in 0..1 and "fgr" [N,2,H,W],
+// the despilled U and V in the input's scale. N, H and W are dynamic.
+//
+// Per pixel it costs a 1×1 convolution (3→2 channels), a channel minimum
+// and a handful of elementwise operations; the screen estimate runs on
+// every fourth pixel of every fourth row.
+func BuildChroma(p ChromaKey) ([]byte, error) {
+	k, err := keyChannel(p.Key)
+	if err != nil {
+		return nil, err
+	}
+	if !(p.Outer > p.Inner) || p.Inner < 0 {
+		return nil, fmt.Errorf("models: chroma thresholds need 0 <= inner < outer (got %g, %g)", p.Inner, p.Outer)
+	}
+	if p.Despill < 0 || p.Despill > 1 || p.MinScreen <= 0 || p.PriorWeight < 0 {
+		return nil, fmt.Errorf("models: invalid chroma parameters %+v", p)
+	}
+	co := chromaCoeffs()
+	// The two differences key − other, as weights on (Y, U, V) and a bias
+	// that removes the chroma offset.
+	var w [2 * 3]float32
+	var bias [2]float32
+	j := 0
+	for o := range 3 {
+		if o == k {
+			continue
+		}
+		a := co[k][0] - co[o][0]
+		b := co[k][1] - co[o][1]
+		w[3*j+1] = float32(a)
+		w[3*j+2] = float32(b)
+		bias[j] = float32(-(a + b) * chromaCenter)
+		j++
+	}
+	// Moving chroma by q per unit of excess lowers both differences by
+	// one unit: q is minus the chroma of the pure key primary.
+	keyY := [3]float64{bt709Kr, bt709Kg, bt709Kb}[k]
+	var q [2]float64
+	switch k {
+	case 1: // green: R = B = 0, G = 1
+		q = [2]float64{keyY / (2 * (1 - bt709Kb)), keyY / (2 * (1 - bt709Kr))}
+	case 2: // blue: R = G = 0, B = 1
+		q = [2]float64{-(1 - keyY) / (2 * (1 - bt709Kb)), keyY / (2 * (1 - bt709Kr))}
+	}
+
+	g := onnx.NewBuilder("vidmatte_chroma_" + p.Key)
+	n, h, wd := onnx.Symbolic("N"), onnx.Symbolic("H"), onnx.Symbolic("W")
+	x := g.Input("yuv", onnx.Float, n, onnx.Fixed(3), h, wd)
+	d := g.Op("Conv", []string{x, g.Float([]int64{2, 3, 1, 1}, w[:]...), g.Float([]int64{2}, bias[:]...)},
+		onnx.IntsAttr("kernel_shape", 1, 1))
+	e := g.Op("ReduceMin", []string{d}, onnx.IntsAttr("axes", 1), onnx.IntAttr("keepdims", 1))
+
+	// The screen's excess, estimated on a 1/16 subsample: the mean excess
+	// of pixels above Detect, then of pixels above half that, each pulled
+	// towards Prior as if PriorWeight of the frame were screen of that
+	// excess.
+	big := int64(math.MaxInt32)
+	es := g.Op("Slice", []string{e, g.Int64s(0, 0), g.Int64s(big, big), g.Int64s(2, 3), g.Int64s(4, 4)})
+	priorMass := g.Float(nil, p.Prior*p.PriorWeight)
+	priorWeight := g.Float(nil, p.PriorWeight)
+	estimate := func(threshold string) string {
+		mask := g.Op("Cast", []string{g.Op("Greater", []string{es, threshold})}, onnx.IntAttr("to", int64(onnx.Float)))
+		sum := g.Op("ReduceMean", []string{g.Op("Mul", []string{es, mask})}, onnx.IntsAttr("axes", 2, 3), onnx.IntAttr("keepdims", 1))
+		cnt := g.Op("ReduceMean", []string{mask}, onnx.IntsAttr("axes", 2, 3), onnx.IntAttr("keepdims", 1))
+		return g.Op("Div", []string{g.Op("Add", []string{sum, priorMass}), g.Op("Add", []string{cnt, priorWeight})})
+	}
+	s1 := estimate(g.Float(nil, p.Detect))
+	s2 := estimate(g.Op("Mul", []string{s1, g.Float(nil, 0.5)}))
+	screen := g.Op("Max", []string{s2, g.Float(nil, p.MinScreen)})
+
+	// alpha = clamp((Outer − e/screen) / (Outer − Inner)), as e·k + b.
+	span := p.Outer - p.Inner
+	slope := g.Op("Div", []string{g.Float(nil, -1/span), screen})
+	lin := g.Op("Add", []string{g.Op("Mul", []string{e, slope}), g.Float(nil, p.Outer/span)})
+	alpha := g.OpTo("alpha", "Clip", []string{lin, g.Float(nil, 0), g.Float(nil, 1)})
+	g.Output(alpha, onnx.Float, n, onnx.Fixed(1), h, wd)
+
+	// Spill suppression: chroma += max(e, 0)·Despill·q.
+	uv := g.Op("Slice", []string{x, g.Int64s(1), g.Int64s(3), g.Int64s(1)})
+	shift := g.Op("Mul", []string{g.Op("Relu", []string{e}),
+		g.Float([]int64{1, 2, 1, 1}, float32(q[0])*p.Despill, float32(q[1])*p.Despill)})
+	fgr := g.OpTo("fgr", "Clip", []string{g.Op("Add", []string{uv, shift}), g.Float(nil, 0), g.Float(nil, 1)})
+	g.Output(fgr, onnx.Float, n, onnx.Fixed(2), h, wd)
+
+	return g.Model(17, "vidmatte", "chroma-1").Marshal(), nil
+}

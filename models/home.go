@@ -1,0 +1,47 @@
+// Package models owns everything about matting models: the ONNX Runtime
+// environment and its sessions (it is the only package that imports
+// onnxruntime_go), the registry of built-in and imported models with their
+// manifests, installing and verifying model files, and the per-frame work
+// around inference — normalizing prepared frames into batch tensors, running
+// them (with recurrent state for RVM-style models), and exposing the alpha
+// (and, where a model gives one, the corrected foreground).
+//
+// Ownership: a Runtime owns its cached sessions until Runtime.Close; a Model
+// is a handle on one of them; a Batch owns its input and output memory and is
+// used by one goroutine at a time; a State belongs to one job.
+package models
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Home is where vidmatte's assets live (lib/, models/, media/):
+// $VIDMATTE_HOME, else $XDG_DATA_HOME/vidmatte, else
+// ~/.local/share/vidmatte.
+func Home() string {
+	if h := os.Getenv("VIDMATTE_HOME"); h != "" {
+		return h
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "vidmatte")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = "."
+	}
+	return filepath.Join(home, ".local", "share", "vidmatte")
+}
+
+// DefaultLibraryPath is the ONNX Runtime shared library the Runtime loads
+// by default: $VIDMATTE_ORT_LIB, else Home()/lib/libonnxruntime.so.1.
+func DefaultLibraryPath() string {
+	if p := os.Getenv("VIDMATTE_ORT_LIB"); p != "" {
+		return p
+	}
+	return filepath.Join(Home(), "lib", "libonnxruntime.so.1")
+}
+
+// ModelsDir is the folder of model files and imported manifests under a
+// home folder: home/models.
+func ModelsDir(home string) string { return filepath.Join(home, "models") }

@@ -1,0 +1,534 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"vidmatte"
+)
+
+// LoadOptions says how to load a model for a job.
+type LoadOptions struct {
+	// Device is where to run; "" is the CPU.
+	Device Device
+	// Batch is the most frames per Run (>= 1; 0 means 1). Models whose
+	// batch cannot be made dynamic get 1; recurrent models take Batch
+	// frames per Run and process them in order.
+	Batch int
+	// FrameWidth and FrameHeight are the video's size: models with a
+	// dynamic input (chroma, rvm) run at it.
+	FrameWidth, FrameHeight int
+}
+
+// Model is a loaded model ready for a job's frames: a handle on a session
+// the Runtime caches. Its methods are safe for concurrent use; each Batch
+// and State is used by one goroutine at a time.
+type Model struct {
+	rt       *Runtime
+	man      *Manifest
+	sess     *session
+	device   Device
+	w, h     int
+	batch    int
+	loadTime time.Duration
+	closed   atomic.Bool
+
+	// lut maps a prepared byte to the normalized value, per channel.
+	lut [3][256]float32
+	// scale and offset normalize interpolated chroma for "yuv" models.
+	scale, offset [3]float32
+	// fgChannels is 2 (UV), 3 (RGB) or 0 when there is no foreground.
+	fgChannels int
+	// ratio is the downsample ratio fed to models that take one.
+	ratio float32
+}
+
+// Load loads m for a job: it finds or creates the session for (model,
+// device, input size, batch) and returns a handle on it. Asking for CUDA
+// when it cannot be used is an error that says why (wrapping
+// ErrCUDAUnavailable), unless the Runtime allows CPU fallback.
+func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error) {
+	start := time.Now()
+	if m == nil || r == nil {
+		return nil, errors.New("models: Load needs a registry and a manifest")
+	}
+	dev, err := ParseDevice(string(o.Device))
+	if err != nil {
+		return nil, vidmatte.FieldErrorf("device", "%v", err)
+	}
+	if len(m.Devices) > 0 && !slices.Contains(m.Devices, dev) {
+		return nil, vidmatte.FieldErrorf("device", "model %s does not run on %s", m.ID, dev)
+	}
+	batch := max(o.Batch, 1)
+	w, h := m.Input.Width, m.Input.Height
+	if m.Input.Dynamic() {
+		if o.FrameWidth <= 0 || o.FrameHeight <= 0 {
+			return nil, fmt.Errorf("models: %s runs at the frame's size: LoadOptions.FrameWidth and FrameHeight are required", m.ID)
+		}
+		w, h = o.FrameWidth, o.FrameHeight
+	}
+	alpha := m.Output(MeaningAlpha)
+	spec := sessionSpec{key: sessionKey{device: dev, width: w, height: h, batch: batch}}
+	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch}
+
+	switch m.Signature {
+	case SignatureISNet:
+		path, err := r.verifiedPath(m)
+		if err != nil {
+			return nil, err
+		}
+		if batch > 1 {
+			if !m.BatchDynamic {
+				batch = 1
+			} else if derived, err := r.batchFile(m); err != nil {
+				rt.log.Warn("cannot make the batch dynamic; running one frame at a time", "model", m.ID, "err", err.Error())
+				batch = 1
+			} else {
+				path = derived
+			}
+		}
+		spec.key.batch = batch
+		spec.key.source, spec.path = path, path
+		spec.inputs = []string{m.Input.Name}
+		spec.outputs = []string{alpha}
+	case SignatureChroma:
+		data, err := r.graph(m)
+		if err != nil {
+			return nil, err
+		}
+		spec.key.source, spec.data = "generated:"+m.ID, data
+		spec.inputs = []string{m.Input.Name}
+		spec.outputs = []string{alpha, m.Output(MeaningForegroundUV)}
+		model.fgChannels = 2
+	case SignatureRVM:
+		path, err := r.verifiedPath(m)
+		if err != nil {
+			return nil, err
+		}
+		// Frames go through the state one at a time: one session serves
+		// every batch size.
+		spec.key.batch = 1
+		spec.key.source, spec.path = path, path
+		spec.inputs = []string{m.Input.Name}
+		for _, s := range m.Recurrent {
+			spec.inputs = append(spec.inputs, s.Input)
+		}
+		spec.inputs = append(spec.inputs, m.DownsampleRatio.Input)
+		spec.outputs = []string{m.Output(MeaningForegroundRGB), alpha}
+		for _, s := range m.Recurrent {
+			spec.outputs = append(spec.outputs, s.Output)
+		}
+		model.fgChannels = 3
+		model.ratio = m.DownsampleRatio.Ratio(w, h)
+	default:
+		return nil, fmt.Errorf("models: %s: unsupported signature %q", m.ID, m.Signature)
+	}
+	model.batch = batch
+
+	s, _, err := rt.session(spec)
+	if err != nil {
+		return nil, err
+	}
+	model.sess = s
+	model.device = s.device
+	for c := range 3 {
+		sc := 1 / m.Input.Std[c]
+		off := -m.Input.Mean[c] / m.Input.Std[c]
+		model.scale[c], model.offset[c] = sc, off
+		for v := range 256 {
+			model.lut[c][v] = float32(v)*sc + off
+		}
+	}
+	model.loadTime = time.Since(start)
+	return model, nil
+}
+
+// verifiedPath returns the model's file when it is present and verified.
+func (r *Registry) verifiedPath(m *Manifest) (string, error) {
+	st := r.Check(m)
+	switch {
+	case !st.Present:
+		hint := "run 'vidmatte models install'"
+		if !m.Builtin {
+			hint = "import it again with 'vidmatte models import'"
+		}
+		return "", &vidmatte.Error{Code: vidmatte.CodeUnavailable,
+			Message: fmt.Sprintf("model %s is not installed (%s is missing; %s)", m.ID, st.Path, hint)}
+	case !st.Verified:
+		return "", &vidmatte.Error{Code: vidmatte.CodeUnavailable,
+			Message: fmt.Sprintf("model %s failed verification (%s: %s)", m.ID, st.Path, st.Problem)}
+	}
+	return st.Path, nil
+}
+
+// Manifest returns the model's manifest.
+func (m *Model) Manifest() *Manifest { return m.man }
+
+// Device returns the device the model actually runs on (CPU after a
+// fallback).
+func (m *Model) Device() Device { return m.device }
+
+// InputSize returns the size frames must be prepared at.
+func (m *Model) InputSize() (w, h int) { return m.w, m.h }
+
+// Batch returns the most frames per Run.
+func (m *Model) Batch() int { return m.batch }
+
+// Color returns what Prepare expects: "rgb" (PrepareRGB) or "yuv"
+// (PrepareYUV).
+func (m *Model) Color() string { return m.man.Input.Color }
+
+// Recurrent reports whether the model carries state between frames.
+func (m *Model) Recurrent() bool { return m.man.Kind == Recurrent }
+
+// PerFrame reports whether the engine should smooth the alpha in time.
+func (m *Model) PerFrame() bool { return m.man.PerFrame() }
+
+// LoadTime returns how long Load took (session creation included, when
+// the session was not cached).
+func (m *Model) LoadTime() time.Duration { return m.loadTime }
+
+// ForegroundKind returns the meaning of Batch.Foreground's planes:
+// MeaningForegroundUV (U, V as byte/255), MeaningForegroundRGB (R, G, B in
+// 0..1) or "" when the model gives no foreground.
+func (m *Model) ForegroundKind() string {
+	switch m.fgChannels {
+	case 2:
+		return MeaningForegroundUV
+	case 3:
+		return MeaningForegroundRGB
+	}
+	return ""
+}
+
+// DownsampleRatio returns the ratio fed to a model's downsample-ratio
+// input (see DownsampleRatio.Ratio), or 0 when it has none.
+func (m *Model) DownsampleRatio() float32 { return m.ratio }
+
+// Close releases this handle. The session stays cached in the Runtime until
+// Runtime.Close.
+func (m *Model) Close() error {
+	m.closed.Store(true)
+	return nil
+}
+
+// Batch is the memory of one batch: the input tensor and the outputs,
+// allocated once and reused. It is owned by whoever made it and not safe
+// for concurrent use; the engine keeps a few in flight (one being prepared
+// while another runs). Close it when done.
+type Batch struct {
+	m     *Model
+	size  int
+	hw    int
+	input []float32
+	alpha []float32
+	fg    []float32
+
+	// For per-frame models, index k holds the tensors of the first k+1
+	// frames; for recurrent models, index i holds frame i's.
+	inT, alphaT, fgT []*ort.Tensor[float32]
+	opts             *ort.RunOptions
+	ins, outs        []ort.Value
+}
+
+// NewBatch allocates a batch of Batch() frames at InputSize().
+func (m *Model) NewBatch() (*Batch, error) {
+	if m.closed.Load() {
+		return nil, errors.New("models: the model is closed")
+	}
+	hw := m.w * m.h
+	b := &Batch{
+		m:     m,
+		size:  m.batch,
+		hw:    hw,
+		input: make([]float32, m.batch*3*hw),
+		alpha: make([]float32, m.batch*hw),
+	}
+	if m.fgChannels > 0 {
+		b.fg = make([]float32, m.batch*m.fgChannels*hw)
+	}
+	fail := func(err error) (*Batch, error) {
+		b.Close()
+		return nil, ortError("models: allocating a batch", err)
+	}
+	W, H := int64(m.w), int64(m.h)
+	fc := int64(m.fgChannels)
+	for k := 0; k < m.batch; k++ {
+		var in, al, fg *ort.Tensor[float32]
+		var err error
+		if m.Recurrent() {
+			in, err = ort.NewTensor(ort.NewShape(1, 3, H, W), b.input[k*3*hw:(k+1)*3*hw])
+			if err == nil {
+				al, err = ort.NewTensor(ort.NewShape(1, 1, H, W), b.alpha[k*hw:(k+1)*hw])
+			}
+			if err == nil && fc > 0 {
+				fg, err = ort.NewTensor(ort.NewShape(1, fc, H, W), b.fg[k*int(fc)*hw:(k+1)*int(fc)*hw])
+			}
+		} else {
+			n := int64(k + 1)
+			in, err = ort.NewTensor(ort.NewShape(n, 3, H, W), b.input[:(k+1)*3*hw])
+			if err == nil {
+				al, err = ort.NewTensor(ort.NewShape(n, 1, H, W), b.alpha[:(k+1)*hw])
+			}
+			if err == nil && fc > 0 {
+				fg, err = ort.NewTensor(ort.NewShape(n, fc, H, W), b.fg[:(k+1)*int(fc)*hw])
+			}
+		}
+		b.inT = append(b.inT, in)
+		b.alphaT = append(b.alphaT, al)
+		b.fgT = append(b.fgT, fg)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	opts, err := ort.NewRunOptions()
+	if err != nil {
+		return fail(err)
+	}
+	b.opts = opts
+	b.ins = make([]ort.Value, len(m.sess.inputs))
+	b.outs = make([]ort.Value, len(m.sess.outputs))
+	return b, nil
+}
+
+// Size returns the number of frames the batch holds.
+func (b *Batch) Size() int { return b.size }
+
+// Slot returns frame i's input: 3·H·W floats, NCHW, for Prepare to fill.
+func (b *Batch) Slot(i int) []float32 { return b.input[i*3*b.hw : (i+1)*3*b.hw : (i+1)*3*b.hw] }
+
+// Alpha returns frame i's alpha, H·W values in 0..1 at InputSize, valid
+// after Run.
+func (b *Batch) Alpha(i int) []float32 { return b.alpha[i*b.hw : (i+1)*b.hw : (i+1)*b.hw] }
+
+// Foreground returns frame i's corrected foreground planes (see
+// Model.ForegroundKind), valid after Run, or nil when the model gives none.
+func (b *Batch) Foreground(i int) []float32 {
+	c := b.m.fgChannels
+	if c == 0 {
+		return nil
+	}
+	return b.fg[i*c*b.hw : (i+1)*c*b.hw : (i+1)*c*b.hw]
+}
+
+// Close releases the batch's tensors.
+func (b *Batch) Close() error {
+	for _, ts := range [][]*ort.Tensor[float32]{b.inT, b.alphaT, b.fgT} {
+		for _, t := range ts {
+			if t != nil {
+				t.Destroy()
+			}
+		}
+	}
+	b.inT, b.alphaT, b.fgT = nil, nil, nil
+	if b.opts != nil {
+		b.opts.Destroy()
+		b.opts = nil
+	}
+	return nil
+}
+
+// State is a job's recurrent state: empty until the first Run, then the
+// model's last state outputs. Make one per job with NewState (a new job
+// starts from the initial state) and Close it after the job.
+type State struct {
+	m      *Model
+	in     []ort.Value // the states fed to the next frame
+	out    []ort.Value // where the next frame's states are written
+	ratio  *ort.Tensor[float32]
+	frames int
+}
+
+// NewState returns a fresh state for a job, or nil for per-frame models
+// (which Run accepts).
+func (m *Model) NewState() *State {
+	if !m.Recurrent() {
+		return nil
+	}
+	return &State{m: m}
+}
+
+// Frames returns how many frames have gone through the state.
+func (s *State) Frames() int {
+	if s == nil {
+		return 0
+	}
+	return s.frames
+}
+
+// Close releases the state's tensors. A nil State is fine.
+func (s *State) Close() error {
+	if s == nil {
+		return nil
+	}
+	for _, vs := range [][]ort.Value{s.in, s.out} {
+		for _, v := range vs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}
+	s.in, s.out = nil, nil
+	if s.ratio != nil {
+		s.ratio.Destroy()
+		s.ratio = nil
+	}
+	return nil
+}
+
+// Run infers the first n frames (1..Batch) of b. Recurrent models run them
+// in order through st and keep st for the next call; per-frame models
+// ignore st. Cancelling ctx stops a run in progress.
+func (m *Model) Run(ctx context.Context, b *Batch, n int, st *State) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b == nil || b.m != m {
+		return errors.New("models: Run needs a batch made by this model")
+	}
+	if n < 1 || n > b.size {
+		return fmt.Errorf("models: Run of %d frames on a batch of %d", n, b.size)
+	}
+	if b.opts == nil {
+		return errors.New("models: the batch is closed")
+	}
+	if m.closed.Load() {
+		return errors.New("models: the model is closed")
+	}
+	m.rt.runMu.RLock()
+	defer m.rt.runMu.RUnlock()
+	if m.rt.closed {
+		return errors.New("models: the runtime is closed")
+	}
+	if !m.Recurrent() {
+		b.ins[0] = b.inT[n-1]
+		b.outs[0] = b.alphaT[n-1]
+		if m.fgChannels > 0 {
+			b.outs[1] = b.fgT[n-1]
+		}
+		return m.run(ctx, b, b.ins, b.outs)
+	}
+	if st == nil || st.m != m {
+		return fmt.Errorf("models: %s is recurrent: Run needs a State from this model's NewState", m.man.ID)
+	}
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := m.step(ctx, b, i, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs frame i of b through st.
+func (m *Model) step(ctx context.Context, b *Batch, i int, st *State) error {
+	first := st.in == nil
+	if first {
+		if err := st.init(); err != nil {
+			return err
+		}
+	}
+	rec := len(m.man.Recurrent)
+	b.ins[0] = b.inT[i]
+	copy(b.ins[1:1+rec], st.in)
+	b.ins[1+rec] = st.ratio
+	b.outs[0] = b.fgT[i]
+	b.outs[1] = b.alphaT[i]
+	if first {
+		// The states' shapes are known only after the first frame: let
+		// ONNX Runtime allocate them.
+		clear(b.outs[2:])
+	} else {
+		copy(b.outs[2:], st.out)
+	}
+	if err := m.run(ctx, b, b.ins, b.outs); err != nil {
+		if first {
+			for _, v := range b.outs[2:] {
+				if v != nil {
+					v.Destroy()
+				}
+			}
+		}
+		return err
+	}
+	if first {
+		for _, v := range st.in {
+			v.Destroy()
+		}
+		st.in = slices.Clone(b.outs[2:])
+		st.out = make([]ort.Value, rec)
+		for j, v := range st.in {
+			t, err := ort.NewEmptyTensor[float32](v.GetShape())
+			if err != nil {
+				return ortError("models: allocating recurrent state", err)
+			}
+			st.out[j] = t
+		}
+	} else {
+		st.in, st.out = st.out, st.in
+	}
+	st.frames++
+	return nil
+}
+
+// init creates the initial state tensors and the ratio input.
+func (s *State) init() error {
+	m := s.m
+	s.in = make([]ort.Value, 0, len(m.man.Recurrent))
+	for _, r := range m.man.Recurrent {
+		shape := ort.NewShape(r.InitShape...)
+		data := make([]float32, shape.FlattenedSize())
+		if r.InitValue != 0 {
+			for i := range data {
+				data[i] = r.InitValue
+			}
+		}
+		t, err := ort.NewTensor(shape, data)
+		if err != nil {
+			s.Close()
+			return ortError("models: allocating recurrent state", err)
+		}
+		s.in = append(s.in, t)
+	}
+	ratio, err := ort.NewTensor(ort.NewShape(1), []float32{m.ratio})
+	if err != nil {
+		s.Close()
+		return ortError("models: allocating the downsample ratio", err)
+	}
+	s.ratio = ratio
+	return nil
+}
+
+// run runs the session once, stopping it when ctx is cancelled.
+func (m *Model) run(ctx context.Context, b *Batch, ins, outs []ort.Value) error {
+	var err error
+	if ctx.Done() == nil {
+		err = m.sess.dyn.RunWithOptions(ins, outs, b.opts)
+	} else {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			b.opts.Terminate()
+			close(fired)
+		})
+		err = m.sess.dyn.RunWithOptions(ins, outs, b.opts)
+		if !stop() {
+			<-fired
+			b.opts.UnsetTerminate()
+			if err != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	if err != nil {
+		return ortError("models: running "+m.man.ID, err)
+	}
+	return nil
+}

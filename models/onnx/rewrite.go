@@ -1,0 +1,291 @@
+package onnx
+
+import (
+	"fmt"
+	"slices"
+)
+
+// BatchRewrite reports what MakeBatchDynamic changed.
+type BatchRewrite struct {
+	// Inputs and Outputs name the graph values whose first dimension
+	// became symbolic.
+	Inputs  []string
+	Outputs []string
+	// Reshapes names the Reshape nodes whose hard-coded batch size was
+	// replaced by an inferred one.
+	Reshapes []string
+	// DroppedValueInfo counts the intermediate shape annotations removed
+	// (they carried the old fixed batch; ONNX Runtime infers them again).
+	DroppedValueInfo int
+}
+
+// MakeBatchDynamic rewrites m so that its batch dimension (the first
+// dimension of every graph input and output) is the symbolic param instead
+// of a fixed 1:
+//   - graph inputs and outputs get param as their first dimension;
+//   - intermediate value_info annotations are dropped;
+//   - a Reshape of batch-carrying data (computed from a graph input) whose
+//     constant target shape starts with 1 gets -1 there (or 0, "copy the
+//     input's dimension", when the shape already has a -1).
+//
+// It fails, leaving m unusable, when the graph hard-codes the batch in a
+// way it cannot rewrite: an input or output whose batch is larger than 1,
+// a Resize with constant output sizes of batch-carrying data, or a Reshape
+// with allowzero set. The caller should then keep the fixed-batch model.
+func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
+	var rep BatchRewrite
+	g := m.Graph
+	if g == nil {
+		return rep, fmt.Errorf("onnx: model has no graph")
+	}
+	if param == "" {
+		return rep, fmt.Errorf("onnx: empty batch dimension name")
+	}
+	inits := map[string]bool{}
+	for _, t := range g.Initializers {
+		inits[t.Name] = true
+	}
+	fix := func(v *ValueInfo, what string) (bool, error) {
+		if len(v.Shape) == 0 {
+			return false, nil
+		}
+		d := v.Shape[0]
+		switch {
+		case d.Param != "":
+			return false, nil
+		case d.Value > 1:
+			return false, fmt.Errorf("onnx: %s %q has a fixed batch of %d", what, v.Name, d.Value)
+		}
+		v.Shape[0] = Dim{Param: param}
+		return true, nil
+	}
+	for i := range g.Inputs {
+		if inits[g.Inputs[i].Name] {
+			continue // an initializer listed as an input: a constant, not data
+		}
+		changed, err := fix(&g.Inputs[i], "input")
+		if err != nil {
+			return rep, err
+		}
+		if changed {
+			rep.Inputs = append(rep.Inputs, g.Inputs[i].Name)
+		}
+	}
+	for i := range g.Outputs {
+		changed, err := fix(&g.Outputs[i], "output")
+		if err != nil {
+			return rep, err
+		}
+		if changed {
+			rep.Outputs = append(rep.Outputs, g.Outputs[i].Name)
+		}
+	}
+	rep.DroppedValueInfo = len(g.ValueInfo)
+	g.ValueInfo = nil
+
+	// Values computed from a graph input carry the batch. Nodes are
+	// visited in dependency order: files written by some converters do not
+	// list them topologically.
+	batched := map[string]bool{}
+	for _, in := range g.Inputs {
+		if !inits[in.Name] {
+			batched[in.Name] = true
+		}
+	}
+	order, err := TopologicalOrder(g)
+	if err != nil {
+		return rep, err
+	}
+	for _, idx := range order {
+		n := g.Nodes[idx]
+		carries := false
+		for _, in := range n.Inputs {
+			if batched[in] {
+				carries = true
+				break
+			}
+		}
+		if !carries {
+			continue
+		}
+		for _, out := range n.Outputs {
+			batched[out] = true
+		}
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			continue
+		}
+		switch n.Op {
+		case "Reshape":
+			if len(n.Inputs) < 2 || !batched[n.Inputs[0]] {
+				continue
+			}
+			shape := g.Constant(n.Inputs[1])
+			if shape == nil {
+				continue // computed at run time, from the data's own shape
+			}
+			dims, err := shape.Int64s()
+			if err != nil {
+				return rep, fmt.Errorf("onnx: Reshape %q: %w", n.Name, err)
+			}
+			if len(dims) < 2 || dims[0] != 1 {
+				continue
+			}
+			if a := n.Attr("allowzero"); a != nil && a.I != 0 {
+				return rep, fmt.Errorf("onnx: Reshape %q hard-codes batch 1 with allowzero set", n.Name)
+			}
+			nd := slices.Clone(dims)
+			if slices.Contains(dims, -1) {
+				nd[0] = 0
+			} else {
+				nd[0] = -1
+			}
+			t := Int64Tensor(uniqueName(g, n.Inputs[1]+"_dynbatch"), []int64{int64(len(nd))}, nd...)
+			g.Initializers = append(g.Initializers, t)
+			n.Inputs[1] = t.Name
+			rep.Reshapes = append(rep.Reshapes, n.Name)
+		case "Resize", "Upsample":
+			if n.Op == "Resize" && len(n.Inputs) >= 4 && n.Inputs[3] != "" {
+				if sizes := g.Constant(n.Inputs[3]); sizes != nil {
+					if v, err := sizes.Int64s(); err == nil && len(v) > 0 && v[0] == 1 {
+						return rep, fmt.Errorf("onnx: Resize %q has constant output sizes with batch 1", n.Name)
+					}
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+// PruneOutputs keeps only the named graph outputs and removes the nodes
+// and initializers that no longer contribute to any output. Graphs with
+// control-flow subgraphs keep all their nodes (their outer-scope uses are
+// not visible here); only the outputs are dropped.
+func PruneOutputs(m *Model, keep ...string) error {
+	g := m.Graph
+	var outs []ValueInfo
+	for _, name := range keep {
+		i := slices.IndexFunc(g.Outputs, func(v ValueInfo) bool { return v.Name == name })
+		if i < 0 {
+			return fmt.Errorf("onnx: the graph has no output %q", name)
+		}
+		outs = append(outs, g.Outputs[i])
+	}
+	g.Outputs = outs
+	for _, n := range g.Nodes {
+		for _, a := range n.Attrs {
+			if a.Type == AttrGraph || a.Type == 10 || len(a.extra) > 0 {
+				return nil
+			}
+		}
+	}
+	producer := map[string]int{}
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = i
+		}
+	}
+	needed := map[string]bool{}
+	used := make([]bool, len(g.Nodes))
+	var work []string
+	for _, o := range g.Outputs {
+		needed[o.Name] = true
+		work = append(work, o.Name)
+	}
+	for len(work) > 0 {
+		v := work[len(work)-1]
+		work = work[:len(work)-1]
+		i, ok := producer[v]
+		if !ok || used[i] {
+			continue
+		}
+		used[i] = true
+		for _, in := range g.Nodes[i].Inputs {
+			if in != "" && !needed[in] {
+				needed[in] = true
+				work = append(work, in)
+			}
+		}
+	}
+	kept := make([]*Node, 0, len(g.Nodes))
+	for i, n := range g.Nodes {
+		if used[i] {
+			kept = append(kept, n)
+		}
+	}
+	g.Nodes = kept
+	isInit := map[string]bool{}
+	for _, t := range g.Initializers {
+		isInit[t.Name] = true
+	}
+	inits := g.Initializers[:0]
+	for _, t := range g.Initializers {
+		if needed[t.Name] {
+			inits = append(inits, t)
+		}
+	}
+	g.Initializers = inits
+	ins := g.Inputs[:0]
+	for _, v := range g.Inputs {
+		// Real inputs stay even when unused (callers bind them by name);
+		// initializers listed as inputs go with their initializer.
+		if needed[v.Name] || !isInit[v.Name] {
+			ins = append(ins, v)
+		}
+	}
+	g.Inputs = ins
+	return nil
+}
+
+func uniqueName(g *Graph, base string) string {
+	name := base
+	for i := 2; g.Initializer(name) != nil || g.Producer(name) != nil; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	return name
+}
+
+// TopologicalOrder returns the indices of g's nodes in an order where every
+// node comes after the nodes producing its inputs. ONNX asks for files to
+// list nodes that way, but not every converter does.
+func TopologicalOrder(g *Graph) ([]int, error) {
+	producer := map[string]int{}
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = i
+		}
+	}
+	waiting := make([]int, len(g.Nodes))
+	users := make([][]int, len(g.Nodes))
+	var ready []int
+	for i, n := range g.Nodes {
+		deps := map[int]bool{}
+		for _, in := range n.Inputs {
+			if p, ok := producer[in]; ok && in != "" && p != i {
+				deps[p] = true
+			}
+		}
+		waiting[i] = len(deps)
+		for p := range deps {
+			users[p] = append(users[p], i)
+		}
+		if len(deps) == 0 {
+			ready = append(ready, i)
+		}
+	}
+	order := make([]int, 0, len(g.Nodes))
+	for len(ready) > 0 {
+		i := ready[0]
+		ready = ready[1:]
+		order = append(order, i)
+		for _, u := range users[i] {
+			waiting[u]--
+			if waiting[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	if len(order) != len(g.Nodes) {
+		return nil, fmt.Errorf("onnx: the graph has a cycle")
+	}
+	return order, nil
+}

@@ -1,0 +1,482 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Device is where a model runs.
+type Device string
+
+// The devices a model can run on.
+const (
+	CPU  Device = "cpu"
+	CUDA Device = "cuda"
+)
+
+// Devices lists the devices vidmatte knows, in order of preference.
+var Devices = []Device{CPU, CUDA}
+
+// ParseDevice returns the device s names ("" is CPU).
+func ParseDevice(s string) (Device, error) {
+	switch Device(strings.ToLower(strings.TrimSpace(s))) {
+	case "", CPU:
+		return CPU, nil
+	case CUDA, "gpu":
+		return CUDA, nil
+	}
+	return "", fmt.Errorf("unknown device %q (valid: cpu, cuda)", s)
+}
+
+// ErrCUDAUnavailable is in the chain of every error that says CUDA cannot
+// be used; the rest of the message says why.
+var ErrCUDAUnavailable = errors.New("CUDA is unavailable")
+
+// The CUDA execution provider's libraries, which must sit beside the core
+// library and come from the same ONNX Runtime release.
+const (
+	providersSharedLib = "libonnxruntime_providers_shared.so"
+	providersCUDALib   = "libonnxruntime_providers_cuda.so"
+)
+
+// nvidiaDriverFile exists when the NVIDIA kernel driver is loaded. A
+// variable so tests can point it elsewhere.
+var nvidiaDriverFile = "/proc/driver/nvidia/version"
+
+// RuntimeOptions configures a Runtime.
+type RuntimeOptions struct {
+	// LibraryPath is the ONNX Runtime shared library; "" means
+	// DefaultLibraryPath().
+	LibraryPath string
+	// Threads is the number of intra-op threads of each session; 0 leaves
+	// ONNX Runtime's default (one per physical core).
+	Threads int
+	// AllowCPUFallback makes Load log why CUDA cannot be used and load the
+	// model on the CPU, instead of failing.
+	AllowCPUFallback bool
+	// Logger receives the runtime's messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// The ONNX Runtime environment is process-wide: onnxruntime_go keeps one,
+// and ONNX Runtime itself expects one per process. It is created by the
+// first NewRuntime and kept for the life of the process (re-creating an
+// environment after releasing it is not reliable in ONNX Runtime), so
+// Runtime.Close releases sessions, not the environment.
+var env struct {
+	mu       sync.Mutex
+	path     string // the library path it was initialised with
+	realPath string // the same, with links resolved
+	version  string
+}
+
+// Runtime is the ONNX Runtime environment (initialised once per process,
+// however many Runtimes there are) and a cache of sessions keyed by model,
+// device, input shape and batch. It is safe for concurrent use.
+type Runtime struct {
+	opts    RuntimeOptions
+	libPath string
+	version string
+	log     *slog.Logger
+
+	// runMu is held for reading by every inference and session creation,
+	// and for writing by Close, so Close waits for runs in flight.
+	runMu  sync.RWMutex
+	closed bool
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*session
+	// cuda caches the outcome of the CUDA check: checked once, then every
+	// Load that asks for CUDA gets the same answer.
+	cudaChecked bool
+	cudaErr     error
+}
+
+// NewRuntime loads ONNX Runtime (once per process) and returns a Runtime.
+// A missing or incompatible library is an error that says where it looked.
+func NewRuntime(o RuntimeOptions) (*Runtime, error) {
+	if o.Threads < 0 {
+		return nil, fmt.Errorf("models: negative thread count %d", o.Threads)
+	}
+	path, from := o.LibraryPath, "RuntimeOptions.LibraryPath"
+	if path == "" {
+		path = DefaultLibraryPath()
+		from = "the default, " + filepath.Join("$VIDMATTE_HOME", "lib", "libonnxruntime.so.1")
+		if os.Getenv("VIDMATTE_ORT_LIB") != "" {
+			from = "$VIDMATTE_ORT_LIB"
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err == nil {
+		path = abs
+	}
+	version, err := initEnvironment(path, from)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Runtime{
+		opts:     o,
+		libPath:  path,
+		version:  version,
+		log:      log,
+		sessions: map[sessionKey]*session{},
+	}, nil
+}
+
+func initEnvironment(path, from string) (string, error) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("models: ONNX Runtime library not found at %s (from %s); run scripts/setup, or set VIDMATTE_ORT_LIB or VIDMATTE_HOME", path, from)
+	case err != nil:
+		return "", fmt.Errorf("models: ONNX Runtime library at %s (from %s): %w", path, from, err)
+	case st.IsDir():
+		return "", fmt.Errorf("models: ONNX Runtime library path %s (from %s) is a folder, not the library file", path, from)
+	}
+	real, rerr := filepath.EvalSymlinks(path)
+	if ort.IsInitialized() {
+		if path == env.path || (rerr == nil && real == env.realPath) {
+			return env.version, nil
+		}
+		return "", fmt.Errorf("models: ONNX Runtime is already loaded in this process from %s; cannot also load %s (from %s)", env.path, path, from)
+	}
+	ort.SetSharedLibraryPath(path)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelFatal()); err != nil {
+		msg := cleanORTMessage(err.Error())
+		switch {
+		case strings.Contains(msg, "OrtGetApiBase"):
+			return "", fmt.Errorf("models: %s (from %s) is not an ONNX Runtime library: %s", path, from, msg)
+		case strings.Contains(msg, "ORT API base"):
+			return "", fmt.Errorf("models: ONNX Runtime at %s (from %s) is incompatible: vidmatte needs a release that provides C API version %d (ONNX Runtime 1.%d or newer; 1.30.0 is the tested one)", path, from, ortAPIVersion, ortAPIVersion)
+		default:
+			return "", fmt.Errorf("models: cannot load ONNX Runtime from %s (from %s): %s", path, from, msg)
+		}
+	}
+	env.path = path
+	env.realPath = real
+	env.version = ort.GetVersion()
+	return env.version, nil
+}
+
+// ortAPIVersion is the ONNX Runtime C API version onnxruntime_go v1.27.0
+// asks for.
+const ortAPIVersion = 24
+
+// Version returns the loaded ONNX Runtime's version, e.g. "1.30.0".
+func (rt *Runtime) Version() string { return rt.version }
+
+// LibraryPath returns the ONNX Runtime library this runtime uses.
+func (rt *Runtime) LibraryPath() string { return rt.libPath }
+
+// Close releases every cached session, after waiting for runs in flight.
+// Models loaded from the runtime cannot run afterwards. The process-wide
+// ONNX Runtime environment stays loaded.
+func (rt *Runtime) Close() error {
+	rt.runMu.Lock()
+	defer rt.runMu.Unlock()
+	if rt.closed {
+		return nil
+	}
+	rt.closed = true
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var errs []error
+	for k, s := range rt.sessions {
+		if err := s.dyn.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+		delete(rt.sessions, k)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckCUDA reports whether CUDA sessions can be created: nil, or an error
+// wrapping ErrCUDAUnavailable that says why. The cheap checks (provider
+// libraries present, NVIDIA driver loaded) come before asking ONNX Runtime.
+// The answer is computed once per Runtime.
+func (rt *Runtime) CheckCUDA() error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if !rt.cudaChecked {
+		rt.cudaErr = rt.checkCUDA()
+		rt.cudaChecked = true
+	}
+	return rt.cudaErr
+}
+
+func (rt *Runtime) checkCUDA() error {
+	dir := filepath.Dir(rt.libPath)
+	var missing []string
+	for _, lib := range []string{providersSharedLib, providersCUDALib} {
+		if _, err := os.Stat(filepath.Join(dir, lib)); err != nil {
+			missing = append(missing, lib)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: the CUDA provider libraries are missing from %s (%s); they must sit beside %s and come from the same ONNX Runtime release (%s)",
+			ErrCUDAUnavailable, dir, strings.Join(missing, ", "), filepath.Base(rt.libPath), rt.version)
+	}
+	if _, err := os.Stat(nvidiaDriverFile); err != nil {
+		return fmt.Errorf("%w: no NVIDIA driver is loaded (%s is absent): this machine has no usable GPU", ErrCUDAUnavailable, nvidiaDriverFile)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return fmt.Errorf("%w: creating session options: %s", ErrCUDAUnavailable, cleanORTMessage(err.Error()))
+	}
+	defer opts.Destroy()
+	return appendCUDA(opts)
+}
+
+// appendCUDA adds the CUDA execution provider to opts, turning ONNX
+// Runtime's failure into an error that says what is wrong.
+func appendCUDA(opts *ort.SessionOptions) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrCUDAUnavailable, explainCUDA(err))
+	}
+	defer cuda.Destroy()
+	if err := cuda.Update(map[string]string{"device_id": "0"}); err != nil {
+		return fmt.Errorf("%w: %s", ErrCUDAUnavailable, explainCUDA(err))
+	}
+	if err := opts.AppendExecutionProviderCUDA(cuda); err != nil {
+		return fmt.Errorf("%w: %s", ErrCUDAUnavailable, explainCUDA(err))
+	}
+	return nil
+}
+
+// explainCUDA prefixes ONNX Runtime's CUDA error with the likely cause.
+func explainCUDA(err error) string {
+	msg := cleanORTMessage(err.Error())
+	low := strings.ToLower(msg)
+	switch {
+	case strings.Contains(low, "libcudart") || strings.Contains(low, "libcublas") || strings.Contains(low, "libcudnn") || strings.Contains(low, "libcufft") || strings.Contains(low, "libcurand"):
+		return "the CUDA or cuDNN runtime libraries the provider needs cannot be loaded (install the CUDA and cuDNN versions this ONNX Runtime release was built for): " + msg
+	case strings.Contains(low, "version") || strings.Contains(low, "undefined symbol"):
+		return "the CUDA provider library does not match the core library's ONNX Runtime version: " + msg
+	case strings.Contains(low, "no cuda-capable device") || strings.Contains(low, "cuda driver") || strings.Contains(low, "cudaerrornodevice") || strings.Contains(low, "insufficient driver"):
+		return "no usable GPU or driver: " + msg
+	}
+	return "the CUDA provider failed to load: " + msg
+}
+
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
+// cleanORTMessage strips terminal colour codes and surrounding space from
+// an ONNX Runtime message.
+func cleanORTMessage(s string) string {
+	return strings.TrimSpace(ansiEscape.ReplaceAllString(s, ""))
+}
+
+// ortError wraps an ONNX Runtime error with what was being done.
+func ortError(what string, err error) error {
+	return fmt.Errorf("%s: %s", what, cleanORTMessage(err.Error()))
+}
+
+// sessionKey identifies a cached session.
+type sessionKey struct {
+	source string // the model file, or "builtin:<id>" for generated graphs
+	device Device
+	width  int
+	height int
+	batch  int
+}
+
+// session is one ONNX Runtime session in the cache.
+type session struct {
+	dyn     *ort.DynamicAdvancedSession
+	inputs  []string
+	outputs []string
+	device  Device
+}
+
+// sessionSpec says how to create a session.
+type sessionSpec struct {
+	key     sessionKey
+	path    string // model file, or "" when data is set
+	data    []byte // model bytes, for generated graphs
+	inputs  []string
+	outputs []string
+}
+
+// session returns the cached session for spec, creating it when needed.
+// With CUDA asked for and unavailable, it fails, or with AllowCPUFallback
+// logs the reason and returns a CPU session. created reports whether the
+// session was made by this call.
+func (rt *Runtime) session(spec sessionSpec) (s *session, created bool, err error) {
+	rt.runMu.RLock()
+	defer rt.runMu.RUnlock()
+	if rt.closed {
+		return nil, false, errors.New("models: the runtime is closed")
+	}
+	if spec.key.device == CUDA {
+		if cerr := rt.CheckCUDA(); cerr != nil {
+			if !rt.opts.AllowCPUFallback {
+				return nil, false, cerr
+			}
+			rt.log.Warn("CUDA requested but unavailable; running on the CPU", "reason", cerr.Error(), "model", spec.key.source)
+			spec.key.device = CPU
+		}
+	}
+	rt.mu.Lock()
+	if s := rt.sessions[spec.key]; s != nil {
+		rt.mu.Unlock()
+		return s, false, nil
+	}
+	rt.mu.Unlock()
+
+	s, err = rt.newSession(spec)
+	if err != nil && spec.key.device == CUDA && rt.opts.AllowCPUFallback {
+		rt.log.Warn("creating a CUDA session failed; running on the CPU", "reason", err.Error(), "model", spec.key.source)
+		spec.key.device = CPU
+		rt.mu.Lock()
+		if cached := rt.sessions[spec.key]; cached != nil {
+			rt.mu.Unlock()
+			return cached, false, nil
+		}
+		rt.mu.Unlock()
+		s, err = rt.newSession(spec)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if cached := rt.sessions[spec.key]; cached != nil {
+		// Another goroutine made the same session meanwhile: keep one.
+		s.dyn.Destroy()
+		return cached, false, nil
+	}
+	rt.sessions[spec.key] = s
+	return s, true, nil
+}
+
+func (rt *Runtime) newSession(spec sessionSpec) (*session, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, ortError("models: creating session options", err)
+	}
+	defer opts.Destroy()
+	if rt.opts.Threads > 0 {
+		if err := opts.SetIntraOpNumThreads(rt.opts.Threads); err != nil {
+			return nil, ortError("models: setting the thread count", err)
+		}
+		if err := opts.SetInterOpNumThreads(1); err != nil {
+			return nil, ortError("models: setting the thread count", err)
+		}
+	}
+	if spec.key.device == CUDA {
+		if err := appendCUDA(opts); err != nil {
+			return nil, err
+		}
+	}
+	var dyn *ort.DynamicAdvancedSession
+	start := time.Now()
+	if spec.data != nil {
+		dyn, err = ort.NewDynamicAdvancedSessionWithONNXData(spec.data, spec.inputs, spec.outputs, opts)
+	} else {
+		dyn, err = ort.NewDynamicAdvancedSession(spec.path, spec.inputs, spec.outputs, opts)
+	}
+	if err != nil {
+		what := "models: creating a session for " + spec.key.source
+		if spec.key.device == CUDA {
+			return nil, fmt.Errorf("%w: %s", ErrCUDAUnavailable, ortError(what+" on CUDA", err))
+		}
+		return nil, ortError(what, err)
+	}
+	rt.log.Debug("session created", "model", spec.key.source, "device", spec.key.device,
+		"width", spec.key.width, "height", spec.key.height, "batch", spec.key.batch, "took", time.Since(start))
+	return &session{dyn: dyn, inputs: spec.inputs, outputs: spec.outputs, device: spec.key.device}, nil
+}
+
+// ModelIO describes one input or output of a model file as ONNX Runtime
+// sees it.
+type ModelIO struct {
+	Name string
+	// Type is the element type ("float", "float16", "int64"…), or the
+	// value kind for non-tensors ("sequence", "map"…).
+	Type string
+	// Shape has -1 for dimensions that are dynamic.
+	Shape []int64
+}
+
+// String returns `name float [1,3,-1,-1]`.
+func (io ModelIO) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s [", io.Name, io.Type)
+	for i, d := range io.Shape {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, d)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// Inspect returns the inputs and outputs of the model file at path, as
+// ONNX Runtime loads it.
+func (rt *Runtime) Inspect(path string) (inputs, outputs []ModelIO, err error) {
+	rt.runMu.RLock()
+	defer rt.runMu.RUnlock()
+	if rt.closed {
+		return nil, nil, errors.New("models: the runtime is closed")
+	}
+	in, out, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, nil, ortError("models: ONNX Runtime cannot load "+path, err)
+	}
+	return convertIO(in), convertIO(out), nil
+}
+
+func convertIO(infos []ort.InputOutputInfo) []ModelIO {
+	out := make([]ModelIO, len(infos))
+	for i, info := range infos {
+		io := ModelIO{Name: info.Name}
+		if info.OrtValueType == ort.ONNXTypeTensor {
+			io.Type = elemTypeName(info.DataType)
+			io.Shape = append([]int64(nil), info.Dimensions...)
+		} else {
+			io.Type = strings.ToLower(strings.TrimPrefix(info.OrtValueType.String(), "ONNX_TYPE_"))
+		}
+		out[i] = io
+	}
+	return out
+}
+
+func elemTypeName(t ort.TensorElementDataType) string {
+	switch t {
+	case ort.TensorElementDataTypeFloat:
+		return "float"
+	case ort.TensorElementDataTypeFloat16:
+		return "float16"
+	case ort.TensorElementDataTypeDouble:
+		return "double"
+	case ort.TensorElementDataTypeInt64:
+		return "int64"
+	case ort.TensorElementDataTypeInt32:
+		return "int32"
+	case ort.TensorElementDataTypeUint8:
+		return "uint8"
+	case ort.TensorElementDataTypeInt8:
+		return "int8"
+	case ort.TensorElementDataTypeBool:
+		return "bool"
+	}
+	return strings.ToLower(strings.TrimPrefix(t.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))
+}
