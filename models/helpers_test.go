@@ -113,8 +113,8 @@ func planarRGB(img image.Image, w, h int) []byte {
 
 // yuvFrame is a yuv420p picture with padded strides, as a decoder gives.
 type yuvFrame struct {
-	w, h                    int
-	y, u, v                 []byte
+	w, h                      int
+	y, u, v                   []byte
 	yStride, uStride, vStride int
 }
 

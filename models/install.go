@@ -66,9 +66,9 @@ type chunkUse struct {
 
 // installTarget is one model file being reassembled.
 type installTarget struct {
-	m    *Manifest
-	tmp  *os.File
-	dst  string
+	m   *Manifest
+	tmp *os.File
+	dst string
 }
 
 func (r *Registry) install(pkgTgz string, ms []*Manifest) ([]InstallResult, error) {
