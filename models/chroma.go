@@ -97,7 +97,7 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 	e := g.Op("ReduceMin", []string{d}, onnx.IntsAttr("axes", 1), onnx.IntAttr("keepdims", 1))
 
 	// The screen's excess, estimated on a 1/16 subsample: the mean excess
-	// of pixels above Detect, then of pixels above half that, each pulled
+	// of pixels above Detect, then of pixels above 0.7 of that, each pulled
 	// towards Prior as if PriorWeight of the frame were screen of that
 	// excess.
 	big := int64(math.MaxInt32)
@@ -111,7 +111,7 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 		return g.Op("Div", []string{g.Op("Add", []string{sum, priorMass}), g.Op("Add", []string{cnt, priorWeight})})
 	}
 	s1 := estimate(g.Float(nil, p.Detect))
-	s2 := estimate(g.Op("Mul", []string{s1, g.Float(nil, 0.5)}))
+	s2 := estimate(g.Op("Mul", []string{s1, g.Float(nil, 0.7)}))
 	screen := g.Op("Max", []string{s2, g.Float(nil, p.MinScreen)})
 
 	// alpha = clamp((Outer − e/screen) / (Outer − Inner)), as e·k + b.

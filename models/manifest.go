@@ -155,7 +155,7 @@ type ChromaKey struct {
 	Outer float32 `json:"outer"`
 	// Detect is the excess (in RGB units 0..1) a pixel needs to count as
 	// screen in the first estimate; the second estimate keeps the pixels
-	// above half the first.
+	// above 0.7 of the first (the lit screen, not its shadows or edges).
 	Detect float32 `json:"detect"`
 	// Prior is the screen excess assumed when a frame shows little or no
 	// screen; it weighs as PriorWeight of the frame's pixels.
@@ -316,14 +316,16 @@ const (
 
 // DefaultChroma returns the chroma keyer parameters for key "green" or
 // "blue" (see ChromaKey): opaque at or below 0.2 of the screen's excess,
-// transparent at or above 0.6, screen pixels counted from an excess of
-// 0.08, a prior screen excess of 0.3 weighing 0.1% of the frame, a floor of
-// 0.12 for the estimate, full despill.
+// transparent at or above 0.7 (a screen in a shadow that keeps 70% of its
+// light is still keyed out; a 50/50 mix of screen and a neutral foreground
+// gets alpha 0.4), screen pixels counted from an excess of 0.08, a prior
+// screen excess of 0.3 weighing 0.1% of the frame, a floor of 0.12 for the
+// estimate, full despill.
 func DefaultChroma(key string) ChromaKey {
 	return ChromaKey{
 		Key:         key,
 		Inner:       0.2,
-		Outer:       0.6,
+		Outer:       0.7,
 		Detect:      0.08,
 		Prior:       0.3,
 		PriorWeight: 0.001,

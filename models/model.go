@@ -137,16 +137,23 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 	}
 	model.sess = s
 	model.device = s.device
-	for c := range 3 {
-		sc := 1 / m.Input.Std[c]
-		off := -m.Input.Mean[c] / m.Input.Std[c]
-		model.scale[c], model.offset[c] = sc, off
-		for v := range 256 {
-			model.lut[c][v] = float32(v)*sc + off
-		}
-	}
+	model.initNormalization()
 	model.loadTime = time.Since(start)
 	return model, nil
+}
+
+// initNormalization fills the lookup tables and factors that turn
+// prepared bytes into the model's input values.
+func (m *Model) initNormalization() {
+	in := m.man.Input
+	for c := range 3 {
+		sc := 1 / in.Std[c]
+		off := -in.Mean[c] / in.Std[c]
+		m.scale[c], m.offset[c] = sc, off
+		for v := range 256 {
+			m.lut[c][v] = float32(v)*sc + off
+		}
+	}
 }
 
 // verifiedPath returns the model's file when it is present and verified.
