@@ -2,13 +2,17 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -189,4 +193,33 @@ func fetchError(err error, field string) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// FetchBackground fetches a background image URL into the data dir's
+// backgrounds/ folder and returns the local file. Files are named by the
+// URL's hash and reused by later jobs with the same URL. The runner calls
+// it for jobs with image backgrounds.
+func (s *Server) FetchBackground(ctx context.Context, rawURL string) (string, error) {
+	if err := checkHTTPURL(rawURL, "background.image_url"); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(rawURL))
+	u, _ := url.Parse(rawURL)
+	name := hex.EncodeToString(sum[:16]) + extensionOf(u.Path)
+	final := filepath.Join(s.backgroundDir, name)
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if st, err := os.Stat(final); err == nil && st.Size() > 0 {
+		return final, nil
+	}
+	tmp := "." + newID("bg_") + extensionOf(u.Path)
+	p, _, err := s.fetcher.Fetch(ctx, rawURL, "background.image_url", s.backgroundDir, tmp, s.cfg.Limits.MaxFetchBytes)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(p, final); err != nil {
+		os.Remove(p)
+		return "", err
+	}
+	return final, nil
 }
