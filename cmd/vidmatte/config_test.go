@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadTestConfig(t *testing.T, args []string, env map[string]string) (serveConfig, error) {
+	t.Helper()
+	fs := newFlagSet("serve", io.Discard)
+	cf := bindConfigFlags(fs, true)
+	if _, err := parseFlags(fs, args); err != nil {
+		return serveConfig{}, err
+	}
+	return cf.load(func(k string) string { return env[k] })
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "vidmatte.toml")
+	os.WriteFile(file, []byte(`
+listen = "127.0.0.1:1111"
+data = "/srv/file"
+workers = 2
+shutdown_deadline = "45s"
+default_model = "chroma"
+[limits]
+upload_bytes = 1000
+fetch_timeout = "10s"
+[rate_limit]
+rate = 5.5
+burst = 7
+[prices]
+chroma = 2.5
+[aliases]
+fast = "chroma"
+`), 0o644)
+	c, err := loadTestConfig(t, []string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1111" || c.Data != "/srv/file" || c.Workers != 2 || c.ShutdownDeadline.Duration != 45*time.Second ||
+		c.Limits.UploadBytes != 1000 || c.Limits.FetchTimeout.Duration != 10*time.Second || c.RateLimit.Rate != 5.5 ||
+		c.RateLimit.Burst != 7 || c.Prices["chroma"] != 2.5 || c.Aliases["fast"] != "chroma" || c.DefaultModel != "chroma" {
+		t.Fatalf("from the file: %+v", c)
+	}
+	// Untouched settings keep their defaults.
+	if c.MaxAttempts != 3 || c.Limits.BodyBytes != 1<<20 || c.OutputURLTTL.Duration != 24*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	env := map[string]string{"VIDMATTE_CONFIG": file, "VIDMATTE_LISTEN": "127.0.0.1:2222", "VIDMATTE_WORKERS": "3",
+		"VIDMATTE_PRICES": "isnet=12,chroma=1", "VIDMATTE_ALLOW_PRIVATE_FETCH": "true", "VIDMATTE_FETCH_TIMEOUT": "1m"}
+	c, err = loadTestConfig(t, nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:2222" || c.Workers != 3 || c.Data != "/srv/file" || c.Prices["isnet"] != 12 || c.Prices["chroma"] != 1 ||
+		!c.AllowPrivateFetch || c.Limits.FetchTimeout.Duration != time.Minute {
+		t.Fatalf("env over the file: %+v", c)
+	}
+	c, err = loadTestConfig(t, []string{"--listen", "127.0.0.1:3333", "--data", "/srv/flag", "--price", "chroma=9", "--alias", "quick=chroma"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:3333" || c.Data != "/srv/flag" || c.Workers != 3 || c.Prices["chroma"] != 9 || c.Aliases["quick"] != "chroma" {
+		t.Fatalf("flags over env: %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.toml")
+	os.WriteFile(unknown, []byte("listen = \"x:1\"\nworkrs = 2\n"), 0o644)
+	if _, err := loadTestConfig(t, []string{"--config", unknown}, nil); err == nil || !strings.Contains(err.Error(), "workrs") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	badType := filepath.Join(dir, "type.toml")
+	os.WriteFile(badType, []byte("workers = \"two\"\n"), 0o644)
+	if _, err := loadTestConfig(t, []string{"--config", badType}, nil); err == nil {
+		t.Fatal("a string for workers was accepted")
+	}
+	for name, env := range map[string]map[string]string{
+		"workers":  {"VIDMATTE_WORKERS": "many"},
+		"range":    {"VIDMATTE_WORKERS": "0"},
+		"duration": {"VIDMATTE_SHUTDOWN_DEADLINE": "soon"},
+		"price":    {"VIDMATTE_PRICES": "isnet"},
+		"device":   {"VIDMATTE_DEVICE": "tpu"},
+		"ttl":      {"VIDMATTE_OUTPUT_URL_TTL": "1s"},
+	} {
+		if _, err := loadTestConfig(t, nil, env); err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+	}
+	if _, err := loadTestConfig(t, []string{"--price", "chroma=-1"}, nil); err == nil {
+		t.Fatal("a negative price was accepted")
+	}
+	if _, err := loadTestConfig(t, []string{"--config", filepath.Join(dir, "absent.toml")}, nil); err == nil {
+		t.Fatal("a missing file was accepted")
+	}
+}
