@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"vidmatte/api"
+	"vidmatte/internal/testmedia"
+)
+
+// client talks to a daemon over real HTTP.
+type client struct {
+	t    *testing.T
+	base string
+	key  string
+}
+
+func (c *client) do(method, path string, body io.Reader, ctype string) (int, map[string]any, http.Header) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("X-Api-Key", c.key)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+func (c *client) post(path, body string) (int, map[string]any) {
+	c.t.Helper()
+	st, m, _ := c.do(http.MethodPost, path, strings.NewReader(body), "application/json")
+	return st, m
+}
+
+func (c *client) get(path string) map[string]any {
+	c.t.Helper()
+	st, m, h := c.do(http.MethodGet, path, nil, "")
+	for st == http.StatusTooManyRequests {
+		// A well-behaved client backs off as told.
+		ra, _ := strconv.Atoi(h.Get("Retry-After"))
+		time.Sleep(time.Duration(ra) * time.Second)
+		st, m, h = c.do(http.MethodGet, path, nil, "")
+	}
+	if st != 200 {
+		c.t.Fatalf("GET %s: %d %v", path, st, m)
+	}
+	return m
+}
+
+func (c *client) upload(path string) map[string]any {
+	c.t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
+	fw.Write(data)
+	mw.Close()
+	st, m, _ := c.do(http.MethodPost, "/v1/uploads", &buf, mw.FormDataContentType())
+	if st != 201 {
+		c.t.Fatalf("upload: %d %v", st, m)
+	}
+	return m
+}
+
+// waitJob polls a job until it reaches a terminal status (or until stop
+// says so) and returns it.
+func (c *client) waitJob(id string, timeout time.Duration, stop func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j := c.get("/v1/jobs/" + id)
+		st := j["status"].(string)
+		if st == "completed" || st == "failed" || st == "canceled" || (stop != nil && stop(j)) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("job %s still %s after %s: %v", id, st, timeout, j)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *client) ledger() map[string]int {
+	c.t.Helper()
+	n := map[string]int{}
+	for _, e := range c.get("/v1/usage/events?limit=100")["events"].([]any) {
+		n[e.(map[string]any)["type"].(string)]++
+	}
+	return n
+}
+
+type webhookHit struct {
+	event, signature, timestamp string
+	body                        []byte
+}
+
+func TestDaemonEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	secret, errOut, code := runCmd(t, "keys", "create", "--data", dir, "--name", "e2e", "--credits", "100")
+	if code != 0 {
+		t.Fatalf("keys create: %s", errOut)
+	}
+	secret = strings.TrimSpace(secret)
+
+	var mu sync.Mutex
+	var hits []webhookHit
+	fails := 1
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		hits = append(hits, webhookHit{r.Header.Get("X-Webhook-Event"), r.Header.Get("X-Webhook-Signature"), r.Header.Get("X-Webhook-Timestamp"), b})
+		if fails > 0 {
+			fails--
+			w.WriteHeader(500)
+		}
+	}))
+	defer receiver.Close()
+
+	cfg := defaultServeConfig()
+	cfg.Listen, cfg.Data, cfg.AllowPrivateFetch, cfg.DefaultModel = "127.0.0.1:0", dir, true, "chroma"
+	cfg.ShutdownDeadline.Duration = 5 * time.Second
+	var logs syncWriter
+	d, err := newDaemon(cfg, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+	c := &client{t: t, base: "http://" + d.Addr(), key: secret}
+
+	clip, _ := testmedia.GreenScreen(t, 128, 96, 20, false)
+	up := c.upload(clip)
+	st, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q,"output_format":"webm","webhook_url":"%s/hook"}`, up["video_url"], receiver.URL))
+	if st != 201 || j["status"] != "queued" {
+		t.Fatalf("create: %d %v", st, j)
+	}
+	id := j["id"].(string)
+	j = c.waitJob(id, 2*time.Minute, nil)
+	if j["status"] != "completed" || j["progress"].(float64) != 100 || j["frames_done"].(float64) != 20 || j["billing_status"] != "charged" {
+		t.Fatalf("job: %v", j)
+	}
+	outURL := j["output_url"].(string)
+	resp, err := http.Get(outURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/webm" {
+		t.Fatalf("output: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	got := filepath.Join(t.TempDir(), "out.webm")
+	os.WriteFile(got, data, 0o644)
+	if frames, _, _ := testmedia.Probe(t, got); frames != 20 {
+		t.Fatalf("downloaded output has %d frames", frames)
+	}
+	if dl := c.get("/api/download/" + id); dl["output_url"] == nil {
+		t.Fatalf("legacy download: %v", dl)
+	}
+	if l := c.ledger(); l["reserve"] != 1 || l["charge"] != 1 {
+		t.Fatalf("ledger: %v", l)
+	}
+
+	// A corrupt upload fails with a useful error and a refund.
+	up2 := c.upload(clip)
+	st, j = c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q,"auto_start":false}`, up2["video_url"]))
+	if st != 201 || j["status"] != "pending" {
+		t.Fatalf("draft: %d %v", st, j)
+	}
+	uploads, _ := filepath.Glob(filepath.Join(dir, "uploads", "up_*"))
+	for _, p := range uploads {
+		if info, _ := os.Stat(p); info != nil {
+			os.WriteFile(p, bytes.Repeat([]byte("garbage!"), 1000), 0o644)
+		}
+	}
+	id2 := j["id"].(string)
+	if st, j = c.post("/v1/jobs/"+id2+"/start", `{}`); st != 200 {
+		t.Fatalf("start: %d %v", st, j)
+	}
+	j = c.waitJob(id2, time.Minute, nil)
+	jerr, _ := j["error"].(map[string]any)
+	if j["status"] != "failed" || jerr == nil || jerr["code"] == "internal_error" || jerr["message"] == "" || j["billing_status"] != "refunded" {
+		t.Fatalf("corrupt job: %v", j)
+	}
+
+	// The webhooks arrived signed; the first failed and was retried.
+	mu.Lock()
+	n := len(hits)
+	mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for n < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		n = len(hits)
+		mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	events := map[string]int{}
+	for _, h := range hits {
+		ts, _ := strconv.ParseInt(h.timestamp, 10, 64)
+		// The receiver verifies with the secret the operator reads out.
+		ws, _, _ := runCmd(t, "keys", "webhook-secret", "--data", dir, keyIDOf(t, dir))
+		if h.signature != api.SignWebhook(strings.TrimSpace(ws), ts, h.body) {
+			t.Fatalf("webhook %s: signature does not verify", h.event)
+		}
+		events[h.event]++
+	}
+	if events["job.started"] < 1 || events["job.completed"] < 1 || events["job.started"]+events["job.completed"] < 3 {
+		t.Fatalf("webhook events %v", events)
+	}
+	if !strings.Contains(logs.String(), `"job_id":"`+id+`"`) {
+		t.Fatal("no log line carries the job id")
+	}
+
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func keyIDOf(t *testing.T, dir string) string {
+	t.Helper()
+	out, _, _ := runCmd(t, "keys", "list", "--data", dir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.Fields(lines[1])[0]
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// buildBinary builds the vidmatte command once for the test.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vidmatte")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("building the binary: %v", err)
+	}
+	return bin
+}
+
+// startServe starts 'vidmatte serve' and returns its process and base URL.
+func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--allow-private-fetch",
+		"--default-model", "chroma", "--log-format", "json")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		if rest, ok := strings.CutPrefix(line, "vidmatte: listening on "); ok {
+			go io.Copy(io.Discard, stdout)
+			return cmd, strings.Fields(rest)[0]
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+	t.Fatalf("serve did not say where it listens:\n%s", b)
+	return nil, ""
+}
+
+// The daemon killed with SIGKILL mid-job resumes the job after a restart,
+// and the job is charged exactly once.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and processes a clip of several seconds")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	out, err := exec.Command(bin, "keys", "create", "--data", dir, "--name", "crash", "--credits", "100").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(out))
+	if strings.Contains(key, "\n") || key == "" {
+		t.Fatalf("keys create printed %q", out)
+	}
+	cmd, base := startServe(t, bin, dir)
+	c := &client{t: t, base: base, key: key}
+	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 480, Height: 360, FPS: 25, Duration: 16 * time.Second})
+	up := c.upload(clip)
+	st, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, up["video_url"]))
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, j)
+	}
+	id := j["id"].(string)
+	j = c.waitJob(id, 2*time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
+	if j["status"] != "processing" {
+		t.Fatalf("the job ended before it could be interrupted: %v", j)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	_, base = startServe(t, bin, dir)
+	c.base = base
+	j = c.waitJob(id, 5*time.Minute, nil)
+	if j["status"] != "completed" || j["billing_status"] != "charged" {
+		t.Fatalf("after the restart: %v", j)
+	}
+	if l := c.ledger(); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Fatalf("ledger after the crash: %v", l)
+	}
+	partials, _ := filepath.Glob(filepath.Join(dir, "outputs", id, ".*"))
+	if len(partials) != 0 {
+		t.Fatalf("partial files left: %v", partials)
+	}
+}
