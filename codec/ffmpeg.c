@@ -252,3 +252,33 @@ int vm_pix_fmt_is_rgb(int fmt) {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
     return d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) != 0;
 }
+
+void vm_cc_set_color(AVCodecContext *cc, int primaries, int trc, int space, int range) {
+    cc->color_primaries = primaries;
+    cc->color_trc = trc;
+    cc->colorspace = space;
+    cc->color_range = range;
+}
+
+AVBufferPool *vm_buffer_pool_new(int size) {
+    return av_buffer_pool_init(size, NULL);
+}
+
+void vm_buffer_pool_free(AVBufferPool *p) {
+    av_buffer_pool_uninit(&p);
+}
+
+// vm_frame_default_layout gives an audio frame whose channels have no
+// declared order the default layout for its channel count.
+void vm_frame_default_layout(AVFrame *f) {
+    if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
+        int n = f->ch_layout.nb_channels;
+        av_channel_layout_uninit(&f->ch_layout);
+        av_channel_layout_default(&f->ch_layout, n);
+    }
+}
+
+// vm_layout_name describes an audio frame's channel layout into buf.
+int vm_layout_name(const AVFrame *f, char *buf, int size) {
+    return av_channel_layout_describe(&f->ch_layout, buf, size);
+}

@@ -27,6 +27,12 @@ void vm_set_colorspace(AVFrame *f, int colorspace, int range);
 void vm_set_pkt_timebase(AVCodecContext *cc, int num, int den);
 int vm_pix_fmt_is_rgb(int fmt);
 
+void vm_cc_set_color(AVCodecContext *cc, int primaries, int trc, int space, int range);
+AVBufferPool *vm_buffer_pool_new(int size);
+void vm_buffer_pool_free(AVBufferPool *p);
+void vm_frame_default_layout(AVFrame *f);
+int vm_layout_name(const AVFrame *f, char *buf, int size);
+
 // Probing.
 const char *vm_probe_format(const uint8_t *buf, int size, const char *filename, int *score);
 int vm_stream_is_attached_pic(const AVStream *st);

@@ -22,12 +22,19 @@ import (
 // ReadAlpha decodes a produced file and returns the alpha plane of each
 // frame (width*height bytes): VP9 WebM through the libvpx-vp9 decoder (the
 // only one that returns alpha), MOV, GIF and WebP as RGBA, a zip of PNGs
-// with Go's PNG decoder, and an .mp4 as a mask video (alpha = luma).
+// with Go's PNG decoder, and an .mp4 as a mask video (alpha = luma, read
+// without range conversion).
 func ReadAlpha(t testing.TB, path string) [][]byte {
 	t.Helper()
 	if strings.EqualFold(filepath.Ext(path), ".mp4") {
 		w, h := videoSize(t, path)
-		planes := decodeRaw(t, path, "yuv420p", w, h, w*h+2*((w+1)/2)*((h+1)/2))
+		// Decode to the stored pixel format so that no range conversion
+		// touches the luma.
+		pixFmt := strings.TrimSpace(string(run(t, nil, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=pix_fmt", "-of", "csv=p=0", path)))
+		if pixFmt != "yuv420p" && pixFmt != "yuvj420p" {
+			t.Fatalf("testmedia: %s is %s, not a 4:2:0 mask video", path, pixFmt)
+		}
+		planes := decodeRaw(t, path, pixFmt, w, h, w*h+2*((w+1)/2)*((h+1)/2))
 		out := make([][]byte, len(planes))
 		for i, p := range planes {
 			out[i] = p[:w*h]
@@ -401,4 +408,96 @@ func blendOver(dst, src []byte) {
 		dst[c] = byte(v + 0.5)
 	}
 	dst[3] = byte(a*255 + 0.5)
+}
+
+// Span is when a stream's packets start and end (the last packet's time
+// plus its duration), in presentation time.
+type Span struct {
+	Present    bool
+	Start, End time.Duration
+	Packets    int
+}
+
+// Duration is End - Start.
+func (s Span) Duration() time.Duration { return s.End - s.Start }
+
+// Spans reads the packet timestamps of the first video and the first audio
+// stream of a media file with ffprobe.
+func Spans(t testing.TB, path string) (video, audio Span) {
+	t.Helper()
+	out := run(t, nil, "ffprobe", "-v", "error", "-show_entries", "stream=index,codec_type:packet=stream_index,pts_time,duration_time", "-of", "json", path)
+	var doc struct {
+		Streams []struct {
+			Index     int    `json:"index"`
+			CodecType string `json:"codec_type"`
+		} `json:"streams"`
+		Packets []struct {
+			StreamIndex  int    `json:"stream_index"`
+			PtsTime      string `json:"pts_time"`
+			DurationTime string `json:"duration_time"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("testmedia: ffprobe output for %s: %v", path, err)
+	}
+	vi, ai := -1, -1
+	for _, s := range doc.Streams {
+		switch {
+		case s.CodecType == "video" && vi < 0:
+			vi = s.Index
+		case s.CodecType == "audio" && ai < 0:
+			ai = s.Index
+		}
+	}
+	sec := func(s string) (time.Duration, bool) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, false
+		}
+		return time.Duration(f * float64(time.Second)), true
+	}
+	type pkt struct{ pts, dur time.Duration }
+	var vp, ap []pkt
+	for _, p := range doc.Packets {
+		pts, ok := sec(p.PtsTime)
+		if !ok {
+			continue
+		}
+		dur, _ := sec(p.DurationTime)
+		switch p.StreamIndex {
+		case vi:
+			vp = append(vp, pkt{pts, dur})
+		case ai:
+			ap = append(ap, pkt{pts, dur})
+		}
+	}
+	span := func(ps []pkt) Span {
+		if len(ps) == 0 {
+			return Span{}
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].pts < ps[j].pts })
+		// A packet without a duration lasts the usual gap.
+		var gaps []time.Duration
+		for i := 1; i < len(ps); i++ {
+			gaps = append(gaps, ps[i].pts-ps[i-1].pts)
+		}
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		var typical time.Duration
+		if len(gaps) > 0 {
+			typical = gaps[len(gaps)/2]
+		}
+		sp := Span{Present: true, Start: ps[0].pts, Packets: len(ps)}
+		for _, p := range ps {
+			d := p.dur
+			if d <= 0 {
+				d = typical
+			}
+			if p.pts+d > sp.End {
+				sp.End = p.pts + d
+			}
+		}
+		return sp
+	}
+	video, audio = span(vp), span(ap)
+	return video, audio
 }

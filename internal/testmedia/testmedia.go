@@ -40,6 +40,8 @@ type ClipOptions struct {
 	// Container is "mp4" (default), "mov", "mkv", "webm" or "avi".
 	Container string
 	// Codec is the video encoder: libx264 by default, libvpx-vp9 for webm.
+	// Odd sizes need a codec that takes them, such as VP9 (x264's 4:2:0
+	// does not).
 	Codec string
 	// Source is the lavfi video source, default "testsrc2"; for example
 	// "color=c=0xff0000" or "smptebars". Size, rate and duration are added.
@@ -99,11 +101,19 @@ func Clip(t testing.TB, o ClipOptions) string {
 		target = filepath.Join(dir, "unrotated_"+name)
 	}
 
-	args := []string{"-f", "lavfi", "-i", fmt.Sprintf("%s=s=%dx%d:r=%d:d=%s", o.Source, o.Width, o.Height, o.FPS, dur)}
+	sep := "="
+	if strings.Contains(o.Source, "=") {
+		sep = ":"
+	}
+	args := []string{"-f", "lavfi", "-i", fmt.Sprintf("%s%ss=%dx%d:r=%d:d=%s", o.Source, sep, o.Width, o.Height, o.FPS, dur)}
 	if o.Audio {
 		args = append(args, "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:d="+dur)
 	}
 	var filters []string
+	if o.Width%2 == 1 || o.Height%2 == 1 {
+		// Sources such as testsrc2 round odd sizes down to even ones.
+		filters = append(filters, fmt.Sprintf("scale=%d:%d", o.Width, o.Height))
+	}
 	if o.VFR {
 		// Drop frames 2 of every 5 and 3 of every 7: irregular gaps.
 		filters = append(filters, `select='not(eq(mod(n\,5)\,2))*not(eq(mod(n\,7)\,3))'`)
@@ -149,13 +159,28 @@ func Clip(t testing.TB, o ClipOptions) string {
 	args = append(args, "-t", dur, target)
 	FFmpeg(t, args...)
 	if o.Rotation != 0 {
-		// FFmpeg 5.1 turns a "rotate" tag of r degrees into a display
-		// matrix that turns the picture r degrees counter-clockwise.
-		ccw := (360 - o.Rotation%360) % 360
-		FFmpeg(t, "-i", target, "-c", "copy", "-metadata:s:v:0", "rotate="+strconv.Itoa(ccw), out)
+		rotate(t, target, out, o.Rotation)
 		_ = os.Remove(target)
 	}
 	return out
+}
+
+// Rotate writes a copy of the mp4 or mov clip src (streams copied) whose
+// display matrix asks players to turn it degrees clockwise (90, 180, 270),
+// and returns its path.
+func Rotate(t testing.TB, src string, degrees int) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), fmt.Sprintf("rot%d_%s", degrees, filepath.Base(src)))
+	rotate(t, src, dst, degrees)
+	return dst
+}
+
+func rotate(t testing.TB, src, dst string, degrees int) {
+	t.Helper()
+	// FFmpeg 5.1 turns a "rotate" tag of r degrees into a display matrix
+	// that turns the picture r degrees counter-clockwise.
+	ccw := (360 - degrees%360) % 360
+	FFmpeg(t, "-i", src, "-map", "0", "-c", "copy", "-metadata:s:v:0", "rotate="+strconv.Itoa(ccw), dst)
 }
 
 // FFmpeg runs the ffmpeg tool with args (quiet, overwriting) and fails the
