@@ -138,15 +138,15 @@ type Encoder struct {
 	lastPTS int64
 	// pending is the last frame given, held back until the next one tells
 	// its duration.
-	pending     *astiav.Frame
-	lastDur     int64
-	durations   map[int64]int64
-	frames      int64
-	bt709       bool
-	fullRange   bool
-	err         error
-	closed      bool
-	created     bool
+	pending   *astiav.Frame
+	lastDur   int64
+	durations map[int64]int64
+	frames    int64
+	bt709     bool
+	fullRange bool
+	err       error
+	closed    bool
+	created   bool
 }
 
 // NewEncoder validates the options, opens what the output needs (the audio
