@@ -638,3 +638,47 @@ func TestHealthAndPricing(t *testing.T) {
 		t.Fatalf("chroma aliases: %v", aliases)
 	}
 }
+
+// A remote fetch past its time limit is a 504, and a duplicate of a POST
+// still in flight with the same Idempotency-Key is a 409.
+func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 1500 * time.Millisecond })
+	body := fmt.Sprintf(`{"video_url":"%s/slow.mp4"}`, slow.URL)
+	first := make(chan *response, 1)
+	go func() { first <- e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"})
+		if r.StatusCode == 409 && r.errCode(t) == "conflict" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 409 for a duplicate in flight: %d %s", r.StatusCode, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := <-first
+	if r.StatusCode != 504 || r.errCode(t) != "timeout" {
+		t.Fatalf("slow fetch: %d %s", r.StatusCode, r.body)
+	}
+	// A timed-out request is not kept: a retry runs again (and times out).
+	if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}); r.StatusCode != 504 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry after a timeout: %d %v", r.StatusCode, r.Header)
+	}
+	files, _ := os.ReadDir(filepath.Join(e.dir, "uploads"))
+	if len(files) != 0 {
+		t.Fatalf("%d files left by timed-out fetches", len(files))
+	}
+}

@@ -127,8 +127,9 @@ func publicAddr(ip netip.Addr) bool {
 
 // Fetch downloads rawURL into a new file in dir named name and returns its
 // path and size. More than maxBytes is CodeTooLarge; a refused address is
-// CodeInvalid naming field; an unreachable URL, a non-2xx answer or a
-// timeout is CodeUnprocessable. Nothing is left behind on error.
+// CodeInvalid naming field; an unreachable URL or a non-2xx answer is
+// CodeUnprocessable; running past the fetch timeout is CodeTimeout.
+// Nothing is left behind on error.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL, field, dir, name string, maxBytes int64) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
@@ -180,7 +181,7 @@ func fetchError(err error, field string) error {
 			Message: field + ": the address is private, loopback or otherwise not public, and fetching from it is not allowed"}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Field: field, Err: err,
+		return &vidmatte.Error{Code: vidmatte.CodeTimeout, Field: field, Err: err,
 			Message: field + ": fetching timed out"}
 	}
 	if errors.Is(err, context.Canceled) {
