@@ -209,10 +209,10 @@ func (d *svgDoc) marker(x, y float64, kind, color string, r float64) {
 
 // scatterPoint is one point of a scatter chart.
 type scatterPoint struct {
-	X, Y   float64
-	Color  string
-	Group  int    // marker
-	Label  string // drawn beside the point
+	X, Y  float64
+	Color string
+	Group int    // marker
+	Label string // drawn beside the point
 }
 
 // scatterChart draws points with a log x axis and a linear y axis.
