@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vidmatte/internal/testmedia"
+)
+
+func startDaemon(t *testing.T, dir string, deadline time.Duration) (*daemon, context.CancelFunc, chan error) {
+	t.Helper()
+	cfg := defaultServeConfig()
+	cfg.Listen, cfg.Data, cfg.DefaultModel = "127.0.0.1:0", dir, "chroma"
+	cfg.ShutdownDeadline.Duration = deadline
+	cfg.LogLevel = "warn"
+	d, err := newDaemon(cfg, &syncWriter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx); d.Close() }()
+	t.Cleanup(func() { cancel(); <-done })
+	return d, cancel, done
+}
+
+// SIGTERM's two stages: running jobs get the deadline, then they are
+// requeued with their reservation; /health says draining meanwhile; the
+// next start finishes the job and charges it once. A client cancel stops
+// a running job and refunds it.
+func TestServeShutdownAndCancel(t *testing.T) {
+	dir := t.TempDir()
+	out, _, _ := runCmd(t, "keys", "create", "--data", dir, "--name", "serve", "--credits", "100")
+	key := strings.TrimSpace(out)
+	d, stop, done := startDaemon(t, dir, 300*time.Millisecond)
+	c := &client{t: t, base: "http://" + d.Addr(), key: key}
+	if h := c.get("/health"); h["status"] != "ok" {
+		t.Fatalf("health: %v", h)
+	}
+	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 480, Height: 360, FPS: 25, Duration: 8 * time.Second})
+	video := c.upload(clip)["video_url"]
+
+	// Cancel a running job.
+	_, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video))
+	id := j["id"].(string)
+	c.waitJob(id, time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
+	st, j := c.post("/v1/jobs/"+id+"/cancel", ``)
+	if st != 200 || j["status"] != "canceled" || j["billing_status"] != "refunded" {
+		t.Fatalf("cancel: %d %v", st, j)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.runner.Running() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the canceled job kept running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "outputs", id)); !os.IsNotExist(err) {
+		t.Fatal("the canceled job's output folder is left")
+	}
+
+	// Shut down under a running job.
+	_, j = c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video))
+	id = j["id"].(string)
+	c.waitJob(id, time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
+	stop()
+	sawDraining := false
+	for i := 0; i < 50 && !sawDraining; i++ {
+		resp, err := http.Get(c.base + "/health")
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		sawDraining = resp.StatusCode == http.StatusServiceUnavailable
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawDraining {
+		t.Fatal("/health never said draining")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	db, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requeued, err := db.FindJob(context.Background(), "", id)
+	db.Close()
+	if err != nil || requeued.Status != "queued" || requeued.BillingStatus != "reserved" {
+		t.Fatalf("after the deadline: %+v %v", requeued, err)
+	}
+
+	d2, _, _ := startDaemon(t, dir, time.Minute)
+	c.base = "http://" + d2.Addr()
+	j = c.waitJob(id, 3*time.Minute, nil)
+	if j["status"] != "completed" || j["billing_status"] != "charged" {
+		t.Fatalf("after the restart: %v", j)
+	}
+	if l := c.ledger(); l["reserve"] != 2 || l["charge"] != 1 || l["refund"] != 1 {
+		t.Fatalf("ledger: %v", l)
+	}
+}
