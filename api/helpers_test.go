@@ -48,7 +48,7 @@ func (s *syncBuffer) String() string {
 
 // testEnv is a server on the real store over real HTTP on loopback.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	srv    *Server
 	http   *httptest.Server
@@ -69,7 +69,7 @@ func probeForTest(_ context.Context, path string) (*MediaInfo, error) {
 		FPS: info.FrameRate.Float64(), HasAudio: info.HasAudio}, nil
 }
 
-func testCatalog(t *testing.T) *Catalog {
+func testCatalog(t testing.TB) *Catalog {
 	c, err := NewCatalog([]ModelInfo{
 		{ID: "chroma", Name: "Chroma key", Description: "green and blue screens", Aliases: []string{"greenscreen"}, CreditsPerMinute: 6},
 		{ID: "isnet", Name: "ISNet", Description: "general salient objects", Aliases: []string{"general"}, CreditsPerMinute: 60},
@@ -80,7 +80,7 @@ func testCatalog(t *testing.T) *Catalog {
 	return c
 }
 
-func newEnv(t *testing.T, tweak func(*Config)) *testEnv {
+func newEnv(t testing.TB, tweak func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "vidmatte.db"))
@@ -143,7 +143,7 @@ type response struct {
 	body []byte
 }
 
-func (r *response) json(t *testing.T) map[string]any {
+func (r *response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -154,7 +154,7 @@ func (r *response) json(t *testing.T) map[string]any {
 
 // errCode returns the code of a structured error, failing when the body
 // is not one.
-func (r *response) errCode(t *testing.T) string {
+func (r *response) errCode(t testing.TB) string {
 	t.Helper()
 	m := r.json(t)
 	e, ok := m["error"].(map[string]any)
@@ -268,7 +268,7 @@ var (
 )
 
 // checkOpenAPI validates a response against the OpenAPI document.
-func checkOpenAPI(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+func checkOpenAPI(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	oaOnce.Do(func() {
 		loader := openapi3.NewLoader()
