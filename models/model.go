@@ -103,6 +103,7 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 			return nil, err
 		}
 		spec.key.source, spec.data = "generated:"+m.ID, data
+		spec.extendedOnly = true
 		spec.inputs = []string{m.Input.Name}
 		spec.outputs = []string{alpha, m.Output(MeaningForegroundUV)}
 		model.fgChannels = 2

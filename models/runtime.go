@@ -312,6 +312,10 @@ type sessionSpec struct {
 	data    []byte // model bytes, for generated graphs
 	inputs  []string
 	outputs []string
+	// extendedOnly limits graph optimization to ONNX Runtime's
+	// "extended" level: no NCHWc layout transform, which slows down thin
+	// 1×1 convolutions over three planes (the chroma keyer).
+	extendedOnly bool
 }
 
 // session returns the cached session for spec, creating it when needed.
@@ -378,6 +382,11 @@ func (rt *Runtime) newSession(spec sessionSpec) (*session, error) {
 		}
 		if err := opts.SetInterOpNumThreads(1); err != nil {
 			return nil, ortError("models: setting the thread count", err)
+		}
+	}
+	if spec.extendedOnly {
+		if err := opts.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableExtended); err != nil {
+			return nil, ortError("models: setting the optimization level", err)
 		}
 	}
 	if spec.key.device == CUDA {

@@ -291,7 +291,7 @@ func TestConcurrentRuns(t *testing.T) {
 	rt.mu.Lock()
 	n := 0
 	for k := range rt.sessions {
-		if k.source == "generated:chroma" && k.width == 64 {
+		if k.source == "generated:chroma" && k.width == 64 && k.height == 32 {
 			n++
 		}
 	}
