@@ -85,7 +85,7 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 	case vidmatte.FormatWebM:
 		a.copy = id == astiav.CodecIDOpus || id == astiav.CodecIDVorbis
 	case vidmatte.FormatMOV:
-		a.copy = muxerCanStore("mov", id)
+		a.copy = movAudio(id)
 	default:
 		a.copy = id == astiav.CodecIDAac
 	}
@@ -97,6 +97,18 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 		return nil, err
 	}
 	return a, nil
+}
+
+// movAudio reports whether QuickTime files carry audio of codec id as it
+// is (FFmpeg's mov muxer takes more, some only as experimental).
+func movAudio(id astiav.CodecID) bool {
+	switch id {
+	case astiav.CodecIDAac, astiav.CodecIDMp3, astiav.CodecIDAlac, astiav.CodecIDAc3,
+		astiav.CodecIDPcmS16Le, astiav.CodecIDPcmS16Be, astiav.CodecIDPcmS24Le, astiav.CodecIDPcmS24Be,
+		astiav.CodecIDPcmS32Le, astiav.CodecIDPcmS32Be, astiav.CodecIDPcmF32Le, astiav.CodecIDPcmF32Be:
+		return muxerCanStore("mov", id)
+	}
+	return false
 }
 
 // aacRates are the sample rates FFmpeg's AAC encoder takes.

@@ -36,9 +36,19 @@ func (e *Encoder) makeBackground() (*astiav.Frame, error) {
 		}
 		return f, nil
 	case vidmatte.BackgroundImage:
-		return loadBackgroundImage(l.bg.ImagePath, l.canvasW, l.canvasH, e.bt709, e.fullRange, e.set.Threads)
+		return coverCanvas(e.bgPicture, l.canvasW, l.canvasH, e.bt709, e.fullRange, e.set.Threads)
 	}
 	return nil, nil
+}
+
+// loadBackgroundImage decodes the background image, as NewEncoder checks
+// it before any frame arrives.
+func loadBackgroundImage(path string) (*astiav.Frame, error) {
+	pic, err := decodeFirstPicture(path)
+	if err != nil {
+		return nil, &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the background image cannot be read", Err: err}
+	}
+	return pic, nil
 }
 
 // rgbToYUV converts an RGB colour (components 0..1) to 8-bit Y, Cb, Cr with
@@ -58,16 +68,16 @@ func rgbToYUV(r, g, b float64, bt709, fullRange bool) (y, u, v uint8) {
 	return clamp(16 + 219*luma), clamp(128 + 224*cb), clamp(128 + 224*cr)
 }
 
-// loadBackgroundImage decodes the first picture of an image file and scales
-// it to cover w x h (keeping its aspect ratio, cropping the overflow
-// around the centre), as yuv420p in the given matrix and range.
-func loadBackgroundImage(path string, w, h int, bt709, fullRange bool, threads int) (*astiav.Frame, error) {
+// coverCanvas scales a decoded picture to cover w x h (keeping its aspect
+// ratio, cropping the overflow around the centre), as yuv420p in the given
+// matrix and range. pic is left as it was.
+func coverCanvas(src *astiav.Frame, w, h int, bt709, fullRange bool, threads int) (*astiav.Frame, error) {
 	fail := func(err error) (*astiav.Frame, error) {
-		return nil, &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the background image cannot be read", Err: err}
+		return nil, &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the background image cannot be used", Err: err}
 	}
-	pic, err := decodeFirstPicture(path)
-	if err != nil {
-		return fail(err)
+	pic := src.Clone()
+	if pic == nil {
+		return fail(errors.New("out of memory"))
 	}
 	defer pic.Free()
 	matrix, rng := "bt601", "tv"

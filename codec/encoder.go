@@ -126,7 +126,9 @@ type Encoder struct {
 	vst    *astiav.Stream
 	graph  *videoGraph
 	bg     *astiav.Frame // constant background or canvas, nil when none
-	audio  *audioTrack
+	// bgPicture is the decoded background image, before scaling.
+	bgPicture *astiav.Frame
+	audio     *audioTrack
 
 	alphaPool     *C.AVBufferPool
 	alphaLinesize int
@@ -237,6 +239,13 @@ func (e *Encoder) prepare() error {
 			return err
 		}
 		e.audio = a
+	}
+	if e.lay.needsBackgroundInput() && e.lay.bg.Type == vidmatte.BackgroundImage {
+		pic, err := loadBackgroundImage(e.lay.bg.ImagePath)
+		if err != nil {
+			return err
+		}
+		e.bgPicture = pic
 	}
 	w, h := e.opts.Width, e.opts.Height
 	e.alphaLinesize = (w + 63) &^ 63
@@ -655,6 +664,10 @@ func (e *Encoder) release() {
 	if e.bg != nil {
 		e.bg.Free()
 		e.bg = nil
+	}
+	if e.bgPicture != nil {
+		e.bgPicture.Free()
+		e.bgPicture = nil
 	}
 	if e.venc != nil {
 		e.venc.Free()

@@ -422,10 +422,11 @@ type Span struct {
 func (s Span) Duration() time.Duration { return s.End - s.Start }
 
 // Spans reads the packet timestamps of the first video and the first audio
-// stream of a media file with ffprobe.
+// stream of a media file with ffprobe (decoding times where a container
+// stores no presentation times).
 func Spans(t testing.TB, path string) (video, audio Span) {
 	t.Helper()
-	out := run(t, nil, "ffprobe", "-v", "error", "-show_entries", "stream=index,codec_type:packet=stream_index,pts_time,duration_time", "-of", "json", path)
+	out := run(t, nil, "ffprobe", "-v", "error", "-show_entries", "stream=index,codec_type:packet=stream_index,pts_time,dts_time,duration_time", "-of", "json", path)
 	var doc struct {
 		Streams []struct {
 			Index     int    `json:"index"`
@@ -434,6 +435,7 @@ func Spans(t testing.TB, path string) (video, audio Span) {
 		Packets []struct {
 			StreamIndex  int    `json:"stream_index"`
 			PtsTime      string `json:"pts_time"`
+			DtsTime      string `json:"dts_time"`
 			DurationTime string `json:"duration_time"`
 		} `json:"packets"`
 	}
@@ -461,7 +463,10 @@ func Spans(t testing.TB, path string) (video, audio Span) {
 	for _, p := range doc.Packets {
 		pts, ok := sec(p.PtsTime)
 		if !ok {
-			continue
+			// AVI stores decoding times only.
+			if pts, ok = sec(p.DtsTime); !ok {
+				continue
+			}
 		}
 		dur, _ := sec(p.DurationTime)
 		switch p.StreamIndex {

@@ -49,7 +49,8 @@ type ClipOptions struct {
 	// PixelFormat is the stored pixel format, default yuv420p.
 	PixelFormat string
 	// ColorMatrix is the RGB to YUV matrix, "bt601" (FFmpeg's default) or
-	// "bt709"; TagColor writes it (with the limited range) into the stream.
+	// "bt709"; TagColor writes it (and the range: full for the yuvj pixel
+	// formats, limited otherwise) into the stream.
 	ColorMatrix string
 	TagColor    bool
 	// Lossless encodes without loss (x264 -qp 0) so that pixel values can
@@ -118,8 +119,12 @@ func Clip(t testing.TB, o ClipOptions) string {
 		// Drop frames 2 of every 5 and 3 of every 7: irregular gaps.
 		filters = append(filters, `select='not(eq(mod(n\,5)\,2))*not(eq(mod(n\,7)\,3))'`)
 	}
+	rng := "tv"
+	if strings.HasPrefix(o.PixelFormat, "yuvj") {
+		rng = "pc"
+	}
 	if o.ColorMatrix != "" {
-		filters = append(filters, "scale=out_color_matrix="+o.ColorMatrix+":out_range=tv")
+		filters = append(filters, "scale=out_color_matrix="+o.ColorMatrix+":out_range="+rng)
 	}
 	filters = append(filters, "format="+o.PixelFormat)
 	args = append(args, "-vf", strings.Join(filters, ","))
@@ -130,6 +135,11 @@ func Clip(t testing.TB, o ClipOptions) string {
 	switch o.Codec {
 	case "libx264":
 		args = append(args, "-preset", "veryfast")
+		if o.Container == "avi" {
+			// AVI has no presentation timestamps: with B-frames FFmpeg
+			// puts the video a reorder delay after the audio.
+			args = append(args, "-bf", "0")
+		}
 		if o.Lossless {
 			args = append(args, "-qp", "0")
 		}
@@ -144,7 +154,7 @@ func Clip(t testing.TB, o ClipOptions) string {
 		if cs == "bt601" {
 			cs = "smpte170m"
 		}
-		args = append(args, "-colorspace", cs, "-color_primaries", cs, "-color_trc", cs, "-color_range", "tv")
+		args = append(args, "-colorspace", cs, "-color_primaries", cs, "-color_trc", cs, "-color_range", rng)
 	}
 	if o.Audio {
 		switch o.Container {
