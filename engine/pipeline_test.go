@@ -423,7 +423,7 @@ func TestISNetRealPhoto(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	reg, err := models.NewRegistry(filepath.Join(home, "models"))
+	reg, err := models.NewRegistry(models.ModelsDir(home))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer rt.Close()
-	reg, err := models.NewRegistry(filepath.Join(models.Home(), "models"))
+	reg, err := models.NewRegistry(models.ModelsDir(models.Home()))
 	if err != nil {
 		return err
 	}
