@@ -13,7 +13,7 @@ import (
 
 // batchRewrite versions the rewrite that makes a model's batch dynamic; a
 // derived file written by another version is regenerated.
-const batchRewrite = "batch-dynamic-1"
+const batchRewrite = "batch-dynamic-2"
 
 // derivedStamp records what a derived file was made from. It is stored
 // beside the derived file as <file>.source.

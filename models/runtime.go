@@ -66,6 +66,10 @@ type RuntimeOptions struct {
 	AllowCPUFallback bool
 	// Logger receives the runtime's messages; nil discards them.
 	Logger *slog.Logger
+	// AllowSpinning lets ONNX Runtime's worker threads busy-wait between
+	// runs. Off by default: the engine's decode and encode stages share
+	// the CPU with inference, and spinning threads take it from them.
+	AllowSpinning bool
 }
 
 // The ONNX Runtime environment is process-wide: onnxruntime_go keeps one,
@@ -382,6 +386,14 @@ func (rt *Runtime) newSession(spec sessionSpec) (*session, error) {
 		}
 		if err := opts.SetInterOpNumThreads(1); err != nil {
 			return nil, ortError("models: setting the thread count", err)
+		}
+	}
+	if !rt.opts.AllowSpinning {
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, ortError("models: configuring the thread pool", err)
+		}
+		if err := opts.AddSessionConfigEntry("session.inter_op.allow_spinning", "0"); err != nil {
+			return nil, ortError("models: configuring the thread pool", err)
 		}
 	}
 	if spec.extendedOnly {

@@ -14,16 +14,18 @@ type BatchRewrite struct {
 	// Reshapes names the Reshape nodes whose hard-coded batch size was
 	// replaced by an inferred one.
 	Reshapes []string
-	// DroppedValueInfo counts the intermediate shape annotations removed
-	// (they carried the old fixed batch; ONNX Runtime infers them again).
-	DroppedValueInfo int
+	// ValueInfo counts the intermediate shape annotations whose first
+	// dimension became symbolic too (those of values computed from a graph
+	// input).
+	ValueInfo int
 }
 
 // MakeBatchDynamic rewrites m so that its batch dimension (the first
 // dimension of every graph input and output) is the symbolic param instead
 // of a fixed 1:
 //   - graph inputs and outputs get param as their first dimension;
-//   - intermediate value_info annotations are dropped;
+//   - intermediate value_info annotations of values computed from a graph
+//     input get param as their first dimension too;
 //   - a Reshape of batch-carrying data (computed from a graph input) whose
 //     constant target shape starts with 1 gets -1 there (or 0, "copy the
 //     input's dimension", when the shape already has a -1).
@@ -80,8 +82,6 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 			rep.Outputs = append(rep.Outputs, g.Outputs[i].Name)
 		}
 	}
-	rep.DroppedValueInfo = len(g.ValueInfo)
-	g.ValueInfo = nil
 
 	// Values computed from a graph input carry the batch. Nodes are
 	// visited in dependency order: files written by some converters do not
@@ -151,6 +151,13 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 					}
 				}
 			}
+		}
+	}
+	for i := range g.ValueInfo {
+		v := &g.ValueInfo[i]
+		if batched[v.Name] && len(v.Shape) > 0 && v.Shape[0].Param == "" && v.Shape[0].Value == 1 {
+			v.Shape[0] = Dim{Param: param}
+			rep.ValueInfo++
 		}
 	}
 	return rep, nil
