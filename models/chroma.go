@@ -129,11 +129,10 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 	alpha := g.OpTo("alpha", "Clip", []string{lin, g.Float(nil, 0), g.Float(nil, 1)})
 	g.Output(alpha, onnx.Float, n, onnx.Fixed(1), h, wd)
 
-	// Spill suppression: chroma += max(e, 0)·Despill·q.
 	// Spill suppression: chroma += max(e, 0)·Despill·q. Not clamped (a
-	// clamp costs as much as the rest of this branch): the result stays
-	// within the chroma range but for rounding, and consumers clamp when
-	// they write bytes.
+	// clamp costs as much as the rest of this branch): moving towards
+	// neutral keeps the chroma in range but for rounding, and consumers
+	// clamp when they write bytes.
 	uv := g.Op("Slice", []string{x, g.Int64s(1), g.Int64s(3), g.Int64s(1)})
 	shift := g.Op("Mul", []string{g.Op("Relu", []string{e}),
 		g.Float([]int64{1, 2, 1, 1}, float32(q[0])*p.Despill, float32(q[1])*p.Despill)})

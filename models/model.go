@@ -448,8 +448,10 @@ func (m *Model) Run(ctx context.Context, b *Batch, n int, st *State) error {
 
 // step runs frame i of b through st.
 func (m *Model) step(ctx context.Context, b *Batch, i int, st *State) error {
-	first := st.in == nil
-	if first {
+	// Until a first frame has gone through, st holds only the initial
+	// states (st.out is nil): a failed first run leaves it that way.
+	first := st.out == nil
+	if st.in == nil {
 		if err := st.init(); err != nil {
 			return err
 		}

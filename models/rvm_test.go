@@ -180,6 +180,19 @@ func TestRunMisuse(t *testing.T) {
 	if err := model.Run(cctx, b, 1, model.NewState()); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled run: %v", err)
 	}
+	// A state left with only its initial tensors (as a failed first run
+	// leaves it) still starts at frame 1.
+	retry := model.NewState()
+	defer retry.Close()
+	if err := retry.init(); err != nil {
+		t.Fatal(err)
+	}
+	if err := model.Run(ctx, b, 1, retry); err != nil {
+		t.Fatal(err)
+	}
+	if a := b.Alpha(0)[0]; math.Abs(float64(a)-0.1) > 1e-6 {
+		t.Fatalf("first frame after a failed start: alpha %g", a)
+	}
 	// A context that is live during the run goes through the
 	// cancellation plumbing and still runs.
 	lctx, lcancel := context.WithCancel(ctx)
