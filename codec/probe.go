@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -30,8 +31,9 @@ type Info struct {
 	// VariableFrameRate is whether frame durations vary (dropped or
 	// repeated frames, screen recordings, …).
 	VariableFrameRate bool
-	// FrameCount is the number of video frames: as the container declares
-	// it, or counted by reading (not decoding) the stream. 0 when unknown.
+	// FrameCount is the number of video frames: as an MP4/QuickTime file
+	// declares it, else counted by reading (not decoding) the stream. 0
+	// when unknown.
 	FrameCount  int64
 	TimeBase    Rational // of the video stream
 	PixelFormat string   // as stored, e.g. "yuv420p"
@@ -175,11 +177,17 @@ func (in *input) describe(maxW, maxH int) (*Info, error) {
 	return info, nil
 }
 
-// complete counts the frames of a container that does not declare their
-// number, and looks at their timestamps for a variable rate. It reads the
-// file through a second demuxer (no decoding) and leaves in untouched.
+// complete counts the frames, unless the container is an MP4/QuickTime
+// file (whose sample tables count them exactly; AVI headers also count
+// empty chunks, Matroska does not count at all), and looks at their
+// timestamps for a variable rate. It reads the file through a second
+// demuxer (no decoding) and leaves in untouched.
 func (in *input) complete(info *Info) {
-	if info.FrameCount > 0 && info.VariableFrameRate {
+	exact := strings.HasPrefix(info.Container, "mov,")
+	if !exact {
+		info.FrameCount = 0
+	}
+	if exact && info.FrameCount > 0 && info.VariableFrameRate {
 		return
 	}
 	other, err := openInput(in.path)
