@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vidmatte/internal/testmedia"
+)
+
+func TestRunCommand(t *testing.T) {
+	in, truth := testmedia.GreenScreen(t, 160, 120, 8, false)
+	dir := t.TempDir()
+	for _, name := range []string{"out.webm", "out.gif", "out.zip"} {
+		out := filepath.Join(dir, name)
+		stdout, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-quiet")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", name, code, stderr)
+		}
+		if !strings.Contains(stdout, "8 frames") {
+			t.Errorf("%s: summary %q does not count 8 frames", name, stdout)
+		}
+		if got := testmedia.ReadAlpha(t, out); len(got) != len(truth) {
+			t.Errorf("%s: %d frames, want %d", name, len(got), len(truth))
+		}
+	}
+	// A composited mp4 from a colour given by name.
+	out := filepath.Join(dir, "white.mp4")
+	if _, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-bg", "white", "-quiet"); code != 0 {
+		t.Fatalf("mp4 over white: exit %d: %s", code, stderr)
+	}
+	if frames, _, _ := testmedia.Probe(t, out); frames != len(truth) {
+		t.Errorf("mp4: %d frames, want %d", frames, len(truth))
+	}
+}
+
+func TestRunCommandErrors(t *testing.T) {
+	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 64, Height: 48, FPS: 10, Duration: time.Second})
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.mp4")
+	if err := os.WriteFile(text, []byte("not a video"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"run", in}, 2, "-o OUTPUT is required"},
+		{[]string{"run", "-o", filepath.Join(dir, "x.webm")}, 2, "one input file"},
+		{[]string{"run", in, "-o", filepath.Join(dir, "x.avi")}, 2, "cannot tell the format"},
+		{[]string{"run", in, "-o", filepath.Join(dir, "x.webm"), "-bg", "nowhere.png"}, 2, "-bg"},
+		{[]string{"run", in, "-o", filepath.Join(dir, "x.webm"), "-model", "nope"}, 1, "chroma"},
+		{[]string{"run", in, "-o", filepath.Join(dir, "x.mp4"), "-model", "chroma"}, 1, "no alpha"},
+		{[]string{"run", text, "-o", filepath.Join(dir, "x.webm"), "-model", "chroma"}, 1, "not a video"},
+	}
+	for _, c := range cases {
+		_, stderr, code := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args[1:], code, stderr, c.code, c.msg)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("failed runs left files behind: %v", entries)
+	}
+}
+
+// Ctrl-C stops a run: the process exits with 130 and leaves no output, not
+// even a partial one.
+func TestRunInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 320, Height: 240, FPS: 25, Duration: 60 * time.Second})
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "run", in, "-o", filepath.Join(dir, "out.webm"), "-model", "chroma")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var seen []string
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+		if strings.HasPrefix(lines.Text(), "progress: ") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+	}
+	err = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d (%v), want 130; stderr:\n%s", code, err, strings.Join(seen, "\n"))
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("left behind after Ctrl-C: %s", e.Name())
+	}
+}
