@@ -24,6 +24,8 @@ const (
 	spillBand              = 4                // spill-tinted border width
 	blendX0, blendX1       = 230, 260         // a 50/50 mix of grey and screen
 	shadowY0, shadowY1     = 205, 235         // screen at 70% brightness
+	bounceX0, bounceX1     = 170, 190         // grey lit by the screen, from y 120
+	bounceY1               = 190
 )
 
 // truth returns the pixel's colour and alpha.
@@ -39,6 +41,11 @@ func (s scene) truth(x, y int) ([3]float64, float64) {
 			c = [3]float64{0.08, 0.08, 0.1} // dark hair
 		case y < 120:
 			c = [3]float64{0.95, 0.95, 0.95} // white shirt
+		case x >= bounceX0 && x < bounceX1 && y < bounceY1:
+			// grey lit by the screen: 20% of the screen's light
+			for i := range 3 {
+				c[i] = 0.8*0.5 + 0.2*s.screen[i]
+			}
 		default:
 			c = [3]float64{0.7, 0.15, 0.15} // red
 		}
@@ -135,6 +142,7 @@ func TestChromaKeyer(t *testing.T) {
 			}
 			w := c.sc.w
 			var sumErr, worst float64
+			var wx, wy int
 			var n int
 			for y := range c.sc.h {
 				for x := range w {
@@ -147,6 +155,9 @@ func TestChromaKeyer(t *testing.T) {
 					}
 					d := math.Abs(float64(a[y*w+x]) - want)
 					sumErr += d
+					if d > worst {
+						wx, wy = x, y
+					}
 					worst = max(worst, d)
 					n++
 				}
@@ -154,12 +165,17 @@ func TestChromaKeyer(t *testing.T) {
 			mean := sumErr / float64(n)
 			blend := regionMean(a, w, blendX0+3, fgY0+3, blendX1-3, fgY1-3)
 			shadow := regionMean(a, w, 10, shadowY0+3, 300, shadowY1-3)
-			t.Logf("alpha: mean |error| %.4f, worst %.3f away from edges; 50/50 mix %.2f; shadow %.3f", mean, worst, blend, shadow)
+			t.Logf("alpha: mean |error| %.4f, worst %.3f (at %d,%d) away from edges; 50/50 mix %.2f; shadow %.3f", mean, worst, wx, wy, blend, shadow)
 			if mean > 0.01 || worst > 0.1 {
 				t.Errorf("alpha error too large: mean %.4f, worst %.3f", mean, worst)
 			}
 			if blend < 0.25 || blend > 0.75 {
 				t.Errorf("a 50/50 mix of grey and screen has alpha %.2f, want 0.25..0.75", blend)
+			}
+			bounce := regionMean(a, w, bounceX0+3, 123, bounceX1-3, bounceY1-3)
+			t.Logf("grey lit by 20%% of the screen's light: alpha %.3f", bounce)
+			if bounce < 0.97 {
+				t.Errorf("a foreground lit by the screen is keyed: alpha %.3f", bounce)
 			}
 			if shadow > 0.02 {
 				t.Errorf("the shadowed screen has alpha %.3f", shadow)

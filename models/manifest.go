@@ -315,16 +315,17 @@ const (
 )
 
 // DefaultChroma returns the chroma keyer parameters for key "green" or
-// "blue" (see ChromaKey): opaque at or below 0.2 of the screen's excess,
-// transparent at or above 0.7 (a screen in a shadow that keeps 70% of its
-// light is still keyed out; a 50/50 mix of screen and a neutral foreground
-// gets alpha 0.4), screen pixels counted from an excess of 0.08, a prior
-// screen excess of 0.3 weighing 0.1% of the frame, a floor of 0.12 for the
-// estimate, full despill.
+// "blue" (see ChromaKey): opaque at or below 0.25 of the screen's excess
+// (a foreground that bounces a quarter of the screen's light back stays
+// solid), transparent at or above 0.7 (a screen in a shadow that keeps 70%
+// of its light is still keyed out; a 50/50 mix of screen and a neutral
+// foreground gets alpha 0.44), screen pixels counted from an excess of
+// 0.08, a prior screen excess of 0.3 weighing 0.1% of the frame, a floor
+// of 0.12 for the estimate, full despill.
 func DefaultChroma(key string) ChromaKey {
 	return ChromaKey{
 		Key:         key,
-		Inner:       0.2,
+		Inner:       0.25,
 		Outer:       0.7,
 		Detect:      0.08,
 		Prior:       0.3,
