@@ -295,6 +295,26 @@ func (m *Manifest) Validate() error {
 	if m.Kind == Recurrent && len(m.Recurrent) == 0 {
 		return fmt.Errorf("model %s: recurrent model without state", m.ID)
 	}
+	switch m.Signature {
+	case SignatureRVM:
+		if m.Kind != Recurrent || m.DownsampleRatio == nil || m.DownsampleRatio.Input == "" || m.Output(MeaningForegroundRGB) == "" {
+			return fmt.Errorf("model %s: an rvm model needs recurrent state, a downsample-ratio input and a foreground output", m.ID)
+		}
+	case SignatureChroma:
+		if m.Output(MeaningForegroundUV) == "" {
+			return fmt.Errorf("model %s: a chroma model needs a foreground_uv output", m.ID)
+		}
+	}
+	for _, r := range m.Recurrent {
+		if r.Input == "" || r.Output == "" || len(r.InitShape) == 0 {
+			return fmt.Errorf("model %s: incomplete recurrent state %+v", m.ID, r)
+		}
+		for _, d := range r.InitShape {
+			if d <= 0 {
+				return fmt.Errorf("model %s: recurrent state %s has initial shape %v", m.ID, r.Input, r.InitShape)
+			}
+		}
+	}
 	for _, d := range m.Devices {
 		if !slices.Contains(Devices, d) {
 			return fmt.Errorf("model %s: unknown device %q", m.ID, d)

@@ -92,6 +92,9 @@ func NewRegistry(dir string) (*Registry, error) {
 		if err == nil && m.ID+".json" != e.Name() {
 			err = fmt.Errorf("manifest id %q does not match its file name", m.ID)
 		}
+		if err == nil && m.Signature == SignatureChroma {
+			err = errors.New("chroma models are built in, not imported")
+		}
 		if err == nil {
 			m.Builtin, m.Generated = false, false
 			err = r.add(m)
