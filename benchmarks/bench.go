@@ -25,8 +25,8 @@ type Options struct {
 	// isnet-small, chroma.
 	Models []string
 	// Sets are generated set names (composite, greenscreen, bluescreen)
-	// or paths of video files (each its own set, without truth). Default:
-	// composite, greenscreen.
+	// or paths of video files (together the set "files", without truth:
+	// speed and flicker only). Default: composite, greenscreen.
 	Sets []string
 	// Out is the report folder (required).
 	Out string
@@ -42,6 +42,9 @@ type Options struct {
 	Width, Height int
 	FPS, Frames   int
 	Foregrounds   []string
+	// AllFileFrames uses every frame of video files; otherwise their
+	// first Frames frames.
+	AllFileFrames bool
 
 	// Format is the output format every pipeline writes (default
 	// png_sequence, whose alpha reads back exactly; webm also works, its
@@ -311,8 +314,12 @@ func (b *bench) buildClips(ctx context.Context, rt *models.Runtime) ([]*Clip, er
 		if _, err := os.Stat(set); err != nil {
 			return nil, fmt.Errorf("set %q is neither %s nor a video file: %w", set, strings.Join(GeneratedSets, ", "), err)
 		}
-		b.logf("clip from %s (first %d frames)", set, b.o.Frames)
-		c, err := FileClip(ctx, set, b.o.Frames, b.o.Cache)
+		n := b.o.Frames
+		if b.o.AllFileFrames {
+			n = 0
+		}
+		b.logf("clip from %s", set)
+		c, err := FileClip(ctx, set, n, b.o.Cache)
 		if err != nil {
 			return nil, err
 		}

@@ -17,7 +17,7 @@ import (
 
 // generatorVersion is part of every generated clip's cache key: bump it
 // when the generator's output changes.
-const generatorVersion = 1
+const generatorVersion = 2
 
 // Truth sources, as the report states them.
 const (
@@ -102,6 +102,9 @@ func describe(s ClipSpec, truth string) string {
 		bd = "an unevenly lit blue screen with spill on the foreground"
 	}
 	d := fg + ", moving and scaling over " + bd + ", motion-blurred (5 samples, 180° shutter)"
+	if s.Foreground == FgPortrait {
+		d += ", cut by the frame's bottom edge"
+	}
 	if s.needsPhoto() {
 		if s.screen() {
 			d += ", crossed by a screen-coloured occluder"
@@ -270,6 +273,9 @@ func readGrayGz(path string, size int) ([][]byte, error) {
 	}
 }
 
+// FilesSet is the set the clips of users' files belong to.
+const FilesSet = "files"
+
 // FileClip makes a clip of a user's video: the first frames of it (all
 // when frames is 0), re-encoded losslessly (FFV1) into the cache so every
 // run reads the same frames. Such a clip has no truth.
@@ -308,7 +314,7 @@ func FileClip(ctx context.Context, path string, frames int, cache string) (*Clip
 		return nil, err
 	}
 	return &Clip{
-		ID: "file/" + base, Set: "file", Name: base, Video: out, Width: w, Height: hh, FPS: fps, Frames: n,
+		ID: FilesSet + "/" + base, Set: FilesSet, Name: base, Video: out, Width: w, Height: hh, FPS: fps, Frames: n,
 		TruthSource: TruthNone, Key: key,
 		Description: fmt.Sprintf("%s (%s), first %d frames; no truth: speed and flicker only", filepath.Base(path), abs, n),
 	}, nil

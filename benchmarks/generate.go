@@ -187,8 +187,9 @@ func Render(ctx context.Context, spec ClipSpec, src Sources) ([]Frame, error) {
 		return nil, fmt.Errorf("unknown foreground %q", spec.Foreground)
 	}
 	var occ *pole
-	if spec.needsPhoto() {
-		occ = newPole(spec)
+	if cl, ok := fg.(*cutoutLayer); ok {
+		// The pole crosses the foreground's centre mid-clip.
+		occ = newPole(spec, cl.centerX(float64(spec.Frames-1)/2))
 	}
 
 	const shutter = 0.5 // of a frame interval: the motion blur
@@ -490,14 +491,15 @@ type pole struct {
 	screen bool
 }
 
-func newPole(spec ClipSpec) *pole {
+// newPole returns a pole that moves right to left at 2.5% of the frame's
+// width per frame (its motion blur is half that) and passes x = mid at the
+// clip's middle frame.
+func newPole(spec ClipSpec, mid float64) *pole {
 	r := spec.rng(3)
 	w := float64(spec.Width)
 	p := &pole{w: spec.Width, h: spec.Height, width: w * (0.025 + 0.01*r.Float64())}
-	// It enters on the right at a third of the clip and leaves on the left
-	// near its end.
-	p.vx = -w * 1.1 / (0.65 * float64(spec.Frames))
-	p.x0 = w*1.05 - p.vx*(0.3*float64(spec.Frames))
+	p.vx = -w * 0.025
+	p.x0 = mid - p.vx*float64(spec.Frames-1)/2
 	if spec.screen() {
 		p.screen = true
 		s := screenColor(spec.Backdrop)
@@ -545,13 +547,12 @@ type cutout struct {
 type cutoutLayer struct {
 	c            *cutout
 	fw, fh       int
-	baseScale    float64 // nominal size is already applied; this varies around 1
-	zoomAmp      float64
+	zoomAmp      float64 // relative size change, over a 48-frame period
 	zoomPhase    float64
-	xStart, xEnd float64 // centre x at the first and last frame
-	bob, bobFreq float64
-	bottom       float64 // y of the cut-out's bottom edge (≥ frame height: cut by the frame)
-	frames       float64
+	xMid, vx     float64 // centre x at the middle frame; px per frame
+	bob, bobFreq float64 // vertical sway in px, cycles per frame
+	bottom       float64 // y of the cut-out's bottom edge (below the frame: cut by it)
+	mid          float64 // the middle frame
 }
 
 func newCutoutLayer(spec ClipSpec, ph *Photo) (*cutoutLayer, error) {
@@ -585,16 +586,18 @@ func newCutoutLayer(spec ClipSpec, ph *Photo) (*cutoutLayer, error) {
 	fw, fh := float64(spec.Width), float64(spec.Height)
 	l := &cutoutLayer{
 		c: c, fw: spec.Width, fh: spec.Height,
-		zoomAmp: 0.06 + 0.04*r.Float64(), zoomPhase: r.Float64() * 2 * math.Pi,
-		bob: 3 + 3*r.Float64(), bobFreq: 0.15 + 0.1*r.Float64(),
-		frames: float64(spec.Frames),
+		zoomAmp: 0.05 + 0.03*r.Float64(), zoomPhase: r.Float64() * 2 * math.Pi,
+		bob: fh * (0.01 + 0.01*r.Float64()), bobFreq: 0.05 + 0.03*r.Float64(),
+		mid: float64(spec.Frames-1) / 2,
 	}
-	// Walking right at about 1.7% of the frame's width per frame (8 px at
-	// 480), ending partly out of the frame on the right.
-	l.xEnd = fw*0.88 + float64(tw)*0.15
-	l.xStart = max(l.xEnd-fw*(0.015+0.004*r.Float64())*(l.frames-1), fw*0.25)
+	// Moving right at 1.2–1.8% of the frame's width per frame (6–9 px at
+	// 480), right of the middle mid-clip so the backdrop's people stay in
+	// view. A portrait is a bust: the frame's bottom edge cuts it.
+	l.vx = fw * (0.012 + 0.006*r.Float64())
+	l.xMid = fw * (0.58 + 0.06*r.Float64())
 	l.bottom = fh + float64(th)*0.04
 	if spec.Foreground == FgPlayer {
+		l.xMid = fw * (0.42 + 0.06*r.Float64())
 		l.bottom = fh - fh*0.04
 	}
 	return l, nil
@@ -643,10 +646,12 @@ func resizeCutout(ph *Photo, x0, y0, cw, ch, tw, th int) *cutout {
 	return c
 }
 
+// centerX is the cut-out's centre at time t.
+func (l *cutoutLayer) centerX(t float64) float64 { return l.xMid + l.vx*(t-l.mid) }
+
 func (l *cutoutLayer) render(t float64, dst *layer) {
-	u := t / max(l.frames-1, 1)
-	s := 1 + l.zoomAmp*math.Sin(2*math.Pi*u+l.zoomPhase)
-	cx := l.xStart + (l.xEnd-l.xStart)*u
+	s := 1 + l.zoomAmp*math.Sin(2*math.Pi*t/48+l.zoomPhase)
+	cx := l.centerX(t)
 	bottom := l.bottom + l.bob*math.Sin(2*math.Pi*l.bobFreq*t)
 	cw, ch := float64(l.c.w)*s, float64(l.c.h)*s
 	left, top := cx-cw/2, bottom-ch

@@ -27,7 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	modelList := fs.String("models", strings.Join(benchmarks.DefaultModels, ","), "comma-separated model ids or aliases")
 	sets := fs.String("set", strings.Join(benchmarks.DefaultSets, ","), "comma-separated sets: composite, greenscreen, bluescreen, or video files (no truth: speed and flicker only)")
 	out := fs.String("out", "", "report `folder` (README.md, charts, contact sheet, results.json)")
-	frames := fs.Int("frames", benchmarks.DefaultFrames, "frames per clip (for video files: the first frames; 0 = all)")
+	frames := fs.Int("frames", benchmarks.DefaultFrames, "frames per generated clip, and the first frames of video files (0: the default for generated clips, every frame of files)")
 	fps := fs.Int("fps", benchmarks.DefaultFPS, "frame rate of the generated clips")
 	size := fs.String("size", fmt.Sprintf("%dx%d", benchmarks.DefaultWidth, benchmarks.DefaultHeight), "size of the generated clips, WxH")
 	seed := fs.Uint64("seed", benchmarks.DefaultSeed, "seed of the clip generator")
@@ -111,7 +111,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := benchmarks.Options{
 		Models: benchList(*modelList), Sets: setList, Out: *out, Home: *home, Cache: *cache,
 		Seed: *seed, Width: w, Height: h, FPS: *fps, Frames: genFrames, Foregrounds: benchList(*fgs),
-		Format: f, Naive: *naive, NoSmoothingRuns: *noSmooth, NoKeyers: *noKeyers, TruthModel: *truth,
+		AllFileFrames: *frames == 0,
+		Format:        f, Naive: *naive, NoSmoothingRuns: *noSmooth, NoKeyers: *noKeyers, TruthModel: *truth,
 		Device: dev, Threads: *threads, Batch: *batch, Previous: *previous, Log: logw,
 	}
 	res, err := benchmarks.Run(ctx, opts)
