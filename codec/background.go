@@ -118,6 +118,8 @@ func decodeFirstPicture(path string) (*astiav.Frame, error) {
 	opts := astiav.NewDictionary()
 	defer opts.Free()
 	_ = opts.Set("protocol_whitelist", "file", 0)
+	// A file name is a name, never an image2 sequence pattern.
+	_ = opts.Set("pattern_type", "none", 0)
 	if err := fc.OpenInput("file:"+path, nil, opts); err != nil {
 		fc.Free()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 	"unsafe"
 
@@ -331,7 +332,12 @@ func (e *Encoder) openVideoEncoder() error {
 	if fr := e.opts.FrameRate; fr.Valid() {
 		cc.SetFramerate(fr.av())
 	}
-	cc.SetThreadCount(e.set.Threads)
+	threads := e.set.Threads
+	if threads == 0 && e.lay.encoder == "libvpx-vp9" {
+		// libvpx reads 0 as one thread, not as "one per core".
+		threads = runtime.NumCPU()
+	}
+	cc.SetThreadCount(threads)
 	cc.SetThreadType(astiav.ThreadTypeFrame | astiav.ThreadTypeSlice)
 	if e.mux != nil && e.mux.OutputFormat().Flags().Has(astiav.IOFormatFlagGlobalheader) {
 		cc.SetFlags(cc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
@@ -431,8 +437,18 @@ func (e *Encoder) hold(next *astiav.Frame) error {
 	if prev == nil {
 		return nil
 	}
-	e.durations[prev.Pts()] = next.Pts() - prev.Pts()
+	e.recordDuration(prev.Pts(), next.Pts()-prev.Pts())
 	return e.submit(prev)
+}
+
+// recordDuration notes how long the frame at pts lasts, for its packet.
+// Formats whose packets carry no per-frame timing (the animated WebP comes
+// out as one packet, the zip has no clock) keep nothing.
+func (e *Encoder) recordDuration(pts, d int64) {
+	if e.opts.Format == vidmatte.FormatWebP || e.opts.Format == vidmatte.FormatPNGSequence {
+		return
+	}
+	e.durations[pts] = d
 }
 
 // submit sends a yuva420p frame (PTS relative to the first frame) through
@@ -582,7 +598,7 @@ func (e *Encoder) finish() error {
 		if d <= 0 {
 			d = e.nominalStep()
 		}
-		e.durations[p.Pts()] = d
+		e.recordDuration(p.Pts(), d)
 		if err := e.submit(p); err != nil {
 			return err
 		}

@@ -104,3 +104,6 @@ func isFullRangeFormat(f astiav.PixelFormat) bool {
 	}
 	return false
 }
+
+// cInt64 lets tests (which cannot use cgo) name C int64 fields.
+type cInt64 = C.int64_t
