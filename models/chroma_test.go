@@ -375,3 +375,26 @@ func TestPrepareRGB(t *testing.T) {
 		t.Fatalf("isnet normalization: %g, %g", slot[0], slot[23])
 	}
 }
+
+// TestUpsampleChromaRows checks the row-buffered chroma upsampling against
+// the pixel-at-a-time one, on odd and even sizes.
+func TestUpsampleChromaRows(t *testing.T) {
+	for _, s := range [][2]int{{7, 5}, {16, 9}, {1, 1}, {2, 2}, {3, 3}, {1920, 1080}, {5, 1}, {1, 6}} {
+		w, h := s[0], s[1]
+		cw, ch := (w+1)/2, (h+1)/2
+		stride := cw + 3
+		src := make([]byte, stride*ch)
+		for i := range src {
+			src[i] = byte(i*7 + i/5)
+		}
+		a := make([]float32, w*h)
+		b := make([]float32, w*h)
+		upsampleChroma(a, w, h, src, stride, 1.0/255, 0.1)
+		upsampleChromaRows(b, w, h, src, stride, 1.0/255, 0.1)
+		for i := range a {
+			if d := math.Abs(float64(a[i] - b[i])); d > 1e-6 {
+				t.Fatalf("%dx%d: pixel %d: %g vs %g", w, h, i, a[i], b[i])
+			}
+		}
+	}
+}
