@@ -34,6 +34,9 @@ func TestProbeAndDecodeContainers(t *testing.T) {
 		{"yuv444p", testmedia.ClipOptions{Container: "mkv", PixelFormat: "yuv444p", Duration: 400 * time.Millisecond}, "matroska,webm", ""},
 		{"10-bit", testmedia.ClipOptions{Container: "mkv", PixelFormat: "yuv420p10le", Duration: 400 * time.Millisecond}, "matroska,webm", ""},
 		{"vfr", testmedia.ClipOptions{VFR: true, Audio: true, FPS: 30}, "mov,mp4,m4a,3gp,3g2,mj2", "aac"},
+		{"rgb qtrle", testmedia.ClipOptions{Container: "mov", Codec: "qtrle", PixelFormat: "rgb24", Duration: 400 * time.Millisecond}, "mov,mp4,m4a,3gp,3g2,mj2", ""},
+		{"full-range mjpeg", testmedia.ClipOptions{Container: "avi", Codec: "mjpeg", PixelFormat: "yuvj420p", Duration: 400 * time.Millisecond}, "avi", ""},
+		{"animated gif", testmedia.ClipOptions{Container: "gif", Codec: "gif", PixelFormat: "rgb8", FPS: 10}, "gif", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

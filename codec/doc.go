@@ -1,12 +1,63 @@
-// Package codec owns every use of FFmpeg (through go-astiav and a few lines
-// of cgo): probing media files, demuxing and decoding video into pooled
-// yuv420p frames, scaling frames to planar RGB for models and mattes back up
-// to frame size, and encoding frames with their alpha matte into the output
-// formats (WebM/VP9, MOV/ProRes 4444, MP4/H.264 over a background, animated
-// WebP and GIF, a zip of PNGs, a grayscale mask video), carrying the input's
+// Package codec owns every use of FFmpeg (go-astiav v0.16.0 on FFmpeg 5.1,
+// plus a few lines of cgo for what the binding lacks): probing media files,
+// demuxing and decoding video into pooled yuv420p frames, scaling frames to
+// planar RGB for models and mattes up to frame size, and encoding frames
+// with their alpha matte into the output formats, carrying the input's
 // audio across. No other package imports go-astiav.
 //
-// C memory has one owner at a time: a Frame belongs to whoever Next handed
-// it to until Release; an Encoder takes references of its own; decoders,
-// scalers and encoders free their C objects in Close (or Abort).
+// # Ownership
+//
+// C memory has one owner at a time. A Frame belongs to whoever
+// Decoder.Next handed it to until Release, and stays valid after the
+// Decoder is closed; LiveFrames counts frames not yet released. An Encoder
+// takes references of its own in WriteFrame (the YUV planes are shared,
+// the alpha plane is copied), so the caller may release the frame and
+// reuse its alpha buffer at once. Decoders, scalers and encoders free
+// their C objects in Close (or Abort).
+//
+// # Input
+//
+// Probe and OpenDecoder only open local files (FFmpeg's protocols are
+// limited to file), and refuse still images, text and playlists. Every
+// failure to open or read an input is a *vidmatte.Error wrapping one of
+// ErrEmpty, ErrNotMedia, ErrNoVideo, ErrUnsupportedCodec, ErrTruncated,
+// ErrCorrupt or ErrDimensions. A file is "cut short" when its container's
+// own structure (MP4 boxes, the Matroska segment, RIFF chunks) declares more
+// bytes than the file holds: Probe refuses it, a Decoder returns the frames
+// before the cut and then ErrTruncated (see Decoder for the full rule).
+// Frames come out in display orientation: a display matrix rotation of 90,
+// 180 or 270 degrees is applied (mirroring matrices are not).
+//
+// # Output formats
+//
+//   - webm: VP9 with alpha (libvpx-vp9, yuva420p). The decoded Y, U and V
+//     planes go to the encoder as they are, with the matte attached as the
+//     A plane: no conversion. Audio: Opus (Vorbis and Opus are copied).
+//   - mov: ProRes 4444 (prores_ks, yuva444p10le). Audio copied when
+//     QuickTime takes it (AAC, MP3, ALAC, AC-3, PCM), else AAC.
+//   - mp4: H.264 (libx264, yuv420p) composited over a colour, an image or a
+//     blur of the frame itself; a transparent background is refused. Audio
+//     AAC, copied when it is AAC.
+//   - webp: animated WebP with alpha (libwebp_anim, yuva420p, no
+//     conversion), no audio. libwebp assembles the animation in memory.
+//   - gif: animated GIF, no audio. Each frame gets its own palette
+//     (palettegen stats_mode=single, paletteuse new=1): memory stays at one
+//     frame whatever the length, and every frame has the best 255 colours
+//     for it plus the transparent index, which pixels with alpha below 128
+//     take.
+//   - png_sequence: a zip, written as it goes, of RGBA PNGs named
+//     frame_000001.png, …, no audio.
+//   - mask: the matte as H.264 luma in MP4 (neutral chroma, full range
+//     flagged), audio as for mp4. Backgrounds do not apply to it.
+//
+// Any format with a background other than transparent gets an opaque
+// picture. A Composition scales the foreground and places it on a canvas
+// (anchor, then offset; positions are rounded to even pixels by 4:2:0
+// chroma) over the background or transparency. H.264 needs even sizes: mp4
+// and mask drop an odd last row or column.
+//
+// Timestamps are kept: a variable frame rate stays variable, and the audio
+// (shifted by the same origin, the first frame written) stays in sync.
+// Encoders run with all cores unless told otherwise; packets are rescaled
+// to the time base each muxer settles on when it writes its header.
 package codec

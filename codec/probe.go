@@ -180,14 +180,15 @@ func (in *input) describe(maxW, maxH int) (*Info, error) {
 // complete counts the frames, unless the container is an MP4/QuickTime
 // file (whose sample tables count them exactly; AVI headers also count
 // empty chunks, Matroska does not count at all), and looks at their
-// timestamps for a variable rate. It reads the file through a second
-// demuxer (no decoding) and leaves in untouched.
+// timestamps for a variable rate: all of them when counting, else the
+// first vfrScanPackets. It reads the file through a second demuxer (no
+// decoding) and leaves in untouched.
 func (in *input) complete(info *Info) {
-	exact := strings.HasPrefix(info.Container, "mov,")
+	exact := strings.HasPrefix(info.Container, "mov,") && info.FrameCount > 0
 	if !exact {
 		info.FrameCount = 0
 	}
-	if exact && info.FrameCount > 0 && info.VariableFrameRate {
+	if exact && info.VariableFrameRate {
 		return
 	}
 	other, err := openInput(in.path)
@@ -200,7 +201,7 @@ func (in *input) complete(info *Info) {
 	defer pkt.Free()
 	var pts []int64
 	var count int64
-	for {
+	for !exact || count < vfrScanPackets {
 		if err := other.fc.ReadFrame(pkt); err != nil {
 			break
 		}
@@ -212,13 +213,17 @@ func (in *input) complete(info *Info) {
 		}
 		pkt.Unref()
 	}
-	if info.FrameCount <= 0 {
+	if !exact {
 		info.FrameCount = count
 	}
 	if !info.VariableFrameRate && irregular(pts) {
 		info.VariableFrameRate = true
 	}
 }
+
+// vfrScanPackets is how many packets of a file whose frames are counted
+// already are read to look for a variable rate.
+const vfrScanPackets = 600
 
 // irregular reports whether the gaps between the sorted timestamps vary by
 // more than rounding: more than a tenth of the usual gap and a tick and a
