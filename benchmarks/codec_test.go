@@ -69,6 +69,39 @@ func BenchmarkDecodeToRGB(b *testing.B) {
 	}
 }
 
+// BenchmarkRGBScaler measures codec.RGBScaler alone, from a decoded frame
+// of each size to ISNet's 1024x1024 input.
+func BenchmarkRGBScaler(b *testing.B) {
+	for _, s := range codecSizes {
+		clip := codecBenchClip(b, s.w, s.h)
+		b.Run(s.name, func(b *testing.B) {
+			d, err := codec.OpenDecoder(clip, codec.DecoderOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			f, err := d.Next(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Release()
+			sc, err := codec.NewRGBScaler(s.w, s.h, 1024, 1024)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sc.Close()
+			rgb := make([]byte, 3*1024*1024)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := sc.Scale(f, rgb); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
+		})
+	}
+}
+
 // BenchmarkGrayScaler measures scaling a 1024x1024 matte up to each size.
 func BenchmarkGrayScaler(b *testing.B) {
 	for _, s := range codecSizes {
@@ -151,6 +184,51 @@ func BenchmarkEncode(b *testing.B) {
 		for _, fr := range frames {
 			fr.Release()
 		}
+	}
+}
+
+// BenchmarkDecodeEncodeWebM measures the fast path without a model:
+// decode, attach a matte, encode VP9 with alpha, one goroutine.
+func BenchmarkDecodeEncodeWebM(b *testing.B) {
+	for _, s := range codecSizes {
+		clip := codecBenchClip(b, s.w, s.h)
+		matte := make([]byte, s.w*s.h)
+		codecBenchMatte(matte, s.w, s.h, 0)
+		b.Run(s.name, func(b *testing.B) {
+			frames := 0
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				d, err := codec.OpenDecoder(clip, codec.DecoderOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				e, err := codec.NewEncoder(filepath.Join(b.TempDir(), "out.webm"), codec.EncoderOptions{
+					Format: vidmatte.FormatWebM, Width: s.w, Height: s.h, TimeBase: d.TimeBase(), FrameRate: d.Info().FrameRate, AudioFrom: clip})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					f, err := d.Next(context.Background())
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					err = e.WriteFrame(f, matte)
+					f.Release()
+					if err != nil {
+						b.Fatal(err)
+					}
+					frames++
+				}
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
+				d.Close()
+			}
+			b.ReportMetric(float64(frames)/time.Since(start).Seconds(), "fps")
+		})
 	}
 }
 
