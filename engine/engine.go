@@ -79,7 +79,7 @@ func New(cfg Config) (*Engine, error) {
 type Smoothing string
 
 const (
-	SmoothAuto Smoothing = ""    // on for per-frame models, off for recurrent ones
+	SmoothAuto Smoothing = ""    // as the model says (models.Manifest.PerFrame)
 	SmoothOn   Smoothing = "on"  // always
 	SmoothOff  Smoothing = "off" // never
 )
@@ -290,5 +290,5 @@ func smoothingFor(s Smoothing, m matter) bool {
 	case SmoothOff:
 		return false
 	}
-	return m.PerFrame() && !m.Recurrent()
+	return m.PerFrame()
 }

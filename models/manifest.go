@@ -217,8 +217,10 @@ type Manifest struct {
 }
 
 // PerFrame reports whether the engine should smooth the model's alpha in
-// time.
-func (m *Manifest) PerFrame() bool { return m.Kind != Recurrent }
+// time: learned per-frame models flicker; recurrent models carry time in
+// their state, and the chroma keyer is a pure function of each pixel, so
+// smoothing would only cost time and trail behind motion.
+func (m *Manifest) PerFrame() bool { return m.Kind != Recurrent && m.Signature != SignatureChroma }
 
 // Output returns the name of the first output with the given meaning, or
 // "".
