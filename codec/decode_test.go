@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -422,5 +423,29 @@ func TestFrameOwnership(t *testing.T) {
 	}
 	if p, _ := f.Plane(0); p != nil {
 		t.Fatal("Plane of a released frame is not nil")
+	}
+}
+
+func TestSizeChangeMidStream(t *testing.T) {
+	// Two MPEG-TS clips of different sizes, one after the other: the
+	// decoder meets a new picture size halfway.
+	a := testmedia.Clip(t, testmedia.ClipOptions{Container: "ts", Width: 320, Height: 240, Duration: 400 * time.Millisecond})
+	b := testmedia.Clip(t, testmedia.ClipOptions{Container: "ts", Width: 160, Height: 96, Duration: 400 * time.Millisecond})
+	ab := filepath.Join(t.TempDir(), "ab.ts")
+	var joined []byte
+	for _, p := range []string{a, b} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined = append(joined, data...)
+	}
+	if err := os.WriteFile(ab, joined, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frames, _, _ := testmedia.Probe(t, ab)
+	got := decodeAll(t, ab) // checks every frame has the first one's size
+	if got.err != nil || got.count != frames || got.width != 320 || got.height != 240 {
+		t.Fatalf("%d frames of %dx%d (%v); want %d of 320x240", got.count, got.width, got.height, got.err, frames)
 	}
 }
