@@ -163,20 +163,26 @@ func (p *pipeline) run(parent context.Context) error {
 	wg.Wait()
 
 	// Whatever is still in flight after an error is released here; after a
-	// clean run every channel is empty.
+	// clean run every channel is empty. The nil values are end markers.
 	close(decoded)
 	for f := range decoded {
-		f.Release()
+		if f != nil {
+			f.Release()
+		}
 	}
 	for _, ch := range []chan *work{filled, inferred, free} {
 		close(ch)
 		for w := range ch {
-			w.release()
+			if w != nil {
+				w.release()
+			}
 		}
 	}
 	close(refined)
 	for m := range refined {
-		m.frame.Release()
+		if m.frame != nil {
+			m.frame.Release()
+		}
 	}
 	if firstErr != nil {
 		return firstErr

@@ -320,6 +320,17 @@ func TestFailingStageEndsTheRun(t *testing.T) {
 				return &failingSink{sink: s, after: 5}, nil
 			}
 		}, "disk full"},
+		// Failing on the last frame leaves the end markers in flight.
+		"encode at the end": {func(e *Engine) {
+			open := e.openSink
+			e.openSink = func(p string, o codec.EncoderOptions) (sink, error) {
+				s, err := open(p, o)
+				if err != nil {
+					return nil, err
+				}
+				return &failingSink{sink: s, after: 49}, nil
+			}
+		}, "disk full"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
