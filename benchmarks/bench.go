@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -159,6 +160,8 @@ type bench struct {
 	// frame's input and truth.
 	inputs map[string][]byte
 	truths map[string][]byte
+	// currentLoad is the load time of the model being measured.
+	currentLoad float64
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -173,6 +176,11 @@ func (b *bench) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	b.res.Notes = append(b.res.Notes, msg)
 	b.logf("note: %s", msg)
+}
+
+// phase records the wall time since start under name.
+func (b *bench) phase(name string, start time.Time) {
+	b.res.Phases = append(b.res.Phases, Phase{Name: name, Seconds: math.Round(time.Since(start).Seconds()*10) / 10})
 }
 
 func (b *bench) sampleLoad() {
@@ -236,26 +244,37 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	b.res.Versions = versions(ctx, rt.Version())
 
+	start := time.Now()
 	clips, err := b.buildClips(ctx, rt)
 	rt.Close()
 	if err != nil {
 		return nil, err
 	}
 	b.res.Clips = clips
-	b.logf("plan: %s", b.plan())
+	b.phase("clips (generated, or read from the cache)", start)
+	b.res.Plan = b.plan()
+	b.logf("plan: %s", b.res.Plan)
 
 	for _, id := range o.Models {
+		start := time.Now()
 		if err := b.benchModel(ctx, id, clips, logger); err != nil {
 			return nil, err
 		}
+		b.phase(id+" (vidmatte and naive runs, metrics)", start)
 	}
 	if !o.NoKeyers {
+		start := time.Now()
+		keyed := false
 		for _, c := range clips {
 			if c.Screen != "" && c.HasTruth() {
+				keyed = true
 				if err := b.benchKeyers(ctx, c); err != nil {
 					return nil, err
 				}
 			}
+		}
+		if keyed {
+			b.phase("FFmpeg keyers (tuning, runs, metrics)", start)
 		}
 	}
 
@@ -282,9 +301,11 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			return nil, err
 		}
 	}
+	start = time.Now()
 	if err := writeReport(o.Out, b.res, prev, b.inputs, b.truths); err != nil {
 		return b.res, err
 	}
+	b.logf("report written in %.1f s", time.Since(start).Seconds())
 	b.logf("report written to %s", o.Out)
 	return b.res, nil
 }
@@ -353,8 +374,14 @@ func (b *bench) plan() string {
 	if !b.o.NoSmoothingRuns {
 		passes = 2
 	}
-	return fmt.Sprintf("%d clips, %d frames; per per-frame model %d engine frames (%d passes) + %d naive frames",
-		len(b.res.Clips), total, total*passes, passes, naive)
+	keyed := 0
+	for _, c := range b.res.Clips {
+		if c.Screen != "" && !b.o.NoKeyers {
+			keyed++
+		}
+	}
+	return fmt.Sprintf("%d clips of %d frames in all; each per-frame model processes %d frames through vidmatte (%d pass%s) and %d through the naive pipeline; FFmpeg's keyers run on %d screen clip%s",
+		len(b.res.Clips), total, total*passes, passes, map[bool]string{true: "es", false: ""}[passes > 1], naive, keyed, plural(keyed))
 }
 
 // benchModel runs one model on every clip: the engine with its default
@@ -376,9 +403,24 @@ func (b *bench) benchModel(ctx context.Context, id string, clips []*Clip, logger
 		return err
 	}
 	seenSet := map[string]bool{}
+	warmed := map[string]*ModelLoad{}
 	for _, c := range clips {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		// Load the sessions this clip needs (the engine's batch, and 1 for
+		// the naive pipeline) and run each once before timing anything.
+		ml, err := b.warm(ctx, rt, man, c, b.o.Batch, warmed)
+		if err != nil {
+			b.note("loading %s for %s failed: %v", id, c.ID, err)
+			continue
+		}
+		b.currentLoad = ml.LoadSeconds
+		if b.o.Batch != 1 && b.o.Naive != "none" {
+			if _, err := b.warm(ctx, rt, man, c, 1, warmed); err != nil {
+				b.note("loading %s for %s failed: %v", id, c.ID, err)
+				continue
+			}
 		}
 		smooth := "off"
 		if man.PerFrame() {
@@ -398,6 +440,42 @@ func (b *bench) benchModel(ctx context.Context, id string, clips []*Clip, logger
 	return nil
 }
 
+// warm loads a model's session for a clip's frames at a batch size (its
+// creation is the model's load time) and runs it once on a blank batch,
+// so that no timed run pays for ONNX Runtime's first inference. Sessions
+// are warmed once per input size and batch.
+func (b *bench) warm(ctx context.Context, rt *models.Runtime, man *models.Manifest, c *Clip, batch int, done map[string]*ModelLoad) (*ModelLoad, error) {
+	start := time.Now()
+	m, err := rt.Load(b.reg, man, models.LoadOptions{Device: b.o.Device, Batch: batch, FrameWidth: c.Width, FrameHeight: c.Height})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	load := time.Since(start)
+	w, h := m.InputSize()
+	key := fmt.Sprintf("%dx%d/%d", w, h, m.Batch())
+	if ml := done[key]; ml != nil {
+		return ml, nil
+	}
+	mb, err := m.NewBatch()
+	if err != nil {
+		return nil, err
+	}
+	defer mb.Close()
+	st := m.NewState()
+	defer st.Close()
+	t := time.Now()
+	if err := m.Run(ctx, mb, m.Batch(), st); err != nil {
+		return nil, err
+	}
+	ml := &ModelLoad{Model: man.ID, Width: w, Height: h, Batch: m.Batch(), Device: string(m.Device()),
+		LoadSeconds: round3(load.Seconds()), FirstRunMs: round3(float64(time.Since(t).Microseconds()) / 1000)}
+	done[key] = ml
+	b.res.Loads = append(b.res.Loads, ml)
+	b.logf("%s loaded for %dx%d input, batch %d, in %.2f s; first inference %.0f ms (not timed in the runs)", man.ID, w, h, ml.Batch, ml.LoadSeconds, ml.FirstRunMs)
+	return ml, nil
+}
+
 // engineRun processes a clip with the engine and measures the result.
 func (b *bench) engineRun(ctx context.Context, eng *engine.Engine, id string, c *Clip, smooth string, def bool) {
 	run := &Measurement{Model: id, Clip: c.ID, Set: c.Set, Pipeline: PipelineVidmatte, Smoothing: smooth, Default: def}
@@ -405,6 +483,8 @@ func (b *bench) engineRun(ctx context.Context, eng *engine.Engine, id string, c 
 	out := filepath.Join(b.work, fmt.Sprintf("%s-%s-%s-%s.%s", id, c.Set, c.Name, smooth, formatExt(b.o.Format)))
 	defer os.Remove(out)
 	b.logf("%s on %s (vidmatte, smoothing %s)…", id, c.ID, smooth)
+	debug.FreeOSMemory()
+	base := currentRSS()
 	resetPeakRSS()
 	res, err := eng.Process(ctx, engine.Request{
 		Input: c.Video, Output: out, Model: id, Format: b.o.Format,
@@ -419,8 +499,10 @@ func (b *bench) engineRun(ctx context.Context, eng *engine.Engine, id string, c 
 	run.Frames = int(res.Frames)
 	wall := res.Elapsed - res.LoadTime
 	run.Speed = speedOf(run.Frames, wall, res.LoadTime, res.InferTime, peak, fileSize(out), c.FPS)
-	b.logf("  %d frames, %.1f fps end to end, model %.1f ms/frame, load %.2f s, peak RSS %d MiB",
-		run.Frames, run.Speed.FPS, run.Speed.ModelMsPerFrame, run.Speed.LoadSeconds, peak>>20)
+	run.Speed.StartRSSBytes = base
+	run.Speed.LoadSeconds = b.currentLoad
+	b.logf("  %d frames, %.1f fps end to end, model %.1f ms/frame, load %.2f s, peak RSS %d MiB (%d at the start)",
+		run.Frames, run.Speed.FPS, run.Speed.ModelMsPerFrame, run.Speed.LoadSeconds, peak>>20, base>>20)
 	b.measure(ctx, run, c, out)
 }
 
@@ -430,6 +512,8 @@ func (b *bench) naiveRun(ctx context.Context, rt *models.Runtime, id string, c *
 		Detail: "ffmpeg CLI → PNG files → one model call per file (bilinear resize, grayscale PNG mattes) → ffmpeg CLI alphamerge → " + string(b.o.Format)}
 	b.res.Runs = append(b.res.Runs, run)
 	b.logf("%s on %s (naive pipeline)…", id, c.ID)
+	debug.FreeOSMemory()
+	base := currentRSS()
 	resetPeakRSS()
 	nr, err := runNaive(ctx, rt, b.reg, b.o.Device, id, c, b.o.Format, b.work)
 	peak := peakRSS()
@@ -441,6 +525,8 @@ func (b *bench) naiveRun(ctx context.Context, rt *models.Runtime, id string, c *
 	defer os.Remove(nr.output)
 	run.Frames = nr.frames
 	run.Speed = speedOf(nr.frames, nr.wall, nr.load, nr.inferTime, peak, fileSize(nr.output), c.FPS)
+	run.Speed.StartRSSBytes = base
+	run.Speed.LoadSeconds = b.currentLoad
 	b.logf("  %d frames, %.1f fps end to end, model %.1f ms/frame", run.Frames, run.Speed.FPS, run.Speed.ModelMsPerFrame)
 	b.measure(ctx, run, c, nr.output)
 }

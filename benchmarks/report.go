@@ -110,7 +110,7 @@ func writeCharts(dir string, r *Results) (chartFiles, error) {
 			}
 		}
 		cf.bars = BarsFile
-		if err := write(cf.bars, barChart("Alpha error per clip", "MAD ×1e3, lower is better; default settings of each contender", "MAD (×1e3)", clips, labels, colorsOf(labels), vals)); err != nil {
+		if err := write(cf.bars, barChart("Alpha error per clip", "MAD ×1e3, lower is better; default settings of each contender", "MAD (×1e3)", clips, labels, colorsOf(labels), vals, math.NaN())); err != nil {
 			return cf, err
 		}
 	}
@@ -126,12 +126,16 @@ func writeCharts(dir string, r *Results) (chartFiles, error) {
 	}
 	if len(models) > 0 {
 		vals := make([][]float64, len(models))
+		var cats []string
 		for i, m := range models {
 			v, n := meanFPS(r, m)
-			vals[i] = []float64{v, n}
+			vals[i] = []float64{v / n}
+			cats = append(cats, fmt.Sprintf("%s vs %s fps/%s", f(v), f(n), m)) // drawn as the model, then the figures
 		}
 		cf.speedup = SpeedupFile
-		if err := write(cf.speedup, barChart("vidmatte against the naive pipeline", "end-to-end frames per second on the same clips and output format, higher is better", "frames per second", models, []string{"vidmatte", "naive"}, []string{seriesColor(0), seriesColor(5)}, vals)); err != nil {
+		if err := write(cf.speedup, barChart("vidmatte's speed-up over the naive pipeline",
+			"vidmatte's end-to-end fps ÷ the naive pipeline's, same clips and output; above the dashed line vidmatte is faster",
+			"× the naive pipeline's fps", cats, []string{"speed-up"}, []string{seriesColor(0)}, vals, 1)); err != nil {
 			return cf, err
 		}
 	}
@@ -302,6 +306,17 @@ func f(v float64) string {
 	return fmt.Sprintf("%.2g", v)
 }
 
+// rss formats a peak and the start it grew from.
+func rss(peak, start int64) string {
+	if peak <= 0 {
+		return "–"
+	}
+	if start <= 0 {
+		return mib(peak)
+	}
+	return fmt.Sprintf("%s (from %.0f)", mib(peak), float64(start)/(1<<20))
+}
+
 func mib(b int64) string {
 	if b <= 0 {
 		return "–"
@@ -385,6 +400,7 @@ func renderMarkdown(r *Results, prev *Results, charts chartFiles, sheet bool) st
 	}
 
 	speedSection(&b, r, charts)
+	loadSection(&b, r)
 	screenSection(&b, r)
 	smoothingSection(&b, r)
 
@@ -503,14 +519,14 @@ func speedSection(b *strings.Builder, r *Results, charts chartFiles) {
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			nr.Model, nr.Clip, f(vr.Speed.FPS), f(nr.Speed.FPS), speedup,
 			f(vr.Speed.ModelMsPerFrame), f(nr.Speed.ModelMsPerFrame), f(vr.Speed.PipelineRatio), f(nr.Speed.PipelineRatio),
-			f(vr.Speed.LoadSeconds), mib(vr.Speed.PeakRSSBytes), mbPerMin(vr.Speed.OutputBytesPerMinute), f(qualityOf(nr).MAD)))
+			f(vr.Speed.LoadSeconds), rss(vr.Speed.PeakRSSBytes, vr.Speed.StartRSSBytes), mbPerMin(vr.Speed.OutputBytesPerMinute), f(qualityOf(nr).MAD)))
 	}
 	if len(rows) == 0 {
 		return
 	}
 	p("## Speed: vidmatte against the naive pipeline\n\n")
 	p("The naive pipeline is what users write today: the ffmpeg CLI dumps the frames as PNG files, a script runs the same model through the same ONNX Runtime session one file at a time (bilinear resize in, bilinear resize out, a grayscale PNG matte per frame), and the ffmpeg CLI merges frames and mattes into the same output format (%s). ", r.Settings.Format)
-	p("Pipeline ratio = end-to-end time per frame ÷ model time per frame (1.0: everything but the model is hidden behind it). Load, peak RSS and output size are vidmatte's.\n\n")
+	p("Pipeline ratio = end-to-end time per frame ÷ model time per frame (1.0: everything but the model is hidden behind it). Load, peak RSS and output size are vidmatte's; peak RSS is the process's, with what it held when the run started in brackets (models run one after the other in one process).\n\n")
 	p("| model | clip | vidmatte fps | naive fps | speed-up | vidmatte model ms/frame | naive model ms/frame | vidmatte ratio | naive ratio | load s | peak RSS | output per minute | naive MAD |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range rows {
@@ -520,6 +536,33 @@ func speedSection(b *strings.Builder, r *Results, charts chartFiles) {
 	if charts.speedup != "" {
 		p("![vidmatte against the naive pipeline](%s)\n\n", charts.speedup)
 	}
+}
+
+// loadSection lists the models' load times and first inferences.
+func loadSection(b *strings.Builder, r *Results) {
+	if len(r.Loads) == 0 {
+		return
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## Model load\n\n")
+	p("Each model's ONNX Runtime session is created (the load time) and run once on a blank batch before any timed run: ONNX Runtime's first inference plans memory and is slower than the steady state below.\n\n")
+	p("| model | input | batch | device | load s | first inference ms | steady model ms/frame (vidmatte, mean) |\n|---|---|---:|---|---:|---:|---:|\n")
+	for _, l := range r.Loads {
+		var sum float64
+		n := 0
+		for _, run := range r.Runs {
+			if run.Model == l.Model && run.Pipeline == PipelineVidmatte && run.Error == "" && run.Speed.ModelMsPerFrame > 0 {
+				sum += run.Speed.ModelMsPerFrame
+				n++
+			}
+		}
+		steady := "–"
+		if n > 0 {
+			steady = f(sum / float64(n))
+		}
+		p("| %s | %d×%d | %d | %s | %.2f | %s | %s |\n", l.Model, l.Width, l.Height, l.Batch, l.Device, l.LoadSeconds, f(l.FirstRunMs), steady)
+	}
+	p("\n")
 }
 
 // screenSection compares the chroma models with FFmpeg's keyers.
@@ -652,7 +695,7 @@ func allRuns(b *strings.Builder, r *Results) {
 		}
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run.Clip, run.Label(),
 			f(q.MAD), f(q.MSE), f(q.Grad), f(q.Conn), f(q.DtSSD), f(q.Flicker), ms, f(run.Speed.FPS), ratio,
-			load, mib(run.Speed.PeakRSSBytes), mbPerMin(run.Speed.OutputBytesPerMinute))
+			load, rss(run.Speed.PeakRSSBytes, run.Speed.StartRSSBytes), mbPerMin(run.Speed.OutputBytesPerMinute))
 	}
 	p("\n")
 }
@@ -702,6 +745,17 @@ func setupSection(b *strings.Builder, r *Results) {
 	p("| naive pipeline on | %s clip%s of each set |\n", s.Naive, map[bool]string{true: "s", false: ""}[s.Naive == "all"])
 	p("| runs without smoothing | %v |\n", s.Smoothing)
 	p("| wall time | %.0f s |\n\n", r.Seconds)
+	if r.Plan != "" {
+		p("Budget: %s. ", r.Plan)
+	}
+	if len(r.Phases) > 0 {
+		var parts []string
+		for _, ph := range r.Phases {
+			parts = append(parts, fmt.Sprintf("%s %.0f s", ph.Name, ph.Seconds))
+		}
+		p("Where the time went: %s.", strings.Join(parts, "; "))
+	}
+	p("\n\n")
 	p("Reproduce with:\n\n```sh\nvidmatte bench --models %s --set %s --frames %d --fps %d --size %dx%d --seed %d --format %s --naive %s --out report/\n```\n\n",
 		strings.Join(s.Models, ","), strings.Join(s.Sets, ","), s.Frames, s.FPS, s.Width, s.Height, s.Seed, s.Format, s.Naive)
 	p("Compare two runs with `vidmatte bench --compare old/results.json new/results.json`.\n\n")

@@ -18,15 +18,40 @@ type Results struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	// Seconds is the wall time of the whole run.
-	Seconds  float64        `json:"seconds"`
-	Machine  Machine        `json:"machine"`
-	Versions Versions       `json:"versions"`
-	Settings Settings       `json:"settings"`
-	Clips    []*Clip        `json:"clips"`
-	Runs     []*Measurement `json:"runs"`
+	Seconds  float64  `json:"seconds"`
+	Machine  Machine  `json:"machine"`
+	Versions Versions `json:"versions"`
+	Settings Settings `json:"settings"`
+	Clips    []*Clip  `json:"clips"`
+	// Loads are the models' sessions as they were loaded and warmed up.
+	Loads []*ModelLoad   `json:"loads"`
+	Runs  []*Measurement `json:"runs"`
+	// Plan says what the run set out to do (clips, frames per model);
+	// Phases where its wall time went.
+	Plan   string  `json:"plan"`
+	Phases []Phase `json:"phases"`
 	// Notes are things the reader must know (competing load, runs that
 	// failed, clips left out).
 	Notes []string `json:"notes,omitempty"`
+}
+
+// ModelLoad is a model's session for one input size and batch: how long
+// it took to load (create the ONNX Runtime session) and how long its first
+// inference took. Runs are timed after that first inference.
+type ModelLoad struct {
+	Model       string  `json:"model"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	Batch       int     `json:"batch"`
+	Device      string  `json:"device"`
+	LoadSeconds float64 `json:"load_seconds"`
+	FirstRunMs  float64 `json:"first_run_ms"`
+}
+
+// Phase is a part of the run and its wall time.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Machine is what the run ran on.
@@ -189,7 +214,8 @@ type Speed struct {
 	ModelMsPerFrame float64 `json:"model_ms_per_frame"`
 	// FPS is end to end: frames over the wall time from reading the
 	// input to the finished output, the model's load excluded (it is
-	// LoadSeconds).
+	// LoadSeconds, measured when the session was created and warmed up
+	// before the timed runs).
 	FPS float64 `json:"fps"`
 	// PipelineRatio is end-to-end time per frame over the model's time
 	// per frame: 1 means everything but the model is hidden behind it.
@@ -200,6 +226,10 @@ type Speed struct {
 	// (the peak is reset before each run; the process also holds what
 	// earlier runs left).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// StartRSSBytes is the resident memory when the run started: what
+	// the process held already (the Go heap, freed memory the allocator
+	// kept).
+	StartRSSBytes int64 `json:"start_rss_bytes"`
 	// OutputBytes is the output file's size; OutputBytesPerMinute scales
 	// it to a minute of video.
 	OutputBytes          int64   `json:"output_bytes"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"sort"
 	"strings"
 )
 
@@ -44,12 +45,11 @@ func (d *svgDoc) rect(x, y, w, h float64, fill string, extra string) {
 
 // axis maps data values to pixels, linearly or logarithmically.
 type axis struct {
-	lo, hi   float64 // data range
-	p0, p1   float64 // pixel range
-	log      bool
-	label    string
-	tickFmt  func(float64) string
-	forceMin bool
+	lo, hi  float64 // data range
+	p0, p1  float64 // pixel range
+	log     bool
+	label   string
+	integer bool // ticks on whole numbers only
 }
 
 func (a axis) pos(v float64) float64 {
@@ -65,8 +65,12 @@ func (a axis) pos(v float64) float64 {
 func (a axis) ticks() []float64 {
 	var out []float64
 	if a.log {
+		mults := []float64{1, 2, 5}
+		if math.Log10(a.hi/a.lo) > 3 {
+			mults = []float64{1} // wide ranges: decades only
+		}
 		for e := math.Floor(math.Log10(a.lo)); e <= math.Ceil(math.Log10(a.hi)); e++ {
-			for _, m := range []float64{1, 2, 5} {
+			for _, m := range mults {
 				v := m * math.Pow(10, e)
 				if v >= a.lo*0.999 && v <= a.hi*1.001 {
 					out = append(out, v)
@@ -76,6 +80,9 @@ func (a axis) ticks() []float64 {
 		return out
 	}
 	step := niceStep((a.hi - a.lo) / 5)
+	if a.integer {
+		step = math.Max(math.Round(step), 1)
+	}
 	for v := math.Ceil(a.lo/step) * step; v <= a.hi+step*1e-9; v += step {
 		out = append(out, v)
 	}
@@ -133,6 +140,8 @@ func fmtTick(v float64) string {
 	switch {
 	case v == 0:
 		return "0"
+	case math.Abs(v) >= 10000 && math.Mod(v, 1000) == 0:
+		return fmt.Sprintf("%.0fk", v/1000)
 	case math.Abs(v) >= 1000:
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
@@ -218,7 +227,7 @@ type scatterPoint struct {
 // scatterChart draws points with a log x axis and a linear y axis.
 // series and colors are the legend's entries, groups the markers'.
 func scatterChart(title, sub, xLabel, yLabel string, pts []scatterPoint, series, colors, groups []string) string {
-	const W, H = 760, 460
+	const W, H = 800, 460
 	d := newSVG(W, H)
 	d.title(title, sub)
 	var xs, ys []float64
@@ -227,8 +236,15 @@ func scatterChart(title, sub, xLabel, yLabel string, pts []scatterPoint, series,
 	}
 	xlo, xhi := logRange(xs)
 	ylo, yhi := linearRange(ys)
-	x := axis{lo: xlo, hi: xhi, p0: 80, p1: W - 190, log: true, label: xLabel}
-	y := axis{lo: ylo, hi: yhi, p0: H - 60, p1: 56, label: yLabel}
+	logY := false
+	if lo, hi := logRange(ys); hi/lo > 100 {
+		// Errors spanning orders of magnitude: a log axis keeps the good
+		// ones apart.
+		ylo, yhi, logY = lo, hi, true
+		yLabel += ", log scale"
+	}
+	x := axis{lo: xlo, hi: xhi, p0: 80, p1: W - 220, log: true, label: xLabel}
+	y := axis{lo: ylo, hi: yhi, p0: H - 60, p1: 56, log: logY, label: yLabel}
 	d.frame(x, y, false)
 	markers := []string{"circle", "square", "triangle", "diamond"}
 	for _, p := range pts {
@@ -241,33 +257,45 @@ func scatterChart(title, sub, xLabel, yLabel string, pts []scatterPoint, series,
 			d.text(px+9, py-7, "start", p.Label, `font-size="10" fill="#333"`)
 		}
 	}
-	d.legend(W-175, 70, series, colors, nil)
+	d.legend(W-205, 70, series, colors, nil)
 	gm := make([]string, len(groups))
 	gc := make([]string, len(groups))
 	for i := range groups {
 		gm[i] = markers[i%len(markers)]
 		gc[i] = "#bbb"
 	}
-	d.legend(W-175, 90+18*float64(len(series)), groups, gc, gm)
+	d.legend(W-205, 90+18*float64(len(series)), groups, gc, gm)
 	return d.String()
 }
 
 // barChart draws grouped vertical bars: one group per category, one bar
-// per series (in its colour); NaN values are left out.
-func barChart(title, sub, yLabel string, categories, series, colors []string, values [][]float64) string {
-	W := max(760, 140+len(categories)*(30+18*len(series)))
-	const H = 440
+// per series (in its colour); NaN values are left out. ref, unless NaN,
+// draws a dashed reference line at that value.
+func barChart(title, sub, yLabel string, categories, series, colors []string, values [][]float64, ref float64) string {
+	W := max(800, 300+len(categories)*max(150, 20+18*len(series)))
+	const H = 450
 	d := newSVG(W, H)
 	d.title(title, sub)
 	var all []float64
 	for _, row := range values {
 		all = append(all, row...)
 	}
-	ylo, yhi := linearRange(all)
-	right := float64(W - 190)
+	// An outlier (say, a keyer on footage without a screen) would flatten
+	// every other bar: the axis stops at a cap and taller bars are cut,
+	// marked, and labelled with their value.
+	capped := outlierCap(all)
+	shown := make([]float64, 0, len(all))
+	for _, v := range all {
+		shown = append(shown, math.Min(v, capped))
+	}
+	ylo, yhi := linearRange(shown)
+	right := float64(W - 220)
 	x := axis{lo: 0, hi: 1, p0: 80, p1: right, label: ""}
-	y := axis{lo: ylo, hi: yhi, p0: H - 70, p1: 56, label: yLabel}
+	y := axis{lo: ylo, hi: yhi, p0: H - 80, p1: 56, label: yLabel}
 	d.frame(x, y, true)
+	if !math.IsNaN(ref) && ref >= ylo && ref <= yhi {
+		d.line(80, y.pos(ref), right, y.pos(ref), "#444", 1, `stroke-dasharray="5,4"`)
+	}
 	groupW := (right - 80) / float64(max(len(categories), 1))
 	barW := math.Min(28, (groupW-16)/float64(max(len(series), 1)))
 	for ci, c := range categories {
@@ -278,13 +306,26 @@ func barChart(title, sub, yLabel string, categories, series, colors []string, va
 			if math.IsNaN(v) {
 				continue
 			}
-			top, base := y.pos(math.Max(v, 0)), y.pos(math.Max(ylo, 0))
-			d.rect(start+barW*float64(si), top, barW-2, base-top, colors[si], "")
-			if barW >= 14 {
-				d.text(start+barW*float64(si)+barW/2-1, top-3, "middle", fmtTick(roundSig(v, 3)), `font-size="9" fill="#333"`)
+			cut := v > yhi
+			top, base := y.pos(math.Max(math.Min(v, yhi), 0)), y.pos(math.Max(ylo, 0))
+			bx := start + barW*float64(si)
+			d.rect(bx, top, barW-2, base-top, colors[si], "")
+			if cut {
+				// A white zigzag across the bar says it is cut.
+				fmt.Fprintf(&d.b, `<polyline points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" stroke="white" stroke-width="2"/>`+"\n",
+					bx, top+14, bx+(barW-2)/2, top+8, bx+barW-2, top+14)
+			}
+			if barW >= 14 || cut {
+				d.text(bx+barW/2-1, top-3, "middle", fmtTick(roundSig(v, 3)), `font-size="9" fill="#333"`)
 			}
 		}
-		d.text(gx+groupW/2, float64(H-70)+16, "middle", c, `font-size="11"`)
+		// "set/name" on two lines: the name, then the set.
+		if set, name, ok := strings.Cut(c, "/"); ok {
+			d.text(gx+groupW/2, float64(H-80)+16, "middle", name, `font-size="11"`)
+			d.text(gx+groupW/2, float64(H-80)+30, "middle", set, `font-size="10" fill="#666"`)
+		} else {
+			d.text(gx+groupW/2, float64(H-80)+16, "middle", c, `font-size="11"`)
+		}
 	}
 	markers := make([]string, len(series))
 	for i := range series {
@@ -294,9 +335,59 @@ func barChart(title, sub, yLabel string, categories, series, colors []string, va
 	return d.String()
 }
 
+// outlierCap returns the value above which bars are cut: three times the
+// upper quartile when the largest value exceeds that, +Inf otherwise.
+func outlierCap(vals []float64) float64 {
+	var v []float64
+	for _, x := range vals {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) && x > 0 {
+			v = append(v, x)
+		}
+	}
+	if len(v) < 4 {
+		return math.Inf(1)
+	}
+	sort.Float64s(v)
+	q := v[(3*len(v))/4]
+	if limit := 3 * q; v[len(v)-1] > limit {
+		return limit
+	}
+	return math.Inf(1)
+}
+
 // lineChart draws one line per series (in its colour) over frame numbers.
+// Series far above the others (a keyer on footage without a screen) are
+// left out, so the others stay readable; the subtitle names them.
 func lineChart(title, sub, xLabel, yLabel string, series, colors []string, values [][]float64) string {
-	const W, H = 760, 400
+	const W, H = 800, 400
+	peaks := make([]float64, len(values))
+	for i, s := range values {
+		peaks[i] = math.Inf(-1)
+		for _, v := range s {
+			if !math.IsNaN(v) {
+				peaks[i] = math.Max(peaks[i], v)
+			}
+		}
+	}
+	limit := math.Inf(1)
+	if len(peaks) >= 3 {
+		sorted := append([]float64(nil), peaks...)
+		sort.Float64s(sorted)
+		limit = 5 * sorted[len(sorted)/2]
+	}
+	var keptS, keptC, dropped []string
+	var keptV [][]float64
+	for i, s := range values {
+		if peaks[i] > limit && limit > 0 {
+			dropped = append(dropped, fmt.Sprintf("%s (up to %s)", series[i], fmtTick(roundSig(peaks[i], 3))))
+			continue
+		}
+		keptS, keptC, keptV = append(keptS, series[i]), append(keptC, colors[i]), append(keptV, s)
+	}
+	series, colors, values = keptS, keptC, keptV
+	if len(dropped) > 0 {
+		sub += "; off the chart: " + strings.Join(dropped, ", ")
+	}
 	d := newSVG(W, H)
 	d.title(title, sub)
 	n := 0
@@ -306,7 +397,7 @@ func lineChart(title, sub, xLabel, yLabel string, series, colors []string, value
 		all = append(all, s...)
 	}
 	ylo, yhi := linearRange(all)
-	x := axis{lo: 0, hi: math.Max(float64(n-1), 1), p0: 80, p1: W - 190, label: xLabel}
+	x := axis{lo: 0, hi: math.Max(float64(n-1), 1), p0: 80, p1: W - 220, label: xLabel, integer: true}
 	y := axis{lo: ylo, hi: yhi, p0: H - 60, p1: 56, label: yLabel}
 	d.frame(x, y, false)
 	for si, s := range values {
@@ -325,7 +416,7 @@ func lineChart(title, sub, xLabel, yLabel string, series, colors []string, value
 	for i := range series {
 		markers[i] = "square"
 	}
-	d.legend(W-175, 70, series, colors, markers)
+	d.legend(W-205, 70, series, colors, markers)
 	return d.String()
 }
 

@@ -92,6 +92,9 @@ func resetPeakRSS() bool {
 // reset (VmHWM).
 func peakRSS() int64 { return procField("/proc/self/status", "VmHWM:") * 1024 }
 
+// currentRSS is the process's resident set size in bytes (VmRSS).
+func currentRSS() int64 { return procField("/proc/self/status", "VmRSS:") * 1024 }
+
 // versions returns Go's and FFmpeg's versions and vidmatte's commit: from
 // the binary's build information, else from git in the working folder.
 func versions(ctx context.Context, ort string) Versions {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -95,7 +96,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *batch < 1 || *threads < 0 {
 		return usageErrorf("--batch must be ≥ 1 and --threads ≥ 0")
 	}
-	setList := benchList(*sets)
+	// Files named after the flags replace the default sets, unless --set
+	// was given too.
+	setGiven := false
+	fs.Visit(func(fl *flag.Flag) { setGiven = setGiven || fl.Name == "set" })
+	var setList []string
+	if setGiven || len(pos) == 0 {
+		setList = benchList(*sets)
+	}
 	setList = append(setList, pos...)
 	genFrames := *frames
 	if genFrames == 0 {
