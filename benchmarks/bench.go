@@ -385,8 +385,8 @@ func (b *bench) plan() string {
 }
 
 // benchModel runs one model on every clip: the engine with its default
-// smoothing, without smoothing (per-frame models), and the naive
-// pipeline. Each model gets a fresh Runtime, so its load time and memory
+// smoothing, with the other setting (models without recurrent state), and
+// the naive pipeline. Each model gets a fresh Runtime, so its load time and memory
 // are its own.
 func (b *bench) benchModel(ctx context.Context, id string, clips []*Clip, logger *slog.Logger) error {
 	rt, err := models.NewRuntime(models.RuntimeOptions{Threads: b.o.Threads, Logger: logger})
@@ -422,13 +422,15 @@ func (b *bench) benchModel(ctx context.Context, id string, clips []*Clip, logger
 				continue
 			}
 		}
-		smooth := "off"
+		// The engine's default smoothing for the model, then the other
+		// setting for every model without recurrent state.
+		smooth, other := "off", "on"
 		if man.PerFrame() {
-			smooth = "on"
+			smooth, other = "on", "off"
 		}
 		b.engineRun(ctx, eng, id, c, smooth, true)
-		if man.PerFrame() && !b.o.NoSmoothingRuns {
-			b.engineRun(ctx, eng, id, c, "off", false)
+		if man.Kind != models.Recurrent && !b.o.NoSmoothingRuns {
+			b.engineRun(ctx, eng, id, c, other, false)
 		}
 		first := !seenSet[c.Set]
 		seenSet[c.Set] = true

@@ -128,14 +128,17 @@ type Measurement struct {
 	sample []byte
 }
 
-// Label names a run in tables and charts: "isnet", "isnet (no
-// smoothing)", "isnet naive", "ffmpeg-chromakey".
+// Label names a run in tables and charts: "isnet" (the engine's
+// defaults), "isnet (no smoothing)" or "chroma (smoothing on)" (the other
+// smoothing setting), "isnet naive", "ffmpeg-chromakey".
 func (r *Measurement) Label() string {
 	switch {
 	case r.Pipeline == PipelineNaive:
 		return r.Model + " naive"
-	case r.Pipeline == PipelineVidmatte && r.Smoothing == "off":
+	case r.Pipeline == PipelineVidmatte && !r.Default && r.Smoothing == "off":
 		return r.Model + " (no smoothing)"
+	case r.Pipeline == PipelineVidmatte && !r.Default && r.Smoothing == "on":
+		return r.Model + " (smoothing on)"
 	}
 	return r.Model
 }
