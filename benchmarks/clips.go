@@ -101,7 +101,7 @@ func describe(s ClipSpec, truth string) string {
 	case BackdropBlue:
 		bd = "an unevenly lit blue screen with spill on the foreground"
 	}
-	d := fg + ", moving and scaling over " + bd + ", motion-blurred (5 samples, 180° shutter)"
+	d := fg + ", moving and scaling over " + bd + fmt.Sprintf(", motion-blurred (%d samples over a 180° shutter)", motionSamples)
 	if s.Foreground == FgPortrait {
 		d += ", cut by the frame's bottom edge"
 	}

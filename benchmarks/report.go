@@ -461,7 +461,14 @@ func headline(b *strings.Builder, r *Results, sums []SetSummary) {
 		if math.IsNaN(v) || n <= 0 {
 			continue
 		}
-		p("- **%s**: vidmatte %s fps against %s fps for the naive ffmpeg + script pipeline: **%.2f×**.\n", m, f(v), f(n), v/n)
+		verdict := "faster"
+		switch {
+		case v/n < 0.98:
+			verdict = "slower"
+		case v/n < 1.02:
+			verdict = "no faster, within noise"
+		}
+		p("- **%s**: vidmatte %s fps against %s fps for the naive ffmpeg + script pipeline: **%.2f×** (%s).\n", m, f(v), f(n), v/n, verdict)
 	}
 	for _, c := range r.Clips {
 		if c.Screen == "" {
@@ -519,7 +526,7 @@ func speedSection(b *strings.Builder, r *Results, charts chartFiles) {
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			nr.Model, nr.Clip, f(vr.Speed.FPS), f(nr.Speed.FPS), speedup,
 			f(vr.Speed.ModelMsPerFrame), f(nr.Speed.ModelMsPerFrame), f(vr.Speed.PipelineRatio), f(nr.Speed.PipelineRatio),
-			f(vr.Speed.LoadSeconds), rss(vr.Speed.PeakRSSBytes, vr.Speed.StartRSSBytes), mbPerMin(vr.Speed.OutputBytesPerMinute), f(qualityOf(nr).MAD)))
+			fmt.Sprintf("%.2f", vr.Speed.LoadSeconds), rss(vr.Speed.PeakRSSBytes, vr.Speed.StartRSSBytes), mbPerMin(vr.Speed.OutputBytesPerMinute), f(qualityOf(nr).MAD)))
 	}
 	if len(rows) == 0 {
 		return
