@@ -44,9 +44,20 @@ func writeReport(dir string, r *Results, prev *Results, inputs, truths map[strin
 			return err
 		}
 		sheet = true
+	} else if _, err := os.Stat(filepath.Join(dir, ContactSheetFile)); err == nil {
+		// Re-rendering from results.json: the sheet drawn by the run stays.
+		sheet = true
 	}
 	md := renderMarkdown(r, prev, charts, sheet)
 	return os.WriteFile(filepath.Join(dir, ReportFile), []byte(md), 0o644)
+}
+
+// RenderReport rewrites a report's Markdown and charts from its results
+// (results.json as a run wrote it), comparing with prev when it is not nil.
+// The contact sheet needs the frames of the run: one already in dir is
+// kept, none is drawn.
+func RenderReport(dir string, r *Results, prev *Results) error {
+	return writeReport(dir, r, prev, nil, nil)
 }
 
 // chartFiles lists the charts written, for the Markdown.
@@ -366,7 +377,7 @@ func renderMarkdown(r *Results, prev *Results, charts chartFiles, sheet bool) st
 	headline(&b, r, sums)
 
 	p("## Ranking per set\n\n")
-	p("The default settings of each contender (vidmatte smooths per-frame models in time by default). Ranked by mean MAD over the set's clips; ")
+	p("The default settings of each contender (%s). Ranked by mean MAD over the set's clips; ", defaultSmoothing(r))
 	p("a model is ranked on a set only if the set has a clip whose truth did not come from that model (its MAD on those clips alone is in the \"independent MAD\" column).\n\n")
 	for _, set := range r.sets() {
 		p("### %s\n\n", set)
@@ -440,6 +451,63 @@ func plural(n int) string {
 	return "s"
 }
 
+// defaultSmoothing says for which models vidmatte smooths in time by
+// default.
+func defaultSmoothing(r *Results) string {
+	var on, off []string
+	for _, m := range r.Settings.Models {
+		for _, run := range r.Runs {
+			if run.Model == m && run.Pipeline == PipelineVidmatte && run.Default {
+				if run.Smoothing == "on" {
+					on = append(on, m)
+				} else {
+					off = append(off, m)
+				}
+				break
+			}
+		}
+	}
+	var parts []string
+	if len(on) > 0 {
+		parts = append(parts, "vidmatte smooths the alpha in time by default for "+strings.Join(on, ", "))
+	}
+	if len(off) > 0 {
+		parts = append(parts, "not for "+strings.Join(off, ", "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// overheadMs is a run's end-to-end time per frame beyond the model's: what
+// the pipeline around the model costs (NaN when unknown).
+func overheadMs(s Speed) float64 {
+	if s.FPS <= 0 || s.ModelMsPerFrame <= 0 {
+		return math.NaN()
+	}
+	return 1000/s.FPS - s.ModelMsPerFrame
+}
+
+// meanOverhead is a model's mean overhead per frame with vidmatte and with
+// the naive pipeline, over the clips both ran on.
+func meanOverhead(r *Results, model string) (vidmatte, naive float64) {
+	n := 0
+	for _, nr := range r.Runs {
+		if nr.Pipeline != PipelineNaive || nr.Model != model || nr.Error != "" {
+			continue
+		}
+		vr := r.defaultVidmatte(model, nr.Clip)
+		if vr == nil {
+			continue
+		}
+		vidmatte += overheadMs(vr.Speed)
+		naive += overheadMs(nr.Speed)
+		n++
+	}
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return vidmatte / float64(n), naive / float64(n)
+}
+
 // headline writes the few sentences a reader needs.
 func headline(b *strings.Builder, r *Results, sums []SetSummary) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
@@ -468,7 +536,9 @@ func headline(b *strings.Builder, r *Results, sums []SetSummary) {
 		case v/n < 1.02:
 			verdict = "no faster, within noise"
 		}
-		p("- **%s**: vidmatte %s fps against %s fps for the naive ffmpeg + script pipeline: **%.2f×** (%s).\n", m, f(v), f(n), v/n, verdict)
+		ov, on := meanOverhead(r, m)
+		p("- **%s**: vidmatte %s fps against %s fps for the naive ffmpeg + script pipeline: **%.2f×** (%s); besides the model, vidmatte spends %s ms per frame, the naive pipeline %s ms.\n",
+			m, f(v), f(n), v/n, verdict, f(ov), f(on))
 	}
 	for _, c := range r.Clips {
 		if c.Screen == "" {
@@ -497,12 +567,25 @@ func headline(b *strings.Builder, r *Results, sums []SetSummary) {
 			worse = append(worse, pr.on.Model+" on "+pr.on.Clip)
 		}
 	}
-	if len(better)+len(worse) > 0 {
-		p("- **Temporal smoothing** lowered dtSSD and flicker without raising MAD (by more than 2%%) in %d of %d model/clip pairs", len(better), len(better)+len(worse))
-		if len(worse) > 0 {
-			p("; not in: %s", strings.Join(worse, ", "))
+	if pairs := smoothingPairs(r); len(pairs) > 0 {
+		var dt, fl, mad float64
+		var ndt int
+		for _, pr := range pairs {
+			on, off := qualityOf(pr.on), qualityOf(pr.off)
+			if !math.IsNaN(on.DtSSD) && off.DtSSD > 0 {
+				dt += on.DtSSD/off.DtSSD - 1
+				mad += on.MAD/off.MAD - 1
+				ndt++
+			}
+			if off.Flicker > 0 {
+				fl += on.Flicker/off.Flicker - 1
+			}
 		}
-		p(".\n")
+		p("- **Temporal smoothing** lowered dtSSD and flicker without raising MAD (by more than 2%%) in %d of %d model/clip pairs", len(better), len(pairs))
+		if ndt > 0 {
+			p("; on average it changed flicker by %+.0f%%, dtSSD by %+.0f%% and MAD by %+.0f%%", fl/float64(len(pairs))*100, dt/float64(ndt)*100, mad/float64(ndt)*100)
+		}
+		p(" (see [Temporal smoothing](#temporal-smoothing)).\n")
 	}
 	p("\n")
 }
@@ -525,7 +608,7 @@ func speedSection(b *strings.Builder, r *Results, charts chartFiles) {
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			nr.Model, nr.Clip, f(vr.Speed.FPS), f(nr.Speed.FPS), speedup,
-			f(vr.Speed.ModelMsPerFrame), f(nr.Speed.ModelMsPerFrame), f(vr.Speed.PipelineRatio), f(nr.Speed.PipelineRatio),
+			f(vr.Speed.ModelMsPerFrame), f(nr.Speed.ModelMsPerFrame), f(overheadMs(vr.Speed)), f(overheadMs(nr.Speed)),
 			fmt.Sprintf("%.2f", vr.Speed.LoadSeconds), rss(vr.Speed.PeakRSSBytes, vr.Speed.StartRSSBytes), mbPerMin(vr.Speed.OutputBytesPerMinute), f(qualityOf(nr).MAD)))
 	}
 	if len(rows) == 0 {
@@ -533,8 +616,8 @@ func speedSection(b *strings.Builder, r *Results, charts chartFiles) {
 	}
 	p("## Speed: vidmatte against the naive pipeline\n\n")
 	p("The naive pipeline is what users write today: the ffmpeg CLI dumps the frames as PNG files, a script runs the same model through the same ONNX Runtime session one file at a time (bilinear resize in, bilinear resize out, a grayscale PNG matte per frame), and the ffmpeg CLI merges frames and mattes into the same output format (%s). ", r.Settings.Format)
-	p("Pipeline ratio = end-to-end time per frame ÷ model time per frame (1.0: everything but the model is hidden behind it). Load, peak RSS and output size are vidmatte's; peak RSS is the process's, with what it held when the run started in brackets (models run one after the other in one process).\n\n")
-	p("| model | clip | vidmatte fps | naive fps | speed-up | vidmatte model ms/frame | naive model ms/frame | vidmatte ratio | naive ratio | load s | peak RSS | output per minute | naive MAD |\n")
+	p("Overhead = end-to-end time per frame − model time per frame: what the pipeline around the model costs (vidmatte decodes, prepares and encodes while the model runs, so for a slow model its overhead is near 0; the model's own time varies by several per cent from run to run on this shared machine, which is why the end-to-end figures of a slow model can go either way). Load, peak RSS and output size are vidmatte's; peak RSS is the process's, with what it held when the run started in brackets (models run one after the other in one process).\n\n")
+	p("| model | clip | vidmatte fps | naive fps | speed-up | vidmatte model ms/frame | naive model ms/frame | vidmatte overhead ms/frame | naive overhead ms/frame | load s | peak RSS | output per minute | naive MAD |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range rows {
 		p("%s\n", row)

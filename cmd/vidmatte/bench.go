@@ -45,10 +45,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cache := fs.String("cache", "", "where generated clips are kept (default HOME/bench)")
 	previous := fs.String("previous", "", "an earlier results.json to compare with in the report")
 	compare := fs.Bool("compare", false, "compare two results.json files (OLD NEW) and print the comparison")
+	reportFrom := fs.String("report-from", "", "rewrite the report in --out from this results.json instead of running (the contact sheet already there is kept)")
 	quiet := fs.Bool("quiet", false, "print no progress")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vidmatte bench --out DIR [--models isnet,isnet-small,chroma] [--set composite,greenscreen|FILE...] [flags]")
 		fmt.Fprintln(stderr, "       vidmatte bench --compare OLD.json NEW.json")
+		fmt.Fprintln(stderr, "       vidmatte bench --report-from results.json --out DIR")
 		fs.PrintDefaults()
 	}
 	pos, err := parseFlags(fs, args)
@@ -72,6 +74,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *out == "" {
 		return usageErrorf("--out DIR is required")
+	}
+	if *reportFrom != "" {
+		res, err := benchmarks.ReadResults(*reportFrom)
+		if err != nil {
+			return err
+		}
+		var prev *benchmarks.Results
+		if *previous != "" {
+			if prev, err = benchmarks.ReadResults(*previous); err != nil {
+				return err
+			}
+		}
+		if err := benchmarks.RenderReport(*out, res, prev); err != nil {
+			return err
+		}
+		printBenchSummary(stdout, res, *out)
+		return nil
 	}
 	w, h, err := parseBenchSize(*size)
 	if err != nil {
