@@ -101,11 +101,10 @@ func (f *engineFixture) modelAloneFPS(b *testing.B, m *models.Manifest, clip str
 	}
 	w, h := model.InputSize()
 	for i := range model.Batch() {
-		if model.Color() == "yuv" {
-			y, ys := fr.Plane(0)
+		if model.Color() == models.ColorUV {
 			u, us := fr.Plane(1)
 			v, vs := fr.Plane(2)
-			model.PrepareYUV(mb.Slot(i), y, ys, u, us, v, vs)
+			model.PrepareUV(mb.Slot(i), u, us, v, vs)
 			continue
 		}
 		sc, err := codec.NewRGBScaler(info.Width, info.Height, w, h)

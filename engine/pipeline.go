@@ -40,7 +40,7 @@ type matter interface {
 	LoadTime() time.Duration
 	NewBatch() (*models.Batch, error)
 	PrepareRGB(slot []float32, rgb []byte)
-	PrepareYUV(slot []float32, y []byte, yStride int, u []byte, uStride int, v []byte, vStride int)
+	PrepareUV(slot []float32, u []byte, uStride int, v []byte, vStride int)
 	NewState() *models.State
 	Run(ctx context.Context, b *models.Batch, n int, st *models.State) error
 	Close() error
@@ -225,7 +225,7 @@ func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
 func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-chan *work, out chan<- *work, nb, inW, inH int) error {
 	var rgb []byte
 	var scaler *codec.RGBScaler
-	if p.model.Color() != "yuv" {
+	if p.model.Color() == models.ColorRGB {
 		s, err := codec.NewRGBScaler(p.info.Width, p.info.Height, inW, inH)
 		if err != nil {
 			return err
@@ -292,10 +292,9 @@ func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-cha
 			}
 			p.model.PrepareRGB(slot, rgb)
 		} else {
-			y, ys := f.Plane(0)
 			u, us := f.Plane(1)
 			v, vs := f.Plane(2)
-			p.model.PrepareYUV(slot, y, ys, u, us, v, vs)
+			p.model.PrepareUV(slot, u, us, v, vs)
 		}
 		if len(cur.frames) == nb {
 			if err := flush(); err != nil {
@@ -446,28 +445,22 @@ func quantize(dst []byte, a []float32) {
 }
 
 // writeChroma replaces the frame's U and V planes with the model's
-// corrected chroma (two planes of inW×inH in 0..1), averaging each 2×2
-// block when the model ran at full resolution and sampling the nearest
-// point otherwise.
+// corrected chroma: two planes of inW×inH in 0..1, written as they are
+// when they have the chroma planes' size (a "uv" model), else sampled at
+// the nearest point.
 func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 	w, h := f.Width(), f.Height()
 	cw, ch := (w+1)/2, (h+1)/2
 	n := inW * inH
+	same := inW == cw && inH == ch
 	for plane := 1; plane <= 2; plane++ {
 		dst, stride := f.Plane(plane)
 		src := fg[(plane-1)*n : plane*n]
-		full := inW == w && inH == h
 		for cy := 0; cy < ch; cy++ {
 			row := dst[cy*stride : cy*stride+cw]
-			if full {
-				y0 := 2 * cy
-				y1 := min(y0+1, h-1)
-				r0, r1 := src[y0*inW:(y0+1)*inW], src[y1*inW:(y1+1)*inW]
-				for cx := range row {
-					x0 := 2 * cx
-					x1 := min(x0+1, w-1)
-					s := (r0[x0] + r0[x1] + r1[x0] + r1[x1]) * (255.0 / 4)
-					row[cx] = clampByte(s)
+			if same {
+				for cx, v := range src[cy*inW : cy*inW+cw] {
+					row[cx] = clampByte(v * 255)
 				}
 				continue
 			}

@@ -39,20 +39,25 @@ func keyChannel(key string) (int, error) {
 }
 
 // chromaCenter is the chroma planes' neutral value in the 0..1 scale
-// PrepareYUV produces (byte/255).
+// PrepareUV produces (byte/255).
 const chromaCenter = 128.0 / 255.0
 
 // BuildChroma returns the ONNX graph of the chroma keyer with parameters p
-// (see ChromaKey). Input "yuv" [N,3,H,W] (Y, U, V as byte/255, chroma at
-// full resolution); outputs "alpha" [N,1,H,W] in 0..1 and "fgr" [N,2,H,W],
-// the despilled U and V in the input's scale (not clamped). N, H and W are
-// dynamic.
+// (see ChromaKey). Input "uv" [N,2,H,W]: the U and V planes of a yuv420p
+// frame at their own resolution, as byte/255. The key colour's excess over
+// the other two channels is a function of chroma alone (luma cancels out),
+// so the chroma planes carry everything the keyer needs, and keying them
+// where they are sampled is exact where keying upsampled chroma would only
+// interpolate. Outputs "alpha" [N,1,H,W] in 0..1 (the engine scales it to
+// the frame) and "fgr" [N,2,H,W], the despilled U and V in the input's
+// scale (not clamped), which replace the frame's chroma planes as they
+// are. N, H and W are dynamic.
 //
-// Per pixel it costs two 1×1 convolutions of the three planes, a minimum
-// and seven elementwise operations; the screen estimate runs on every
-// fourth pixel of every fourth row. Run it without ONNX Runtime's NCHWc
-// layout transform (optimization level "extended"), which slows such thin
-// convolutions down.
+// Per chroma sample it costs two 1×1 convolutions of the two planes, a
+// minimum and seven elementwise operations; the screen estimate runs on
+// every second sample of every second row. Run it without ONNX Runtime's
+// NCHWc layout transform (optimization level "extended"), which slows such
+// thin convolutions down.
 func BuildChroma(p ChromaKey) ([]byte, error) {
 	k, err := keyChannel(p.Key)
 	if err != nil {
@@ -65,9 +70,9 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 		return nil, fmt.Errorf("models: invalid chroma parameters %+v", p)
 	}
 	co := chromaCoeffs()
-	// The two differences key − other, as weights on (Y, U, V) and a bias
+	// The two differences key − other, as weights on (U, V) and a bias
 	// that removes the chroma offset.
-	var w [2 * 3]float32
+	var w [2 * 2]float32
 	var bias [2]float32
 	j := 0
 	for o := range 3 {
@@ -76,8 +81,8 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 		}
 		a := co[k][0] - co[o][0]
 		b := co[k][1] - co[o][1]
-		w[3*j+1] = float32(a)
-		w[3*j+2] = float32(b)
+		w[2*j] = float32(a)
+		w[2*j+1] = float32(b)
 		bias[j] = float32(-(a + b) * chromaCenter)
 		j++
 	}
@@ -94,22 +99,22 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 
 	g := onnx.NewBuilder("vidmatte_chroma_" + p.Key)
 	n, h, wd := onnx.Symbolic("N"), onnx.Symbolic("H"), onnx.Symbolic("W")
-	x := g.Input("yuv", onnx.Float, n, onnx.Fixed(3), h, wd)
+	x := g.Input("uv", onnx.Float, n, onnx.Fixed(2), h, wd)
 	// Two single-channel 1×1 convolutions and an elementwise minimum:
 	// in ONNX Runtime this is twice as fast as one two-channel
 	// convolution and a reduction over channels.
-	d1 := g.Op("Conv", []string{x, g.Float([]int64{1, 3, 1, 1}, w[0:3]...), g.Float([]int64{1}, bias[0])},
+	d1 := g.Op("Conv", []string{x, g.Float([]int64{1, 2, 1, 1}, w[0:2]...), g.Float([]int64{1}, bias[0])},
 		onnx.IntsAttr("kernel_shape", 1, 1))
-	d2 := g.Op("Conv", []string{x, g.Float([]int64{1, 3, 1, 1}, w[3:6]...), g.Float([]int64{1}, bias[1])},
+	d2 := g.Op("Conv", []string{x, g.Float([]int64{1, 2, 1, 1}, w[2:4]...), g.Float([]int64{1}, bias[1])},
 		onnx.IntsAttr("kernel_shape", 1, 1))
 	e := g.Op("Min", []string{d1, d2})
 
-	// The screen's excess, estimated on a 1/16 subsample: the mean excess
+	// The screen's excess, estimated on a 1/4 subsample: the mean excess
 	// of pixels above Detect, then of pixels above 0.7 of that, each pulled
 	// towards Prior as if PriorWeight of the frame were screen of that
 	// excess.
 	big := int64(math.MaxInt32)
-	es := g.Op("Slice", []string{e, g.Int64s(0, 0), g.Int64s(big, big), g.Int64s(2, 3), g.Int64s(4, 4)})
+	es := g.Op("Slice", []string{e, g.Int64s(0, 0), g.Int64s(big, big), g.Int64s(2, 3), g.Int64s(2, 2)})
 	priorMass := g.Float(nil, p.Prior*p.PriorWeight)
 	priorWeight := g.Float(nil, p.PriorWeight)
 	estimate := func(threshold string) string {
@@ -133,10 +138,9 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 	// clamp costs as much as the rest of this branch): moving towards
 	// neutral keeps the chroma in range but for rounding, and consumers
 	// clamp when they write bytes.
-	uv := g.Op("Slice", []string{x, g.Int64s(1), g.Int64s(3), g.Int64s(1)})
 	shift := g.Op("Mul", []string{g.Op("Relu", []string{e}),
 		g.Float([]int64{1, 2, 1, 1}, float32(q[0])*p.Despill, float32(q[1])*p.Despill)})
-	fgr := g.OpTo("fgr", "Add", []string{uv, shift})
+	fgr := g.OpTo("fgr", "Add", []string{x, shift})
 	g.Output(fgr, onnx.Float, n, onnx.Fixed(2), h, wd)
 
 	return g.Model(17, "vidmatte", "chroma-1").Marshal(), nil

@@ -117,7 +117,7 @@ func TestChromaKeyer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer model.Close()
-			if w, h := model.InputSize(); w != c.sc.w || h != c.sc.h || model.Color() != ColorYUV || model.Batch() != 2 {
+			if w, h := model.InputSize(); w != (c.sc.w+1)/2 || h != (c.sc.h+1)/2 || model.Color() != ColorUV || model.Batch() != 2 {
 				t.Fatalf("model: %dx%d %s batch %d", w, h, model.Color(), model.Batch())
 			}
 			if model.ForegroundKind() != MeaningForegroundUV {
@@ -131,14 +131,14 @@ func TestChromaKeyer(t *testing.T) {
 			f := c.sc.frame()
 			// The same frame in both slots: batching must not mix them.
 			for i := range 2 {
-				model.PrepareYUV(b.Slot(i), f.y, f.yStride, f.u, f.uStride, f.v, f.vStride)
+				model.PrepareUV(b.Slot(i), f.u, f.uStride, f.v, f.vStride)
 			}
 			if err := model.Run(context.Background(), b, 2, nil); err != nil {
 				t.Fatal(err)
 			}
 			a := b.Alpha(1)
 			if dump := os.Getenv("VIDMATTE_TEST_DUMP"); dump != "" {
-				writeGray(t, filepath.Join(dump, c.id+"-alpha.png"), a, c.sc.w, c.sc.h)
+				writeGray(t, filepath.Join(dump, c.id+"-alpha.png"), a, (c.sc.w+1)/2, (c.sc.h+1)/2)
 			}
 			w := c.sc.w
 			var sumErr, worst float64
@@ -153,7 +153,7 @@ func TestChromaKeyer(t *testing.T) {
 					if want != 0 && want != 1 {
 						continue
 					}
-					d := math.Abs(float64(a[y*w+x]) - want)
+					d := math.Abs(float64(atChroma(a, w, x, y)) - want)
 					sumErr += d
 					if d > worst {
 						wx, wy = x, y
@@ -163,8 +163,8 @@ func TestChromaKeyer(t *testing.T) {
 				}
 			}
 			mean := sumErr / float64(n)
-			blend := regionMean(a, w, blendX0+3, fgY0+3, blendX1-3, fgY1-3)
-			shadow := regionMean(a, w, 10, shadowY0+3, 300, shadowY1-3)
+			blend := chromaRegionMean(a, w, blendX0+3, fgY0+3, blendX1-3, fgY1-3)
+			shadow := chromaRegionMean(a, w, 10, shadowY0+3, 300, shadowY1-3)
 			t.Logf("alpha: mean |error| %.4f, worst %.3f (at %d,%d) away from edges; 50/50 mix %.2f; shadow %.3f", mean, worst, wx, wy, blend, shadow)
 			if mean > 0.01 || worst > 0.1 {
 				t.Errorf("alpha error too large: mean %.4f, worst %.3f", mean, worst)
@@ -172,7 +172,7 @@ func TestChromaKeyer(t *testing.T) {
 			if blend < 0.25 || blend > 0.75 {
 				t.Errorf("a 50/50 mix of grey and screen has alpha %.2f, want 0.25..0.75", blend)
 			}
-			bounce := regionMean(a, w, bounceX0+3, 123, bounceX1-3, bounceY1-3)
+			bounce := chromaRegionMean(a, w, bounceX0+3, 123, bounceX1-3, bounceY1-3)
 			t.Logf("grey lit by 20%% of the screen's light: alpha %.3f", bounce)
 			if bounce < 0.97 {
 				t.Errorf("a foreground lit by the screen is keyed: alpha %.3f", bounce)
@@ -190,7 +190,7 @@ func TestChromaKeyer(t *testing.T) {
 			// chroma blocks and their neighbours lie inside the band), the
 			// key colour's excess before and after.
 			fg := b.Foreground(1)
-			hw := w * c.sc.h
+			hw := ((w + 1) / 2) * ((c.sc.h + 1) / 2)
 			k, _ := keyChannel(m.Chroma.Key)
 			var before, after float64
 			n = 0
@@ -199,7 +199,7 @@ func TestChromaKeyer(t *testing.T) {
 					in, _ := c.sc.truth(x, y)
 					before += excess(in, k)
 					Y := float64(f.y[y*f.yStride+x]) / 255
-					out := rgbFromYUV(Y, float64(fg[y*w+x]), float64(fg[hw+y*w+x]))
+					out := rgbFromYUV(Y, float64(atChroma(fg, w, x, y)), float64(atChroma(fg[hw:], w, x, y)))
 					after += excess(out, k)
 					n++
 				}
@@ -213,7 +213,7 @@ func TestChromaKeyer(t *testing.T) {
 			// Away from the spill, the foreground's chroma is unchanged.
 			x, y := 115, 100 // grey
 			u := float64(f.u[(y/2)*f.uStride+x/2]) / 255
-			if d := math.Abs(float64(fg[y*w+x]) - u); d > 0.01 {
+			if d := math.Abs(float64(atChroma(fg, w, x, y)) - u); d > 0.01 {
 				t.Errorf("neutral grey's U changed by %.3f", d)
 			}
 		})
@@ -281,18 +281,19 @@ func TestChromaWithoutScreen(t *testing.T) {
 		v := float64(x+y) / 120
 		return [3]float64{0.3 + 0.5*v, 0.35 + 0.3*v, 0.3 + 0.2*v} // warm, slightly green-neutral
 	})
-	model.PrepareYUV(b.Slot(0), f.y, f.yStride, f.u, f.uStride, f.v, f.vStride)
+	model.PrepareUV(b.Slot(0), f.u, f.uStride, f.v, f.vStride)
 	if err := model.Run(context.Background(), b, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if mean := regionMean(b.Alpha(0), 64, 0, 0, 64, 48); mean < 0.99 {
+	if mean := chromaRegionMean(b.Alpha(0), 64, 0, 0, 64, 48); mean < 0.99 {
 		t.Errorf("a frame without a screen has mean alpha %.3f", mean)
 	}
 }
 
-// TestPrepareYUV checks the chroma upsampling and normalization against a
-// direct computation, on odd sizes and padded strides.
-func TestPrepareYUV(t *testing.T) {
+// TestPrepareUV checks the normalization of the chroma planes, on odd
+// sizes and padded strides: the slot holds U then V at chroma resolution,
+// as byte/255.
+func TestPrepareUV(t *testing.T) {
 	rt := testRuntime(t)
 	r := testRegistry(t)
 	m, _ := r.Get("chroma")
@@ -303,33 +304,21 @@ func TestPrepareYUV(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cw, ch := model.InputSize()
+			if cw != (w+1)/2 || ch != (h+1)/2 {
+				t.Fatalf("input size %dx%d for a %dx%d frame", cw, ch, w, h)
+			}
 			f := toYUV420(w, h, func(x, y int) [3]float64 {
 				return [3]float64{float64(x) / float64(w), float64(y) / float64(h), float64((x*7+y*3)%5) / 5}
 			})
-			slot := make([]float32, 3*w*h)
-			model.PrepareYUV(slot, f.y, f.yStride, f.u, f.uStride, f.v, f.vStride)
-			cw, ch := (w+1)/2, (h+1)/2
-			at := func(p []byte, stride, x, y int) float64 {
-				x = min(max(x, 0), cw-1)
-				y = min(max(y, 0), ch-1)
-				return float64(p[y*stride+x])
-			}
-			for y := range h {
-				for x := range w {
-					if got, want := float64(slot[y*w+x]), float64(f.y[y*f.yStride+x])/255; math.Abs(got-want) > 1e-6 {
-						t.Fatalf("Y(%d,%d) = %g, want %g", x, y, got, want)
-					}
-					// Chroma sample (i, j) sits at luma (2i+0.5, 2j+0.5).
-					fx := (float64(x) - 0.5) / 2
-					fy := (float64(y) - 0.5) / 2
-					x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
-					dx, dy := fx-float64(x0), fy-float64(y0)
-					for c, p := range [][]byte{f.u, f.v} {
-						stride := []int{f.uStride, f.vStride}[c]
-						want := ((1-dy)*((1-dx)*at(p, stride, x0, y0)+dx*at(p, stride, x0+1, y0)) +
-							dy*((1-dx)*at(p, stride, x0, y0+1)+dx*at(p, stride, x0+1, y0+1))) / 255
-						got := float64(slot[(1+c)*w*h+y*w+x])
-						if math.Abs(got-want) > 1e-5 {
+			slot := make([]float32, 2*cw*ch)
+			model.PrepareUV(slot, f.u, f.uStride, f.v, f.vStride)
+			for c, p := range [][]byte{f.u, f.v} {
+				stride := []int{f.uStride, f.vStride}[c]
+				for y := range ch {
+					for x := range cw {
+						got, want := float64(slot[c*cw*ch+y*cw+x]), float64(p[y*stride+x])/255
+						if math.Abs(got-want) > 1e-6 {
 							t.Fatalf("plane %d (%d,%d) = %g, want %g", c+1, x, y, got, want)
 						}
 					}
@@ -373,28 +362,5 @@ func TestPrepareRGB(t *testing.T) {
 	lut.PrepareRGB(slot, rgb)
 	if slot[0] != -0.5 || slot[23] != (float32(253)-128)/256 {
 		t.Fatalf("isnet normalization: %g, %g", slot[0], slot[23])
-	}
-}
-
-// TestUpsampleChromaRows checks the row-buffered chroma upsampling against
-// the pixel-at-a-time one, on odd and even sizes.
-func TestUpsampleChromaRows(t *testing.T) {
-	for _, s := range [][2]int{{7, 5}, {16, 9}, {1, 1}, {2, 2}, {3, 3}, {1920, 1080}, {5, 1}, {1, 6}} {
-		w, h := s[0], s[1]
-		cw, ch := (w+1)/2, (h+1)/2
-		stride := cw + 3
-		src := make([]byte, stride*ch)
-		for i := range src {
-			src[i] = byte(i*7 + i/5)
-		}
-		a := make([]float32, w*h)
-		b := make([]float32, w*h)
-		upsampleChroma(a, w, h, src, stride, 1.0/255, 0.1)
-		upsampleChromaRows(b, w, h, src, stride, 1.0/255, 0.1)
-		for i := range a {
-			if d := math.Abs(float64(a[i] - b[i])); d > 1e-6 {
-				t.Fatalf("%dx%d: pixel %d: %g vs %g", w, h, i, a[i], b[i])
-			}
-		}
 	}
 }

@@ -177,6 +177,22 @@ func writeGray(t testing.TB, path string, a []float32, w, h int) {
 }
 
 // regionMean is the mean of a w-wide matte over the rectangle [x0,x1)×[y0,y1).
+// atChroma is the value of a plane at chroma resolution (a "uv" model's
+// output) under the frame pixel (x, y) of a frame w pixels wide.
+func atChroma(a []float32, w, x, y int) float32 { return a[(y/2)*((w+1)/2)+x/2] }
+
+// chromaRegionMean is regionMean of a chroma-resolution plane over a
+// region given in frame pixels.
+func chromaRegionMean(a []float32, w, x0, y0, x1, y1 int) float64 {
+	var s float64
+	for y := y0; y < y1; y++ {
+		for x := x0; x < x1; x++ {
+			s += float64(atChroma(a, w, x, y))
+		}
+	}
+	return s / float64((x1-x0)*(y1-y0))
+}
+
 func regionMean(a []float32, w, x0, y0, x1, y1 int) float64 {
 	var s float64
 	for y := y0; y < y1; y++ {

@@ -41,7 +41,10 @@ const (
 // Colour spaces a model's input is prepared in.
 const (
 	ColorRGB = "rgb" // planar R, G, B bytes at InputSize (codec.RGBScaler)
-	ColorYUV = "yuv" // the Y, U, V planes of a yuv420p frame at full size
+	// ColorUV is the U and V planes of a yuv420p frame at their own size
+	// (half the frame's width and height, rounded up): all the colour
+	// information the frame carries, with no upsampling.
+	ColorUV = "uv"
 )
 
 // Resize policies: how a frame is brought to the model's input size.
@@ -72,7 +75,8 @@ type Input struct {
 	// at a size derived from the frame (Resize "frame").
 	Width  int `json:"width"`
 	Height int `json:"height"`
-	// Color is what Prepare expects: "rgb" or "yuv".
+	// Color is what Prepare expects: "rgb" (PrepareRGB) or "uv"
+	// (PrepareUV).
 	Color string `json:"color"`
 	// Mean and Std normalize each channel: x = (byte - Mean) / Std.
 	Mean [3]float32 `json:"mean"`
@@ -84,7 +88,7 @@ type Input struct {
 // Dynamic reports whether the input size follows the frame.
 func (in Input) Dynamic() bool { return in.Width == 0 || in.Height == 0 }
 
-// String describes the input: "1024x1024 rgb" or "dynamic yuv".
+// String describes the input: "1024x1024 rgb" or "dynamic uv".
 func (in Input) String() string {
 	if in.Dynamic() {
 		return "dynamic " + in.Color
@@ -274,8 +278,8 @@ func (m *Manifest) Validate() error {
 	if in.Layout != "NCHW" {
 		return fmt.Errorf("model %s: input layout %q is not NCHW", m.ID, in.Layout)
 	}
-	if in.Color != ColorRGB && in.Color != ColorYUV {
-		return fmt.Errorf("model %s: input colour %q is not rgb or yuv", m.ID, in.Color)
+	if in.Color != ColorRGB && in.Color != ColorUV {
+		return fmt.Errorf("model %s: input colour %q is not rgb or uv", m.ID, in.Color)
 	}
 	if in.Width < 0 || in.Height < 0 || (in.Width == 0) != (in.Height == 0) {
 		return fmt.Errorf("model %s: input size %dx%d is invalid", m.ID, in.Width, in.Height)
@@ -363,8 +367,8 @@ func builtinManifests() []*Manifest {
 		Name: "input", Layout: "NCHW", Width: 1024, Height: 1024, Color: ColorRGB,
 		Mean: [3]float32{128, 128, 128}, Std: [3]float32{256, 256, 256}, Resize: ResizeStretch,
 	}
-	yuvIn := Input{
-		Name: "yuv", Layout: "NCHW", Color: ColorYUV,
+	uvIn := Input{
+		Name: "uv", Layout: "NCHW", Color: ColorUV,
 		Mean: [3]float32{0, 0, 0}, Std: [3]float32{255, 255, 255}, Resize: ResizeFrame,
 	}
 	green, blue := DefaultChroma("green"), DefaultChroma("blue")
@@ -413,12 +417,12 @@ func builtinManifests() []*Manifest {
 			ID:               "chroma",
 			Aliases:          []string{"greenscreen", "green-screen", "chroma-green", "green"},
 			Name:             "Chroma key (green screen)",
-			Description:      "Green-screen keyer built by vidmatte as an ONNX graph: soft matte from the green excess relative to the screen's (estimated per frame), with spill suppression. Runs at full resolution.",
+			Description:      "Green-screen keyer built by vidmatte as an ONNX graph: soft matte from the green excess relative to the screen's (estimated per frame), with spill suppression. Keys the full-resolution chroma planes; the matte is scaled to the frame.",
 			Source:           "vidmatte (generated)",
 			License:          "same as vidmatte",
 			Signature:        SignatureChroma,
 			Kind:             PerFrame,
-			Input:            yuvIn,
+			Input:            uvIn,
 			Outputs:          []Output{{Name: "alpha", Meaning: MeaningAlpha}, {Name: "fgr", Meaning: MeaningForegroundUV}},
 			BatchDynamic:     true,
 			CreditsPerMinute: 0.5,
@@ -431,12 +435,12 @@ func builtinManifests() []*Manifest {
 			ID:               "chroma-blue",
 			Aliases:          []string{"bluescreen", "blue-screen", "blue"},
 			Name:             "Chroma key (blue screen)",
-			Description:      "Blue-screen keyer built by vidmatte as an ONNX graph: soft matte from the blue excess relative to the screen's (estimated per frame), with spill suppression. Runs at full resolution.",
+			Description:      "Blue-screen keyer built by vidmatte as an ONNX graph: soft matte from the blue excess relative to the screen's (estimated per frame), with spill suppression. Keys the full-resolution chroma planes; the matte is scaled to the frame.",
 			Source:           "vidmatte (generated)",
 			License:          "same as vidmatte",
 			Signature:        SignatureChroma,
 			Kind:             PerFrame,
-			Input:            yuvIn,
+			Input:            uvIn,
 			Outputs:          []Output{{Name: "alpha", Meaning: MeaningAlpha}, {Name: "fgr", Meaning: MeaningForegroundUV}},
 			BatchDynamic:     true,
 			CreditsPerMinute: 0.5,

@@ -41,8 +41,8 @@ type Model struct {
 
 	// lut maps a prepared byte to the normalized value, per channel.
 	lut [3][256]float32
-	// scale and offset normalize interpolated chroma for "yuv" models.
-	scale, offset [3]float32
+	// channels is the input's channel count: 3 (rgb) or 2 (uv).
+	channels int
 	// fgChannels is 2 (UV), 3 (RGB) or 0 when there is no foreground.
 	fgChannels int
 	// ratio is the downsample ratio fed to models that take one.
@@ -72,10 +72,16 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 			return nil, fmt.Errorf("models: %s runs at the frame's size: LoadOptions.FrameWidth and FrameHeight are required", m.ID)
 		}
 		w, h = o.FrameWidth, o.FrameHeight
+		if m.Input.Color == ColorUV {
+			w, h = (w+1)/2, (h+1)/2
+		}
 	}
 	alpha := m.Output(MeaningAlpha)
 	spec := sessionSpec{key: sessionKey{device: dev, width: w, height: h, batch: batch}}
-	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch}
+	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3}
+	if m.Input.Color == ColorUV {
+		model.channels = 2
+	}
 
 	switch m.Signature {
 	case SignatureISNet:
@@ -150,7 +156,6 @@ func (m *Model) initNormalization() {
 	for c := range 3 {
 		sc := 1 / in.Std[c]
 		off := -in.Mean[c] / in.Std[c]
-		m.scale[c], m.offset[c] = sc, off
 		for v := range 256 {
 			m.lut[c][v] = float32(v)*sc + off
 		}
@@ -188,8 +193,8 @@ func (m *Model) InputSize() (w, h int) { return m.w, m.h }
 // Batch returns the most frames per Run.
 func (m *Model) Batch() int { return m.batch }
 
-// Color returns what Prepare expects: "rgb" (PrepareRGB) or "yuv"
-// (PrepareYUV).
+// Color returns what Prepare expects: "rgb" (PrepareRGB) or "uv"
+// (PrepareUV).
 func (m *Model) Color() string { return m.man.Input.Color }
 
 // Recurrent reports whether the model carries state between frames.
@@ -251,11 +256,12 @@ func (m *Model) NewBatch() (*Batch, error) {
 		return nil, errors.New("models: the model is closed")
 	}
 	hw := m.w * m.h
+	ch := m.channels
 	b := &Batch{
 		m:     m,
 		size:  m.batch,
 		hw:    hw,
-		input: make([]float32, m.batch*3*hw),
+		input: make([]float32, m.batch*ch*hw),
 		alpha: make([]float32, m.batch*hw),
 	}
 	if m.fgChannels > 0 {
@@ -271,7 +277,7 @@ func (m *Model) NewBatch() (*Batch, error) {
 		var in, al, fg *ort.Tensor[float32]
 		var err error
 		if m.Recurrent() {
-			in, err = ort.NewTensor(ort.NewShape(1, 3, H, W), b.input[k*3*hw:(k+1)*3*hw])
+			in, err = ort.NewTensor(ort.NewShape(1, int64(ch), H, W), b.input[k*ch*hw:(k+1)*ch*hw])
 			if err == nil {
 				al, err = ort.NewTensor(ort.NewShape(1, 1, H, W), b.alpha[k*hw:(k+1)*hw])
 			}
@@ -280,7 +286,7 @@ func (m *Model) NewBatch() (*Batch, error) {
 			}
 		} else {
 			n := int64(k + 1)
-			in, err = ort.NewTensor(ort.NewShape(n, 3, H, W), b.input[:(k+1)*3*hw])
+			in, err = ort.NewTensor(ort.NewShape(n, int64(ch), H, W), b.input[:(k+1)*ch*hw])
 			if err == nil {
 				al, err = ort.NewTensor(ort.NewShape(n, 1, H, W), b.alpha[:(k+1)*hw])
 			}
@@ -308,8 +314,12 @@ func (m *Model) NewBatch() (*Batch, error) {
 // Size returns the number of frames the batch holds.
 func (b *Batch) Size() int { return b.size }
 
-// Slot returns frame i's input: 3·H·W floats, NCHW, for Prepare to fill.
-func (b *Batch) Slot(i int) []float32 { return b.input[i*3*b.hw : (i+1)*3*b.hw : (i+1)*3*b.hw] }
+// Slot returns frame i's input: C·H·W floats, NCHW (C is 3 for "rgb"
+// models, 2 for "uv" ones), for Prepare to fill.
+func (b *Batch) Slot(i int) []float32 {
+	n := b.m.channels * b.hw
+	return b.input[i*n : (i+1)*n : (i+1)*n]
+}
 
 // Alpha returns frame i's alpha, H·W values in 0..1 at InputSize, valid
 // after Run.

@@ -148,11 +148,11 @@ func TestCUDAUnavailable(t *testing.T) {
 	}
 	defer b.Close()
 	f := toYUV420(32, 16, func(x, y int) [3]float64 { return [3]float64{0.1, 0.7, 0.2} })
-	model.PrepareYUV(b.Slot(0), f.y, f.yStride, f.u, f.uStride, f.v, f.vStride)
+	model.PrepareUV(b.Slot(0), f.u, f.uStride, f.v, f.vStride)
 	if err := model.Run(context.Background(), b, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if a := regionMean(b.Alpha(0), 32, 0, 0, 32, 16); a > 0.01 {
+	if a := chromaRegionMean(b.Alpha(0), 32, 0, 0, 32, 16); a > 0.01 {
 		t.Errorf("green frame keyed to alpha %.3f on the CPU fallback", a)
 	}
 }
@@ -270,12 +270,12 @@ func TestConcurrentRuns(t *testing.T) {
 				return [3]float64{0.6, 0.5, 0.4}
 			})
 			for range 20 {
-				model.PrepareYUV(b.Slot(0), f.y, f.yStride, f.u, f.uStride, f.v, f.vStride)
+				model.PrepareUV(b.Slot(0), f.u, f.uStride, f.v, f.vStride)
 				if err := model.Run(context.Background(), b, 1, nil); err != nil {
 					errs <- err
 					return
 				}
-				a := regionMean(b.Alpha(0), 64, 0, 0, 64, 32)
+				a := chromaRegionMean(b.Alpha(0), 64, 0, 0, 64, 32)
 				if (green && a > 0.01) || (!green && a < 0.99) {
 					errs <- errors.New("a goroutine got another goroutine's result")
 					return
@@ -291,7 +291,7 @@ func TestConcurrentRuns(t *testing.T) {
 	rt.mu.Lock()
 	n := 0
 	for k := range rt.sessions {
-		if k.source == "generated:chroma" && k.width == 64 && k.height == 32 {
+		if k.source == "generated:chroma" && k.width == 32 && k.height == 16 { // a 64×32 frame's chroma planes
 			n++
 		}
 	}
