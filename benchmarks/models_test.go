@@ -78,21 +78,18 @@ func benchModel(b *testing.B, rt *models.Runtime, reg *models.Registry, m *model
 	// prepared the way the engine prepares frames.
 	for i := range n {
 		switch model.Color() {
-		case models.ColorYUV:
-			cw, ch := (w+1)/2, (h+1)/2
-			y, u, v := make([]byte, w*h), make([]byte, cw*ch), make([]byte, cw*ch)
-			for j := range y {
+		case models.ColorUV:
+			// w×h are the chroma planes' own size here.
+			u, v := make([]byte, w*h), make([]byte, w*h)
+			for j := range u {
 				x, r := j%w, j/w
 				if x > w/4 && x < 3*w/4 && r > h/4 && r < 3*h/4 {
-					y[j] = 160
+					u[j], v[j] = 110, 150
 				} else {
-					y[j] = 120
+					u[j], v[j] = 60, 50
 				}
 			}
-			for j := range u {
-				u[j], v[j] = 60, 50
-			}
-			model.PrepareYUV(mb.Slot(i), y, w, u, cw, v, cw)
+			model.PrepareUV(mb.Slot(i), u, w, v, w)
 		default:
 			rgb := make([]byte, 3*w*h)
 			for j := range rgb {
@@ -120,8 +117,8 @@ func benchModel(b *testing.B, rt *models.Runtime, reg *models.Registry, m *model
 
 // BenchmarkPrepare measures the hot path in front of the model: turning a
 // prepared frame into a slot (rgb1024: ISNet's normalization of a
-// 1024×1024 planar RGB frame; yuv1080p: the chroma keyer's Y lookup and
-// bilinear chroma upsampling of a 1080p yuv420p frame), in ms/frame.
+// 1024×1024 planar RGB frame; uv1080p: the chroma keyer's lookup of the
+// U and V planes of a 1080p yuv420p frame), in ms/frame.
 func BenchmarkPrepare(b *testing.B) {
 	lib := models.DefaultLibraryPath()
 	if _, err := os.Stat(lib); err != nil {
@@ -136,24 +133,21 @@ func BenchmarkPrepare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("yuv1080p", func(b *testing.B) {
+	b.Run("uv1080p", func(b *testing.B) {
 		m, _ := reg.Get("chroma")
 		model, err := rt.Load(reg, m, models.LoadOptions{FrameWidth: 1920, FrameHeight: 1080})
 		if err != nil {
 			b.Fatal(err)
 		}
-		w, h := 1920, 1080
-		ys, cs := w+32, w/2+32 // strides padded as decoders pad them
-		y, u, v := make([]byte, ys*h), make([]byte, cs*h/2), make([]byte, cs*h/2)
-		for i := range y {
-			y[i] = byte(i)
-		}
+		w, h := model.InputSize() // the chroma planes of 1920×1080
+		cs := w + 32              // strides padded as decoders pad them
+		u, v := make([]byte, cs*h), make([]byte, cs*h)
 		for i := range u {
 			u[i], v[i] = byte(i*3), byte(i*5)
 		}
-		slot := make([]float32, 3*w*h)
+		slot := make([]float32, 2*w*h)
 		for b.Loop() {
-			model.PrepareYUV(slot, y, ys, u, cs, v, cs)
+			model.PrepareUV(slot, u, cs, v, cs)
 		}
 		b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N), "ms/frame")
 	})

@@ -104,10 +104,10 @@ func runNaive(ctx context.Context, rt *models.Runtime, reg *models.Registry, dev
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		rgb, w, h := imageRGB(img)
-		if m.Color() == "yuv" {
-			// A keyer on the full frame: the script converts to YUV.
-			y, u, v := rgbToYUV420(rgb, w, h)
-			m.PrepareYUV(b.Slot(0), y, w, u, (w+1)/2, v, (w+1)/2)
+		if m.Color() == models.ColorUV {
+			// A keyer on the chroma planes: the script converts to YUV.
+			_, u, v := rgbToYUV420(rgb, w, h)
+			m.PrepareUV(b.Slot(0), u, (w+1)/2, v, (w+1)/2)
 		} else {
 			in := rgb
 			if iw != w || ih != h {
