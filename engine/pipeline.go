@@ -132,8 +132,10 @@ func (p *pipeline) run(parent context.Context) error {
 	filled := make(chan *work, batchesDepth)
 	inferred := make(chan *work, batchesDepth)
 	refined := make(chan matted, refinedDepth)
-	alphas := make(chan []byte, refinedDepth+2)
-	for range refinedDepth + 2 {
+	// Alpha buffers: those in the refined channel, one being encoded, one
+	// held by the temporal filter, one being refined.
+	alphas := make(chan []byte, refinedDepth+3)
+	for range refinedDepth + 3 {
 		alphas <- make([]byte, p.info.Width*p.info.Height)
 	}
 
@@ -339,9 +341,10 @@ func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work)
 }
 
 // refine turns each frame's model-size alpha into a frame-size matte:
-// quantized, upscaled, smoothed in time for per-frame models, and, when the
-// model corrects the foreground's colour (spill suppression), written into
-// the frame's chroma planes. Frames go on one by one in order; the emptied
+// quantized, upscaled, and, when the model corrects the foreground's colour
+// (spill suppression), written into the frame's chroma planes; then, for
+// per-frame models, smoothed in time (which holds one frame back until the
+// next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
 func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
 	w, h := p.info.Width, p.info.Height
@@ -358,6 +361,17 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 	var tf *temporalFilter
 	if p.smooth {
 		tf = newTemporalFilter(w, h)
+		defer tf.release(alphas) // what it still holds after an error
+	}
+	// pass sends a frame and its alpha on; after a failure it gives both
+	// back itself.
+	pass := func(f *codec.Frame, alpha []byte) error {
+		if err := send(ctx, out, matted{frame: f, alpha: alpha}); err != nil {
+			f.Release()
+			alphas <- alpha
+			return err
+		}
+		return nil
 	}
 
 	for {
@@ -368,6 +382,13 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 			return ctx.Err()
 		}
 		if wk == nil {
+			if tf != nil {
+				if f, a, ok := tf.finish(); ok {
+					if err := pass(f, a); err != nil {
+						return err
+					}
+				}
+			}
 			return send(ctx, out, matted{})
 		}
 		for i, f := range wk.frames {
@@ -378,16 +399,23 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 				releaseFrom(wk, i)
 				return ctx.Err()
 			}
-			err := p.refineOne(f, wk.mb, i, alpha, small, scaler, tf, inW, inH)
-			if err == nil {
-				err = send(ctx, out, matted{frame: f, alpha: alpha})
-			}
-			if err != nil {
+			if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
 				alphas <- alpha
 				releaseFrom(wk, i)
 				return err
 			}
-			wk.frames[i] = nil // owned by the encode stage now
+			wk.frames[i] = nil // owned by this stage, then the filter or the encode stage
+			if tf != nil {
+				y, ys := f.Plane(0)
+				var ok bool
+				if f, alpha, ok = tf.push(f, y, ys, alpha); !ok {
+					continue
+				}
+			}
+			if err := pass(f, alpha); err != nil {
+				releaseFrom(wk, i+1)
+				return err
+			}
 		}
 		wk.frames = wk.frames[:0]
 		if err := send(ctx, free, wk); err != nil {
@@ -406,7 +434,7 @@ func releaseFrom(w *work, i int) {
 	w.frames = w.frames[:0]
 }
 
-func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, small []byte, scaler *codec.GrayScaler, tf *temporalFilter, inW, inH int) error {
+func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, small []byte, scaler *codec.GrayScaler, inW, inH int) error {
 	a := mb.Alpha(i)
 	if scaler != nil {
 		quantize(small, a)
@@ -415,10 +443,6 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		}
 	} else {
 		quantize(alpha, a)
-	}
-	if tf != nil {
-		y, ys := f.Plane(0)
-		tf.apply(alpha, y, ys)
 	}
 	if fg := mb.Foreground(i); fg != nil {
 		if err := f.MakeWritable(); err != nil {

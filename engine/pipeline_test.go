@@ -201,6 +201,33 @@ func TestBatchSizesAgree(t *testing.T) {
 	}
 }
 
+// Temporal smoothing holds one frame back: every frame still comes out,
+// in order, each with its own alpha (on a clean green-screen clip the
+// keyer does not flicker, so smoothing changes almost nothing).
+func TestSmoothingKeepsEveryFrameInOrder(t *testing.T) {
+	checkNoLeaks(t)
+	in, truth := testmedia.GreenScreen(t, 160, 120, 15, false)
+	e := newTestEngine(t, 2)
+	var got [2][][]byte
+	for i, sm := range []Smoothing{SmoothOff, SmoothOn} {
+		out := filepath.Join(t.TempDir(), "out.zip")
+		res, err := e.Process(context.Background(), Request{Input: in, Output: out, Model: "chroma", Format: vidmatte.FormatPNGSequence, Smoothing: sm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Frames != int64(len(truth)) {
+			t.Fatalf("smoothing %q: %d frames, want %d", sm, res.Frames, len(truth))
+		}
+		got[i] = testmedia.ReadAlpha(t, out)
+	}
+	for k := range truth {
+		off, on := meanAbsError(got[0][k], truth[k]), meanAbsError(got[1][k], truth[k])
+		if on > off+0.005 {
+			t.Errorf("frame %d: error %.4f with smoothing, %.4f without: frames out of step?", k, on, off)
+		}
+	}
+}
+
 // The recurrent plumbing, on a generated model with Robust Video Matting's
 // signature whose alpha on the k-th frame of a job is k/10: the state flows
 // from frame to frame (across batches) and starts again with each job.
@@ -339,7 +366,9 @@ func TestFailingStageEndsTheRun(t *testing.T) {
 			c.wrap(e)
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out.webm")
-			_, err := e.Process(context.Background(), Request{Input: in, Output: out, Model: "chroma"})
+			// Smoothing on: the temporal filter holds a frame, which must be
+			// given back too.
+			_, err := e.Process(context.Background(), Request{Input: in, Output: out, Model: "chroma", Smoothing: SmoothOn})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error with %q", err, c.want)
 			}
@@ -360,7 +389,7 @@ func TestCancelMidRun(t *testing.T) {
 	var canceledAt atomic.Int64
 	start := time.Now()
 	_, err := newTestEngine(t, 2).Process(ctx, Request{
-		Input: in, Output: out, Model: "chroma", ProgressEvery: time.Millisecond,
+		Input: in, Output: out, Model: "chroma", Smoothing: SmoothOn, ProgressEvery: time.Millisecond,
 		Progress: func(p Progress) {
 			if p.FramesDone >= 10 && canceledAt.Load() == 0 {
 				canceledAt.Store(int64(time.Since(start)))

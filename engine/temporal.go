@@ -1,77 +1,126 @@
 package engine
 
-// temporalFilter smooths a per-frame model's alpha in time, pixel by pixel,
-// without smearing motion. Where the picture did not change since the last
-// frame (small luma difference), the alpha moves only part of the way from
-// its previous value towards the model's new one, which removes flicker;
-// where the picture changed, the model's alpha is taken as it is, so moving
-// edges stay sharp. Between the two, the step grows with the change.
+import "vidmatte/codec"
+
+// temporalFilter smooths a per-frame model's alpha in time without
+// smearing motion: each pixel's alpha becomes the median of the model's
+// alphas for the frame before, this frame and the frame after, wherever
+// the picture stays still across the three (luma changes by at most
+// stillLuma); where it moves, the model's alpha is kept as it is.
+//
+// A median of three removes a one-frame reversal (the model's flicker:
+// a pixel that flips and flips back) and leaves every monotonic sequence
+// exactly as it was, so an edge sweeping across a pixel, hard or soft,
+// arrives on time: nothing lags and nothing trails behind motion.
+//
+// It needs the next frame's alpha, so it holds one frame back: push gives
+// the previous frame out, finish gives the last one.
 type temporalFilter struct {
-	w, h  int
-	prevY []byte
-	prevA []byte
-	have  bool
+	w, h int
+	// The model's alphas and the luma of the frames before (prev) and at
+	// (cur) the held frame, tightly packed copies.
+	rawPrev, rawCur []byte
+	yPrev, yCur     []byte
+	// The held frame and its alpha buffer (which it will be written to).
+	holding   bool
+	held      *codec.Frame
+	heldAlpha []byte
 }
 
-// Smoothing constants. lumaStill and lumaMoving bound the luma difference
-// (0..255) between "the same picture" (compression noise) and "motion";
-// stillStep is the fraction (of 256) of the way a still pixel's alpha moves
-// towards the model's each frame (about a 3-frame time constant).
-const (
-	lumaStill  = 4
-	lumaMoving = 20
-	stillStep  = 96
-)
-
-// stepTable maps a luma difference to the fraction (of 256) of the way the
-// alpha moves.
-var stepTable = func() (t [256]int32) {
-	for d := range t {
-		switch {
-		case d <= lumaStill:
-			t[d] = stillStep
-		case d >= lumaMoving:
-			t[d] = 256
-		default:
-			t[d] = stillStep + int32((256-stillStep)*(d-lumaStill)/(lumaMoving-lumaStill))
-		}
-	}
-	return t
-}()
+// stillLuma is the largest luma change (0..255) between frames that still
+// counts as the same picture: compression noise, not motion.
+const stillLuma = 6
 
 func newTemporalFilter(w, h int) *temporalFilter {
-	return &temporalFilter{w: w, h: h, prevY: make([]byte, w*h), prevA: make([]byte, w*h)}
+	n := w * h
+	return &temporalFilter{
+		w: w, h: h,
+		rawPrev: make([]byte, n), rawCur: make([]byte, n),
+		yPrev: make([]byte, n), yCur: make([]byte, n),
+	}
 }
 
-// apply smooths alpha (w×h, tightly packed) in place, given the frame's
-// luma plane, and remembers both for the next frame.
-func (t *temporalFilter) apply(alpha, y []byte, yStride int) {
+// push takes the next frame, its luma plane and its model alpha
+// (frame-sized, tightly packed), and gives out the frame held until now
+// with its smoothed alpha (ok is false for the first frame). The filter
+// owns f and alpha until it gives them back.
+func (t *temporalFilter) push(f *codec.Frame, y []byte, ys int, alpha []byte) (out *codec.Frame, outAlpha []byte, ok bool) {
+	if !t.holding {
+		t.hold(f, alpha, y, ys)
+		copy(t.rawPrev, t.rawCur)
+		copy(t.yPrev, t.yCur)
+		return nil, nil, false
+	}
+	out, outAlpha = t.held, t.heldAlpha
+	t.smooth(outAlpha, alpha, y, ys)
+	t.rawPrev, t.rawCur = t.rawCur, t.rawPrev
+	t.yPrev, t.yCur = t.yCur, t.yPrev
+	t.hold(f, alpha, y, ys)
+	return out, outAlpha, true
+}
+
+// finish gives out the frame still held, with its alpha as the model gave
+// it (a median with nothing after it is the value itself); ok is false
+// when nothing is held.
+func (t *temporalFilter) finish() (f *codec.Frame, alpha []byte, ok bool) {
+	f, alpha, ok = t.held, t.heldAlpha, t.holding
+	t.held, t.heldAlpha, t.holding = nil, nil, false
+	return f, alpha, ok
+}
+
+// hold keeps f and alpha as the frame to be given out next, with copies of
+// its alpha and luma.
+func (t *temporalFilter) hold(f *codec.Frame, alpha, y []byte, ys int) {
+	t.held, t.heldAlpha, t.holding = f, alpha, true
+	copy(t.rawCur, alpha)
+	for r := 0; r < t.h; r++ {
+		copy(t.yCur[r*t.w:(r+1)*t.w], y[r*ys:r*ys+t.w])
+	}
+}
+
+// smooth writes the held frame's smoothed alpha into dst, from the model's
+// alphas and lumas before, at and after it (next, with its stride).
+func (t *temporalFilter) smooth(dst, next, yNext []byte, ys int) {
 	w := t.w
 	for r := 0; r < t.h; r++ {
-		yr := y[r*yStride : r*yStride+w]
-		pyr := t.prevY[r*w : (r+1)*w]
-		ar := alpha[r*w : (r+1)*w]
-		par := t.prevA[r*w : (r+1)*w]
-		if t.have {
-			for x, yv := range yr {
-				d := int32(yv) - int32(pyr[x])
-				if d < 0 {
-					d = -d
-				}
-				step := stepTable[d]
-				prev := int32(par[x])
-				diff := int32(ar[x]) - prev
-				// The step's size is rounded up, so the alpha always reaches
-				// the model's value when that stays put.
-				if diff >= 0 {
-					ar[x] = byte(prev + (diff*step+255)>>8)
-				} else {
-					ar[x] = byte(prev - ((-diff)*step+255)>>8)
-				}
+		o := r * w
+		a0, a1, a2 := t.rawPrev[o:o+w], t.rawCur[o:o+w], next[o:o+w]
+		y0, y1, y2 := t.yPrev[o:o+w], t.yCur[o:o+w], yNext[r*ys:r*ys+w]
+		d := dst[o : o+w]
+		for x := range d {
+			if absDiff(y1[x], y0[x]) > stillLuma || absDiff(y2[x], y1[x]) > stillLuma {
+				d[x] = a1[x]
+				continue
 			}
+			d[x] = median3(a0[x], a1[x], a2[x])
 		}
-		copy(pyr, yr)
-		copy(par, ar)
 	}
-	t.have = true
+}
+
+// release gives back what the filter holds when a run ends early.
+func (t *temporalFilter) release(alphas chan<- []byte) {
+	if f, a, ok := t.finish(); ok {
+		f.Release()
+		alphas <- a
+	}
+}
+
+func absDiff(a, b byte) byte {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+func median3(a, b, c byte) byte {
+	if a > b {
+		a, b = b, a
+	}
+	if b > c {
+		b = c
+	}
+	if a > b {
+		return a
+	}
+	return b
 }
