@@ -457,15 +457,17 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 func quantize(dst []byte, a []float32) {
 	dst = dst[:len(a)]
 	for i, v := range a {
-		switch {
-		case v <= 0:
-			dst[i] = 0
-		case v >= 1:
-			dst[i] = 255
-		default:
-			dst[i] = uint8(v*255 + 0.5)
-		}
+		dst[i] = toByte(v * 255)
 	}
+}
+
+// toByte rounds v to the nearest of 0..255 (NaN gives 0). A hot path:
+// one predictable branch, the low clamp on integers.
+func toByte(v float32) byte {
+	if v >= 255 {
+		return 255
+	}
+	return byte(max(int32(v+0.5), 0))
 }
 
 // writeChroma replaces the frame's U and V planes with the model's
@@ -484,7 +486,7 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 			row := dst[cy*stride : cy*stride+cw]
 			if same {
 				for cx, v := range src[cy*inW : cy*inW+cw] {
-					row[cx] = clampByte(v * 255)
+					row[cx] = toByte(v * 255)
 				}
 				continue
 			}
@@ -492,20 +494,10 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 			r := src[sy*inW : (sy+1)*inW]
 			for cx := range row {
 				sx := min((2*cx*inW+inW/2)/w, inW-1)
-				row[cx] = clampByte(r[sx] * 255)
+				row[cx] = toByte(r[sx] * 255)
 			}
 		}
 	}
-}
-
-func clampByte(v float32) byte {
-	switch {
-	case v <= 0:
-		return 0
-	case v >= 255:
-		return 255
-	}
-	return byte(v + 0.5)
 }
 
 // encode writes each frame with its alpha, releases the frame, gives the

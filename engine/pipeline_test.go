@@ -501,3 +501,16 @@ func TestISNetRealPhoto(t *testing.T) {
 		t.Errorf("the background is not removed: wall %.3f (want ≤ 0.1)", wall)
 	}
 }
+
+func TestToByte(t *testing.T) {
+	inf := float32(math.Inf(1))
+	nan := float32(math.NaN())
+	for _, c := range []struct {
+		v    float32
+		want byte
+	}{{-1e30, 0}, {-3, 0}, {-0.6, 0}, {0, 0}, {0.49, 0}, {0.5, 1}, {127.4, 127}, {127.5, 128}, {254.6, 255}, {255, 255}, {300, 255}, {1e30, 255}, {inf, 255}, {-inf, 0}, {nan, 0}} {
+		if got := toByte(c.v); got != c.want {
+			t.Errorf("toByte(%g) = %d, want %d", c.v, got, c.want)
+		}
+	}
+}
