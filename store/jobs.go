@@ -262,12 +262,7 @@ VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, '',
 // status is CodeConflict; a short balance is CodeInsufficientCredits with
 // nothing changed.
 func (db *DB) StartJob(ctx context.Context, keyID, id string, patch vidmatte.JobPatch, requestID string) (*vidmatte.Job, error) {
-	var out *vidmatte.Job
-	err := db.write(ctx, "start job", func(tx *sql.Tx) error {
-		r, err := lockJob(ctx, tx, keyID, id)
-		if err != nil {
-			return err
-		}
+	return db.changeJob(ctx, "start job", keyID, id, func(tx *sql.Tx, r *jobRow) error {
 		if r.Status != vidmatte.StatusPending {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a pending draft can be started", id, r.Status)
 		}
@@ -286,6 +281,7 @@ func (db *DB) StartJob(ctx context.Context, keyID, id string, patch vidmatte.Job
 			j.Composition = patch.Composition
 		}
 		if patch.Credits != nil {
+			var err error
 			if milli, err = toMilli("credits", *patch.Credits); err != nil {
 				return err
 			}
@@ -317,13 +313,8 @@ func (db *DB) StartJob(ctx context.Context, keyID, id string, patch vidmatte.Job
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusQueued, CauseStarted, requestID, now); err != nil {
 			return err
 		}
-		out, err = db.reread(ctx, tx, id)
-		return err
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // FindJob returns a job of the key; keyID "" finds any key's job (the
@@ -412,25 +403,16 @@ func (db *DB) ListJobs(ctx context.Context, keyID string, f vidmatte.JobFilter) 
 	return js, dbError(rows.Err(), "list jobs")
 }
 
-// CancelJob cancels a pending, queued or processing job of the key (keyID
-// "" = any key) and refunds its reservation, if it has one. A terminal job
-// is CodeConflict and nothing changes. A runner learns of the cancel from
-// SetJobProgress; its later CompleteJob or FailJob is a conflict.
-func (db *DB) CancelJob(ctx context.Context, keyID, id, cause, requestID string) (*vidmatte.Job, error) {
-	if cause = strings.TrimSpace(cause); cause == "" {
-		cause = "canceled"
-	}
+// changeJob locks a job of the key (keyID "" = any key) in a write
+// transaction, runs change on it, and returns the job as it is afterwards.
+func (db *DB) changeJob(ctx context.Context, what, keyID, id string, change func(tx *sql.Tx, r *jobRow) error) (*vidmatte.Job, error) {
 	var out *vidmatte.Job
-	err := db.write(ctx, "cancel job", func(tx *sql.Tx) error {
+	err := db.write(ctx, what, func(tx *sql.Tx) error {
 		r, err := lockJob(ctx, tx, keyID, id)
 		if err != nil {
 			return err
 		}
-		if r.Status.Terminal() {
-			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is already %s", id, r.Status)
-		}
-		now := db.now()
-		if err := db.end(ctx, tx, r, vidmatte.StatusCanceled, cause, requestID, now, ""); err != nil {
+		if err := change(tx, r); err != nil {
 			return err
 		}
 		out, err = db.reread(ctx, tx, id)
@@ -440,6 +422,26 @@ func (db *DB) CancelJob(ctx context.Context, keyID, id, cause, requestID string)
 		return nil, err
 	}
 	return out, nil
+}
+
+// CancelJob cancels a pending, queued or processing job of the key (keyID
+// "" = any key) and refunds its reservation, if it has one. A terminal job
+// is CodeConflict and nothing changes. A runner learns of the cancel from
+// SetJobProgress; its later CompleteJob or FailJob is a conflict.
+func (db *DB) CancelJob(ctx context.Context, keyID, id, cause, requestID string) (*vidmatte.Job, error) {
+	if cause = strings.TrimSpace(cause); cause == "" {
+		cause = "canceled"
+	}
+	return db.changeJob(ctx, "cancel job", keyID, id, func(tx *sql.Tx, r *jobRow) error {
+		if r.Status.Terminal() {
+			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is already %s", id, r.Status)
+		}
+		now := db.now()
+		if err := db.end(ctx, tx, r, vidmatte.StatusCanceled, cause, requestID, now, ""); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // end moves a job to canceled or failed and refunds its reservation.
@@ -603,12 +605,7 @@ func (db *DB) CompleteJob(ctx context.Context, id, outputPath string) (*vidmatte
 	if outputPath == "" {
 		return nil, vidmatte.FieldErrorf("output_path", "is required")
 	}
-	var out *vidmatte.Job
-	err := db.write(ctx, "complete job", func(tx *sql.Tx) error {
-		r, err := lockJob(ctx, tx, "", id)
-		if err != nil {
-			return err
-		}
+	return db.changeJob(ctx, "complete job", "", id, func(tx *sql.Tx, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be completed", id, r.Status)
 		}
@@ -629,13 +626,8 @@ func (db *DB) CompleteJob(ctx context.Context, id, outputPath string) (*vidmatte
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusCompleted, CauseCompleted, "", now); err != nil {
 			return err
 		}
-		out, err = db.reread(ctx, tx, id)
-		return err
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // FailJob marks a processing job failed with e (an empty code becomes
@@ -648,12 +640,7 @@ func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vid
 	if e.Message == "" {
 		e.Message = "processing failed"
 	}
-	var out *vidmatte.Job
-	err := db.write(ctx, "fail job", func(tx *sql.Tx) error {
-		r, err := lockJob(ctx, tx, "", id)
-		if err != nil {
-			return err
-		}
+	return db.changeJob(ctx, "fail job", "", id, func(tx *sql.Tx, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can fail", id, r.Status)
 		}
@@ -661,13 +648,8 @@ func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vid
 		if err := db.end(ctx, tx, r, vidmatte.StatusFailed, cause, "", db.now(), "error_code = ?, error_message = ?", e.Code, e.Message); err != nil {
 			return err
 		}
-		out, err = db.reread(ctx, tx, id)
-		return err
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // RequeueJob puts a processing job back in the queue, at its old place,
@@ -678,12 +660,7 @@ func (db *DB) RequeueJob(ctx context.Context, id, cause string) (*vidmatte.Job, 
 	if cause = strings.TrimSpace(cause); cause == "" {
 		cause = "requeued"
 	}
-	var out *vidmatte.Job
-	err := db.write(ctx, "requeue job", func(tx *sql.Tx) error {
-		r, err := lockJob(ctx, tx, "", id)
-		if err != nil {
-			return err
-		}
+	return db.changeJob(ctx, "requeue job", "", id, func(tx *sql.Tx, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be requeued", id, r.Status)
 		}
@@ -694,13 +671,8 @@ func (db *DB) RequeueJob(ctx context.Context, id, cause string) (*vidmatte.Job, 
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {
 			return err
 		}
-		out, err = db.reread(ctx, tx, id)
-		return err
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // RecoverJobs takes back every job left processing, as a daemon does when
