@@ -387,20 +387,33 @@ func (db *DB) ListJobs(ctx context.Context, keyID string, f vidmatte.JobFilter) 
 	}
 	query += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
 	args = append(args, limit, f.Offset)
-	rows, err := db.r.QueryContext(ctx, query, args...)
+	rs, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, dbError(err, "list jobs")
 	}
-	defer rows.Close()
-	js := []*vidmatte.Job{}
-	for rows.Next() {
-		r, err := scanJob(rows)
-		if err != nil {
-			return nil, dbError(err, "list jobs")
-		}
-		js = append(js, r.job())
+	rows, err := scanJobs(rs, "list jobs")
+	if err != nil {
+		return nil, err
 	}
-	return js, dbError(rows.Err(), "list jobs")
+	js := make([]*vidmatte.Job, len(rows))
+	for i, r := range rows {
+		js[i] = r.job()
+	}
+	return js, nil
+}
+
+// scanJobs reads every row of rs (jobColumns) and closes it.
+func scanJobs(rs *sql.Rows, what string) ([]*jobRow, error) {
+	defer rs.Close()
+	var rows []*jobRow
+	for rs.Next() {
+		r, err := scanJob(rs)
+		if err != nil {
+			return nil, dbError(err, what)
+		}
+		rows = append(rows, r)
+	}
+	return rows, dbError(rs.Err(), what)
 }
 
 // changeJob locks a job of the key (keyID "" = any key) in a write
@@ -514,7 +527,6 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 	}
 	var rows []*jobRow
 	err := db.write(ctx, "claim jobs", func(tx *sql.Tx) error {
-		rows = rows[:0]
 		now := db.now()
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
 SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?
@@ -525,19 +537,9 @@ RETURNING `+jobColumns, worker, nanos(now), nanos(now), limit)
 		if err != nil {
 			return dbError(err, "claim jobs")
 		}
-		for rs.Next() {
-			r, err := scanJob(rs)
-			if err != nil {
-				rs.Close()
-				return dbError(err, "claim jobs")
-			}
-			rows = append(rows, r)
+		if rows, err = scanJobs(rs, "claim jobs"); err != nil {
+			return err
 		}
-		if err := rs.Err(); err != nil {
-			rs.Close()
-			return dbError(err, "claim jobs")
-		}
-		rs.Close()
 		for _, r := range rows {
 			if err := recordTransition(ctx, tx, r.ID, vidmatte.StatusQueued, vidmatte.StatusProcessing, CauseClaimed+" by "+worker, "", now); err != nil {
 				return err
@@ -693,20 +695,10 @@ func (db *DB) RecoverJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job
 		if err != nil {
 			return dbError(err, "recover jobs")
 		}
-		var rows []*jobRow
-		for rs.Next() {
-			r, err := scanJob(rs)
-			if err != nil {
-				rs.Close()
-				return dbError(err, "recover jobs")
-			}
-			rows = append(rows, r)
+		rows, err := scanJobs(rs, "recover jobs")
+		if err != nil {
+			return err
 		}
-		if err := rs.Err(); err != nil {
-			rs.Close()
-			return dbError(err, "recover jobs")
-		}
-		rs.Close()
 		now := db.now()
 		for _, r := range rows {
 			if r.Attempts >= maxAttempts {
