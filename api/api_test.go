@@ -643,7 +643,12 @@ func TestHealthAndPricing(t *testing.T) {
 // still in flight with the same Idempotency-Key is a 409.
 func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
 	release := make(chan struct{})
+	fetching := make(chan struct{}, 1)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case fetching <- struct{}{}:
+		default:
+		}
 		w.Header().Set("Content-Length", "100000")
 		w.Write([]byte("partial"))
 		w.(http.Flusher).Flush()
@@ -658,6 +663,9 @@ func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
 	body := fmt.Sprintf(`{"video_url":"%s/slow.mp4"}`, slow.URL)
 	first := make(chan *response, 1)
 	go func() { first <- e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}) }()
+	// The duplicate goes only once the first request is fetching, so the
+	// key is held by a request in flight.
+	<-fetching
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"})
