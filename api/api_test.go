@@ -639,54 +639,60 @@ func TestHealthAndPricing(t *testing.T) {
 	}
 }
 
-// A remote fetch past its time limit is a 504, and a duplicate of a POST
-// still in flight with the same Idempotency-Key is a 409.
+// A duplicate of a POST still in flight with the same Idempotency-Key is a
+// 409; a remote fetch past its time limit is a 504. The remote server
+// holds its answer until the test releases it, so the first request is in
+// flight for as long as the test needs, however slow the machine.
 func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
-	release := make(chan struct{})
-	fetching := make(chan struct{}, 1)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case fetching <- struct{}{}:
-		default:
-		}
-		w.Header().Set("Content-Length", "100000")
-		w.Write([]byte("partial"))
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
-	e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 1500 * time.Millisecond })
-	body := fmt.Sprintf(`{"video_url":"%s/slow.mp4"}`, slow.URL)
-	first := make(chan *response, 1)
-	go func() { first <- e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}) }()
-	// The duplicate goes only once the first request is fetching, so the
-	// key is held by a request in flight.
-	<-fetching
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"})
-		if r.StatusCode == 409 && r.errCode(t) == "conflict" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no 409 for a duplicate in flight: %d %s", r.StatusCode, r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// slowRemote answers 7 of the 100000 bytes it promises, then holds the
+	// rest until release is closed or the fetcher gives up.
+	slowRemote := func(t *testing.T) (body string, fetching, release chan struct{}) {
+		fetching, release = make(chan struct{}, 8), make(chan struct{})
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fetching <- struct{}{}
+			w.Header().Set("Content-Length", "100000")
+			w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(slow.Close)
+		return fmt.Sprintf(`{"video_url":"%s/slow.mp4"}`, slow.URL), fetching, release
 	}
-	r := <-first
-	if r.StatusCode != 504 || r.errCode(t) != "timeout" {
-		t.Fatalf("slow fetch: %d %s", r.StatusCode, r.body)
-	}
-	// A timed-out request is not kept: a retry runs again (and times out).
-	if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}); r.StatusCode != 504 || r.Header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("retry after a timeout: %d %v", r.StatusCode, r.Header)
-	}
-	files, _ := os.ReadDir(filepath.Join(e.dir, "uploads"))
-	if len(files) != 0 {
-		t.Fatalf("%d files left by timed-out fetches", len(files))
-	}
+
+	t.Run("in flight", func(t *testing.T) {
+		body, fetching, release := slowRemote(t)
+		e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 10 * time.Minute })
+		first := make(chan *response, 1)
+		go func() { first <- e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}) }()
+		<-fetching // the first request holds the key and is fetching
+		if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}); r.StatusCode != 409 || r.errCode(t) != "conflict" {
+			t.Fatalf("a duplicate in flight: %d %s", r.StatusCode, r.body)
+		}
+		close(release) // the remote ends its answer short
+		if r := <-first; r.StatusCode != 422 || r.errCode(t) != "unprocessable" {
+			t.Fatalf("a short remote answer: %d %s", r.StatusCode, r.body)
+		}
+		if files, _ := os.ReadDir(filepath.Join(e.dir, "uploads")); len(files) != 0 {
+			t.Fatalf("%d files left by a failed fetch", len(files))
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		body, _, release := slowRemote(t)
+		defer close(release)
+		e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 300 * time.Millisecond })
+		if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-2"}); r.StatusCode != 504 || r.errCode(t) != "timeout" {
+			t.Fatalf("slow fetch: %d %s", r.StatusCode, r.body)
+		}
+		// A timed-out request is not kept: a retry runs again (and times out).
+		if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-2"}); r.StatusCode != 504 || r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("retry after a timeout: %d %v", r.StatusCode, r.Header)
+		}
+		if files, _ := os.ReadDir(filepath.Join(e.dir, "uploads")); len(files) != 0 {
+			t.Fatalf("%d files left by timed-out fetches", len(files))
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"vidmatte/engine"
 	"vidmatte/models"
 )
 
@@ -72,6 +73,10 @@ type serveConfig struct {
 	RateLimit         rateConfig         `toml:"rate_limit"`
 	Prices            map[string]float64 `toml:"prices"`
 	Aliases           map[string]string  `toml:"aliases"`
+
+	// processor, when set, wraps the engine the runner drives: the seam a
+	// test uses to hold a job at a known point. Never set from a file.
+	processor func(engine.Processor) engine.Processor
 }
 
 type limitsConfig struct {

@@ -111,11 +111,18 @@ func (c *client) waitJob(id string, timeout time.Duration, stop func(map[string]
 	}
 }
 
-func (c *client) ledger() map[string]int {
+func (c *client) ledger() map[string]int { return c.jobLedger("") }
+
+// jobLedger counts the key's ledger rows by type, of one job's when jobID
+// is not "".
+func (c *client) jobLedger(jobID string) map[string]int {
 	c.t.Helper()
 	n := map[string]int{}
 	for _, e := range c.get("/v1/usage/events?limit=100")["events"].([]any) {
-		n[e.(map[string]any)["type"].(string)]++
+		e := e.(map[string]any)
+		if jobID == "" || e["job_id"] == jobID {
+			n[e["type"].(string)]++
+		}
 	}
 	return n
 }
@@ -317,6 +324,55 @@ func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	return nil, ""
 }
 
+// killMidJob runs a job and kills the daemon with SIGKILL while the job's
+// pipeline is writing its output, and returns the job's id. The daemon is
+// frozen (SIGSTOP) before the output folder is looked at, so what is seen is
+// what the kill interrupts. A machine fast enough to finish the job before
+// it is seen gets a job on a clip twice as long, until one is caught.
+func killMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
+	t.Helper()
+	for sec := 8; sec <= 512; sec *= 2 {
+		clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 320, Height: 240, FPS: 25, Duration: time.Duration(sec) * time.Second})
+		up := c.upload(clip)
+		st, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, up["video_url"]))
+		if st != 201 {
+			t.Fatalf("create: %d %v", st, j)
+		}
+		id := j["id"].(string)
+		partial := filepath.Join(dir, "outputs", id, "."+id+".partial.webm")
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			if _, err := os.Stat(partial); err == nil {
+				break
+			}
+			if j := c.get("/v1/jobs/" + id); j["status"] != "queued" && j["status"] != "processing" {
+				break // too fast to be seen: try a longer clip
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s wrote no output in 2 minutes", id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(partial); err != nil {
+			if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			c.waitJob(id, 2*time.Minute, nil)
+			continue
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		return id
+	}
+	t.Fatal("no job was caught running")
+	return ""
+}
+
 // The daemon killed with SIGKILL mid-job resumes the job after a restart,
 // and the job is charged exactly once.
 func TestCrashRecovery(t *testing.T) {
@@ -325,7 +381,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	out, err := exec.Command(bin, "keys", "create", "--data", dir, "--name", "crash", "--credits", "100").Output()
+	out, err := exec.Command(bin, "keys", "create", "--data", dir, "--name", "crash", "--credits", "1000").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,29 +391,15 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	cmd, base := startServe(t, bin, dir)
 	c := &client{t: t, base: base, key: key}
-	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 480, Height: 360, FPS: 25, Duration: 16 * time.Second})
-	up := c.upload(clip)
-	st, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, up["video_url"]))
-	if st != 201 {
-		t.Fatalf("create: %d %v", st, j)
-	}
-	id := j["id"].(string)
-	j = c.waitJob(id, 2*time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
-	if j["status"] != "processing" {
-		t.Fatalf("the job ended before it could be interrupted: %v", j)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	id := killMidJob(t, c, cmd, dir)
 
 	_, base = startServe(t, bin, dir)
 	c.base = base
-	j = c.waitJob(id, 5*time.Minute, nil)
+	j := c.waitJob(id, 5*time.Minute, nil)
 	if j["status"] != "completed" || j["billing_status"] != "charged" {
 		t.Fatalf("after the restart: %v", j)
 	}
-	if l := c.ledger(); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+	if l := c.jobLedger(id); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
 		t.Fatalf("ledger after the crash: %v", l)
 	}
 	partials, _ := filepath.Glob(filepath.Join(dir, "outputs", id, ".*"))

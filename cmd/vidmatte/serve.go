@@ -125,9 +125,13 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	}
 	metrics := api.NewMetrics()
 	outputs := filepath.Join(cfg.Data, "outputs")
+	var processor engine.Processor = eng
+	if cfg.processor != nil {
+		processor = cfg.processor(eng)
+	}
 	d.runner, err = engine.NewRunner(engine.RunnerConfig{
 		Jobs:        d.db,
-		Processor:   eng,
+		Processor:   processor,
 		OutputDir:   outputs,
 		Slots:       cfg.Workers,
 		MaxAttempts: cfg.MaxAttempts,

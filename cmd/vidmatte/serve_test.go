@@ -10,15 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"vidmatte/engine"
 	"vidmatte/internal/testmedia"
 )
 
-func startDaemon(t *testing.T, dir string, deadline time.Duration) (*daemon, context.CancelFunc, chan error) {
+func startDaemon(t *testing.T, dir string, deadline time.Duration, wrap func(engine.Processor) engine.Processor) (*daemon, context.CancelFunc, chan error) {
 	t.Helper()
 	cfg := defaultServeConfig()
 	cfg.Listen, cfg.Data, cfg.DefaultModel = "127.0.0.1:0", dir, "chroma"
 	cfg.ShutdownDeadline.Duration = deadline
 	cfg.LogLevel = "warn"
+	cfg.processor = wrap
 	d, err := newDaemon(cfg, &syncWriter{})
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +32,37 @@ func startDaemon(t *testing.T, dir string, deadline time.Duration) (*daemon, con
 	return d, cancel, done
 }
 
+// holdingProcessor runs the real engine, but holds each job inside its
+// pipeline once its first frame is encoded: the encode stage waits in the
+// progress callback until the job's context ends. A held job is provably
+// still running, however fast the machine is, until it is canceled.
+type holdingProcessor struct {
+	inner engine.Processor
+	held  chan string // the job's output path, once it is held
+}
+
+func holdJobs(inner engine.Processor) *holdingProcessor {
+	return &holdingProcessor{inner: inner, held: make(chan string, 8)}
+}
+
+func (h *holdingProcessor) Process(ctx context.Context, r engine.Request) (*engine.Result, error) {
+	report := r.Progress
+	once := false
+	r.ProgressEvery = time.Nanosecond // a report after every frame
+	r.Progress = func(p engine.Progress) {
+		if report != nil {
+			report(p)
+		}
+		if once || p.FramesDone == 0 || p.FramesDone >= p.FramesTotal {
+			return
+		}
+		once = true
+		h.held <- r.Output
+		<-ctx.Done()
+	}
+	return h.inner.Process(ctx, r)
+}
+
 // SIGTERM's two stages: running jobs get the deadline, then they are
 // requeued with their reservation; /health says draining meanwhile; the
 // next start finishes the job and charges it once. A client cancel stops
@@ -38,18 +71,22 @@ func TestServeShutdownAndCancel(t *testing.T) {
 	dir := t.TempDir()
 	out, _, _ := runCmd(t, "keys", "create", "--data", dir, "--name", "serve", "--credits", "100")
 	key := strings.TrimSpace(out)
-	d, stop, done := startDaemon(t, dir, 300*time.Millisecond)
+	hold := holdJobs(nil)
+	d, stop, done := startDaemon(t, dir, 2*time.Second, func(p engine.Processor) engine.Processor {
+		hold.inner = p
+		return hold
+	})
 	c := &client{t: t, base: "http://" + d.Addr(), key: key}
 	if h := c.get("/health"); h["status"] != "ok" {
 		t.Fatalf("health: %v", h)
 	}
-	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 480, Height: 360, FPS: 25, Duration: 8 * time.Second})
+	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 160, Height: 120, FPS: 25, Duration: 2 * time.Second})
 	video := c.upload(clip)["video_url"]
 
 	// Cancel a running job.
 	_, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video))
 	id := j["id"].(string)
-	c.waitJob(id, time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
+	<-hold.held
 	st, j := c.post("/v1/jobs/"+id+"/cancel", ``)
 	if st != 200 || j["status"] != "canceled" || j["billing_status"] != "refunded" {
 		t.Fatalf("cancel: %d %v", st, j)
@@ -68,10 +105,14 @@ func TestServeShutdownAndCancel(t *testing.T) {
 	// Shut down under a running job.
 	_, j = c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video))
 	id = j["id"].(string)
-	c.waitJob(id, time.Minute, func(j map[string]any) bool { return j["progress"].(float64) > 0 })
+	<-hold.held
+	if j := c.get("/v1/jobs/" + id); j["status"] != "processing" {
+		t.Fatalf("a held job is %v", j["status"])
+	}
 	stop()
+	// The held job keeps the daemon draining until the deadline.
 	sawDraining := false
-	for i := 0; i < 50 && !sawDraining; i++ {
+	for !sawDraining {
 		resp, err := http.Get(c.base + "/health")
 		if err != nil {
 			break
@@ -97,7 +138,7 @@ func TestServeShutdownAndCancel(t *testing.T) {
 		t.Fatalf("after the deadline: %+v %v", requeued, err)
 	}
 
-	d2, _, _ := startDaemon(t, dir, time.Minute)
+	d2, _, _ := startDaemon(t, dir, time.Minute, nil)
 	c.base = "http://" + d2.Addr()
 	j = c.waitJob(id, 3*time.Minute, nil)
 	if j["status"] != "completed" || j["billing_status"] != "charged" {
