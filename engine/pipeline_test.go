@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,8 @@ import (
 	"vidmatte/codec"
 	"vidmatte/internal/testmedia"
 	"vidmatte/models"
+
+	"go.uber.org/goleak"
 )
 
 var testRuntime *models.Runtime
@@ -58,19 +59,12 @@ func newEngineWith(t *testing.T, reg *models.Registry, batch int) *Engine {
 // not end after the test.
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		if n := codec.LiveFrames(); n != 0 {
 			t.Errorf("%d frames not released", n)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
+		goleak.VerifyNone(t, before)
 	})
 }
 

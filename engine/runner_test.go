@@ -171,7 +171,7 @@ func TestRunnerCompletesAJob(t *testing.T) {
 
 func waitEvents(t *testing.T, l *eventLog, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		got := l.list()
 		if len(got) == len(want) {
@@ -271,7 +271,7 @@ func TestRunnerCancel(t *testing.T) {
 
 func (e *runnerEnv) waitFrames(t *testing.T, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		j, _ := e.db.FindJob(context.Background(), "", id)
 		if j.FramesDone > 0 && j.Progress == 10 {
@@ -288,7 +288,7 @@ func (e *runnerEnv) waitFrames(t *testing.T, id string) {
 // interval's worth of time for it to notice.
 func (e *runnerEnv) waitIdle(t *testing.T, r *Runner) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for r.Running() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the runner never stopped the job")
@@ -319,8 +319,9 @@ func TestRunnerShutdownRequeuesAfterTheDeadline(t *testing.T) {
 		t.Fatal("partial output left behind")
 	}
 	// Nothing is claimed after Shutdown.
-	r.Wake()
-	time.Sleep(100 * time.Millisecond)
+	if n := r.claim(context.Background(), 1); n != 0 {
+		t.Fatalf("%d jobs claimed after shutdown", n)
+	}
 	if got, _ := e.db.FindJob(context.Background(), "", j.ID); got.Status != vidmatte.StatusQueued {
 		t.Fatalf("claimed after shutdown: %s", got.Status)
 	}
@@ -334,7 +335,7 @@ func TestRunnerShutdownLetsJobsFinish(t *testing.T) {
 	j := e.queue(t, e.clip)
 	r.Wake()
 	<-g.started
-	go func() { time.Sleep(50 * time.Millisecond); close(g.gate) }()
+	go func() { <-r.stop; close(g.gate) }() // the job goes on once shutdown has begun
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r.Shutdown(ctx)
@@ -353,7 +354,11 @@ func TestRunnerSlots(t *testing.T) {
 	start(t, r)
 	<-g.started
 	<-g.started
-	time.Sleep(100 * time.Millisecond)
+	// A few more turns of the claim loop, which must find no free slot.
+	for range 3 {
+		r.Wake()
+		time.Sleep(3 * r.cfg.PollInterval)
+	}
 	if n := r.Running(); n != 2 {
 		t.Fatalf("%d jobs running with 2 slots", n)
 	}

@@ -8,13 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"vidmatte"
+
+	"go.uber.org/goleak"
 )
 
 // testClock is a settable clock that moves forward a microsecond at every
@@ -449,19 +450,7 @@ func TestTimesRoundTrip(t *testing.T) {
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	ctx := context.Background()
-	settle := func() int {
-		n := runtime.NumGoroutine()
-		for i := 0; i < 50; i++ {
-			time.Sleep(10 * time.Millisecond)
-			m := runtime.NumGoroutine()
-			if m == n {
-				return m
-			}
-			n = m
-		}
-		return n
-	}
-	before := settle()
+	before := goleak.IgnoreCurrent()
 	db, err := Open(filepath.Join(t.TempDir(), "v.db"))
 	must(t, err)
 	k, _ := newKey(t, db, 10)
@@ -480,8 +469,5 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	cancel()
 	db.ListJobs(cctx, k.ID, vidmatte.JobFilter{})
 	must(t, db.Close())
-	if after := settle(); after > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines before Open, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
-	}
+	goleak.VerifyNone(t, before)
 }
