@@ -34,11 +34,13 @@ func (l *eventLog) list() []string {
 
 // gatedProcessor runs the real engine, but first reports some progress and
 // waits until its gate opens or the job's context ends, so a test can act
-// while a job is running.
+// while a job is running. While it waits, what the test sends on progress
+// is reported as the job's progress.
 type gatedProcessor struct {
-	inner   Processor
-	gate    chan struct{}
-	started chan string
+	inner    Processor
+	gate     chan struct{}
+	started  chan string
+	progress chan Progress
 }
 
 func (g *gatedProcessor) Process(ctx context.Context, r Request) (*Result, error) {
@@ -46,12 +48,16 @@ func (g *gatedProcessor) Process(ctx context.Context, r Request) (*Result, error
 		r.Progress(Progress{FramesDone: 1, FramesTotal: 10})
 	}
 	g.started <- r.Output
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for {
+		select {
+		case <-g.gate:
+			return g.inner.Process(ctx, r)
+		case p := <-g.progress:
+			r.Progress(p)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return g.inner.Process(ctx, r)
 }
 
 type runnerEnv struct {
@@ -232,7 +238,7 @@ func TestRunnerFailsACorruptInputAndRefunds(t *testing.T) {
 
 func TestRunnerCancel(t *testing.T) {
 	e := newRunnerEnv(t)
-	g := &gatedProcessor{inner: newTestEngine(t, 1), gate: make(chan struct{}), started: make(chan string, 4)}
+	g := &gatedProcessor{inner: newTestEngine(t, 1), gate: make(chan struct{}), started: make(chan string, 4), progress: make(chan Progress)}
 	r := e.runner(t, g, 1)
 	start(t, r)
 
@@ -257,6 +263,7 @@ func TestRunnerCancel(t *testing.T) {
 	if _, err := e.db.CancelJob(context.Background(), e.keyID, j2.ID, "test", ""); err != nil {
 		t.Fatal(err)
 	}
+	g.progress <- Progress{FramesDone: 2, FramesTotal: 10}
 	e.waitIdle(t, r)
 	for _, id := range []string{j.ID, j2.ID} {
 		got, _ := e.db.FindJob(context.Background(), "", id)
