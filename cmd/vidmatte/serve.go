@@ -63,6 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type daemon struct {
 	cfg    serveConfig
 	log    *slog.Logger
+	lock   *dataLock
 	db     *store.DB
 	rt     *models.Runtime
 	api    *api.Server
@@ -93,6 +94,9 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 			d.Close()
 		}
 	}()
+	if d.lock, err = lockDataDir(cfg.Data); err != nil {
+		return nil, err
+	}
 	if d.db, err = openStore(cfg.Data); err != nil {
 		return nil, err
 	}
@@ -313,6 +317,7 @@ func (d *daemon) Close() error {
 		if d.db != nil {
 			err = errors.Join(err, d.db.Close())
 		}
+		err = errors.Join(err, d.lock.Close())
 	})
 	return err
 }
