@@ -101,6 +101,10 @@ type Config struct {
 	// output URLs in webhooks; requests use their own Host when it is empty.
 	PublicURL string
 
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (Authorization: Bearer <token>); empty leaves /metrics public.
+	MetricsToken string
+
 	Limits            Limits
 	RateLimit         float64 // requests per second per key (default 10)
 	RateBurst         int     // bucket size (default 20)
@@ -298,9 +302,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed),
 		}
-		if ri.key != nil {
-			attrs = append(attrs, slog.String("key_id", ri.key.ID))
-		}
+		// key_id is already on ri.log once the key is known.
 		if ri.replay {
 			attrs = append(attrs, slog.Bool("idempotent_replay", true))
 		}
@@ -318,6 +320,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri.route = rt.pattern
+	if rt.auth {
+		// Authenticate before anything about the path is answered: a
+		// malformed or unknown id without a key is a 401, not a 404.
+		key, err := s.authenticate(r)
+		if err != nil {
+			writeError(rec, r, err)
+			return
+		}
+		ri.key = key
+		ri.log = ri.log.With(slog.String("key_id", key.ID))
+	}
 	if id := p["job_id"]; id != "" {
 		if !validID(id) {
 			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeNotFound, "job not found"))
@@ -326,13 +339,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setJobID(r.Context(), id)
 	}
 	if rt.auth {
-		key, err := s.authenticate(r)
-		if err != nil {
-			writeError(rec, r, err)
-			return
-		}
-		ri.key = key
-		ri.log = ri.log.With(slog.String("key_id", key.ID))
+		key := ri.key
 		if !s.rateLimit(rec, key.ID) {
 			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeRateLimited, "rate limit exceeded; retry after %s seconds", rec.Header().Get("Retry-After")))
 			return
