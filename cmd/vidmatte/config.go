@@ -56,6 +56,7 @@ type serveConfig struct {
 	Listen            string             `toml:"listen"`
 	Data              string             `toml:"data"`
 	PublicURL         string             `toml:"public_url"`
+	MetricsToken      string             `toml:"metrics_token"`
 	DefaultModel      string             `toml:"default_model"`
 	Workers           int                `toml:"workers"`
 	Device            string             `toml:"device"`
@@ -335,6 +336,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	str("VIDMATTE_LISTEN", &c.Listen)
 	str("VIDMATTE_DATA", &c.Data)
 	str("VIDMATTE_PUBLIC_URL", &c.PublicURL)
+	str("VIDMATTE_METRICS_TOKEN", &c.MetricsToken)
 	str("VIDMATTE_DEFAULT_MODEL", &c.DefaultModel)
 	integer("VIDMATTE_WORKERS", &c.Workers)
 	str("VIDMATTE_DEVICE", &c.Device)

@@ -141,18 +141,16 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	public := cfg.PublicURL
-	if public == "" {
-		public = "http://" + d.ln.Addr().String()
-	}
+	public := publicURL(cfg.PublicURL, d.ln.Addr())
 	d.api, err = api.New(api.Config{
-		Store:     d.db,
-		Catalog:   catalog,
-		Prober:    api.ProberFunc(probeMedia),
-		Runner:    d.runner,
-		DataDir:   cfg.Data,
-		Secret:    secret,
-		PublicURL: public,
+		Store:        d.db,
+		Catalog:      catalog,
+		Prober:       api.ProberFunc(probeMedia),
+		Runner:       d.runner,
+		DataDir:      cfg.Data,
+		Secret:       secret,
+		PublicURL:    public,
+		MetricsToken: cfg.MetricsToken,
 		Limits: api.Limits{
 			MaxUploadBytes: cfg.Limits.UploadBytes,
 			MaxBodyBytes:   cfg.Limits.BodyBytes,
@@ -315,4 +313,25 @@ func (d *daemon) Close() error {
 		}
 	})
 	return err
+}
+
+// publicURL is the base URL of output URLs: the configured one, or one
+// derived from the listener. A wildcard address (":8080", "[::]:8080",
+// "0.0.0.0:8080") is not a place a client can reach, so it is replaced by
+// the machine's host name (localhost when that is unknown).
+func publicURL(configured string, addr net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
