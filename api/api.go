@@ -101,6 +101,11 @@ type Config struct {
 	// output URLs in webhooks; requests use their own Host when it is empty.
 	PublicURL string
 
+	// IdempotencyLease is how long a claimed Idempotency-Key stays in
+	// progress before a retry may take it over (DefaultIdempotencyLease
+	// when zero).
+	IdempotencyLease time.Duration
+
 	// MetricsToken, when set, is the bearer token GET /metrics requires
 	// (Authorization: Bearer <token>); empty leaves /metrics public.
 	MetricsToken string
@@ -182,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
+	}
+	if cfg.IdempotencyLease <= 0 {
+		cfg.IdempotencyLease = DefaultIdempotencyLease
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -120,4 +123,45 @@ func TestAccessLogKeyIDOnce(t *testing.T) {
 		}
 	}
 	t.Fatalf("no access log line:\n%s", e.logs.String())
+}
+
+// A claim of an Idempotency-Key left by a request that died with its
+// daemon (claimed, never finished) answers 409 only until its lease runs
+// out; then a retry of the same request takes it over, runs once, and is
+// replayed after.
+func TestIdempotencyClaimOfDeadRequestIsTakenOver(t *testing.T) {
+	e := newEnv(t, nil)
+	video := e.uploadClip(time.Second)
+	body := fmt.Sprintf(`{"video_url":%q}`, video)
+	t0 := time.Now().UTC()
+	sum := sha256.Sum256([]byte("POST /v1/jobs\n" + body))
+	// What the dead daemon's request had written before it died.
+	dead := &vidmatte.IdempotencyRecord{KeyID: e.keyObj.ID, Key: "retry-after-crash", Method: "POST", Path: "/v1/jobs",
+		BodyHash: hex.EncodeToString(sum[:]), CreatedAt: t0, LeaseUntil: t0.Add(DefaultIdempotencyLease)}
+	if _, claimed, err := e.db.BeginIdempotent(context.Background(), dead); err != nil || !claimed {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	hdr := map[string]string{"Idempotency-Key": "retry-after-crash"}
+	e.setNow(t0.Add(DefaultIdempotencyLease - time.Second))
+	if r := e.postJSON("/v1/jobs", body, hdr); r.StatusCode != 409 || r.errCode(t) != "conflict" {
+		t.Fatalf("within the lease: %d %s", r.StatusCode, r.body)
+	}
+	// Another body under the key is still a 422, lease or not.
+	e.setNow(t0.Add(DefaultIdempotencyLease + time.Second))
+	if r := e.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":%q,"model":"chroma"}`, video), hdr); r.StatusCode != 422 {
+		t.Fatalf("other body after the lease: %d %s", r.StatusCode, r.body)
+	}
+	r := e.postJSON("/v1/jobs", body, hdr)
+	if r.StatusCode != 201 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("after the lease: %d %s", r.StatusCode, r.body)
+	}
+	id := r.json(t)["job_id"].(string)
+	again := e.postJSON("/v1/jobs", body, hdr)
+	if again.StatusCode != 201 || again.Header.Get("Idempotent-Replayed") != "true" || again.json(t)["job_id"] != id {
+		t.Fatalf("replay: %d %v %s", again.StatusCode, again.Header, again.body)
+	}
+	jobs, err := e.db.ListJobs(context.Background(), e.keyObj.ID, vidmatte.JobFilter{Limit: 100})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d jobs (%v), want 1", len(jobs), err)
+	}
 }

@@ -33,6 +33,8 @@ import (
 //	allow_private_fetch = false       # VIDMATTE_ALLOW_PRIVATE_FETCH, --allow-private-fetch
 //	shutdown_deadline = "30s"         # VIDMATTE_SHUTDOWN_DEADLINE, --shutdown-deadline
 //	output_url_ttl = "24h"            # VIDMATTE_OUTPUT_URL_TTL, --output-url-ttl
+//	idempotency_lease = "15m"         # VIDMATTE_IDEMPOTENCY_LEASE (an unfinished Idempotency-Key claim is taken over after it)
+//	metrics_token = ""                # VIDMATTE_METRICS_TOKEN (bearer token /metrics requires; empty = public)
 //	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
 //	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
 //	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
@@ -66,6 +68,7 @@ type serveConfig struct {
 	AllowPrivateFetch bool               `toml:"allow_private_fetch"`
 	ShutdownDeadline  duration           `toml:"shutdown_deadline"`
 	OutputURLTTL      duration           `toml:"output_url_ttl"`
+	IdempotencyLease  duration           `toml:"idempotency_lease"`
 	MaxAttempts       int                `toml:"max_attempts"`
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
@@ -344,6 +347,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	integer("VIDMATTE_BATCH", &c.Batch)
 	integer("VIDMATTE_THREADS", &c.Threads)
 	boolean("VIDMATTE_ALLOW_PRIVATE_FETCH", &c.AllowPrivateFetch)
+	dur("VIDMATTE_IDEMPOTENCY_LEASE", &c.IdempotencyLease)
 	dur("VIDMATTE_SHUTDOWN_DEADLINE", &c.ShutdownDeadline)
 	dur("VIDMATTE_OUTPUT_URL_TTL", &c.OutputURLTTL)
 	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)

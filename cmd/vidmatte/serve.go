@@ -161,6 +161,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		RateBurst:         cfg.RateLimit.Burst,
 		AllowPrivateFetch: cfg.AllowPrivateFetch,
 		OutputURLTTL:      cfg.OutputURLTTL.Duration,
+		IdempotencyLease:  cfg.IdempotencyLease.Duration,
 		ModelsReady: func(context.Context) error {
 			if len(offered) == 0 {
 				return errors.New("no model is installed")
