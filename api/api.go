@@ -129,6 +129,9 @@ type Config struct {
 // delivery, idempotency purge).
 type Server struct {
 	cfg      Config
+	// createUpload creates an upload's file (createUploadFile when nil);
+	// tests replace it to make the disk fail.
+	createUpload func(path string) (io.WriteCloser, error)
 	store    Store
 	log      *slog.Logger
 	metrics  *Metrics

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +167,48 @@ func TestIdempotencyClaimOfDeadRequestIsTakenOver(t *testing.T) {
 	jobs, err := e.db.ListJobs(context.Background(), e.keyObj.ID, vidmatte.JobFilter{Limit: 100})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("%d jobs (%v), want 1", len(jobs), err)
+	}
+}
+
+// fullDisk is an upload file on a disk that fills after room bytes.
+type fullDisk struct {
+	f    *os.File
+	room int
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) > d.room {
+		n, _ := d.f.Write(p[:d.room])
+		d.room = 0
+		return n, &os.PathError{Op: "write", Path: d.f.Name(), Err: syscall.ENOSPC}
+	}
+	d.room -= len(p)
+	return d.f.Write(p)
+}
+
+func (d *fullDisk) Close() error { return d.f.Close() }
+
+// A disk that fills during an upload is the daemon's trouble, not the
+// client's: a 503 unavailable (not a 400 about the multipart body), and
+// the partial file is removed.
+func TestUploadDiskFullIsUnavailable(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.createUpload = func(path string) (io.WriteCloser, error) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if err != nil {
+			return nil, err
+		}
+		return &fullDisk{f: f, room: 1000}, nil
+	}
+	r := e.uploadBytes(bytes.Repeat([]byte("v"), 100<<10), "clip.mp4", nil)
+	if r.StatusCode != http.StatusServiceUnavailable || r.errCode(t) != "unavailable" {
+		t.Fatalf("disk full: %d %s", r.StatusCode, r.body)
+	}
+	if strings.Contains(string(r.body), "no space") || strings.Contains(string(r.body), e.dir) {
+		t.Fatalf("answer leaks the cause: %s", r.body)
+	}
+	files, _ := os.ReadDir(filepath.Join(e.dir, "uploads"))
+	if len(files) != 0 {
+		t.Fatalf("%d files left in uploads", len(files))
 	}
 }

@@ -99,7 +99,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		if err != nil {
 			if errors.Is(err, errUploadTooLarge) {
 				err = tooLarge(max)
-			} else {
+			} else if vidmatte.ErrorCode(err) != vidmatte.CodeUnavailable {
 				err = multipartError(err, max)
 			}
 			cleanup()
@@ -179,18 +179,46 @@ var errUploadTooLarge = errors.New("upload too large")
 // streamPart copies a part to a new file, hashing it, and stops as soon as
 // it passes max bytes.
 func (s *Server) streamPart(part io.Reader, path string, max int64, hash io.Writer) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return 0, err
+	create := s.createUpload
+	if create == nil {
+		create = createUploadFile
 	}
-	n, err := io.Copy(io.MultiWriter(f, hash), io.LimitReader(part, max+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	f, err := create(path)
+	if err != nil {
+		return 0, storageError(err)
+	}
+	n, err := io.Copy(io.MultiWriter(&storageWriter{f}, hash), io.LimitReader(part, max+1))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = storageError(cerr)
 	}
 	if err == nil && n > max {
 		err = errUploadTooLarge
 	}
 	return n, err
+}
+
+// createUploadFile creates a new upload file.
+func createUploadFile(path string) (io.WriteCloser, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+}
+
+// storageWriter marks the errors of writing the upload to disk, so that a
+// full disk is told apart from a client's broken body.
+type storageWriter struct{ w io.Writer }
+
+func (sw *storageWriter) Write(p []byte) (int, error) {
+	n, err := sw.w.Write(p)
+	if err != nil {
+		err = storageError(err)
+	}
+	return n, err
+}
+
+// storageError is the answer to a failure of the daemon's own disk (full,
+// read-only, out of quota): the daemon cannot take the upload now, the
+// request was not wrong.
+func storageError(err error) error {
+	return vidmatte.Wrap(err, vidmatte.CodeUnavailable, "cannot store the upload now; try again later")
 }
 
 func tooLarge(max int64) error {
