@@ -128,19 +128,19 @@ type Config struct {
 // Server is the daemon's HTTP handler and its background loops (webhook
 // delivery, idempotency purge).
 type Server struct {
-	cfg      Config
+	cfg Config
 	// createUpload creates an upload's file (createUploadFile when nil);
 	// tests replace it to make the disk fail.
 	createUpload func(path string) (io.WriteCloser, error)
-	store    Store
-	log      *slog.Logger
-	metrics  *Metrics
-	router   router
-	limiter  *limiter
-	signer   *signer
-	fetcher  *Fetcher
-	webhooks *webhookDeliverer
-	draining atomic.Bool
+	store        Store
+	log          *slog.Logger
+	metrics      *Metrics
+	router       router
+	limiter      *limiter
+	signer       *signer
+	fetcher      *Fetcher
+	webhooks     *webhookDeliverer
+	draining     atomic.Bool
 
 	uploadDir, outputDir, backgroundDir string
 
