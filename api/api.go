@@ -74,6 +74,11 @@ type Limits struct {
 	MaxBodyBytes   int64         // one JSON request body (default 1 MiB)
 	MaxFetchBytes  int64         // one remote video or image (default MaxUploadBytes)
 	FetchTimeout   time.Duration // one remote fetch, whole (default 2 minutes)
+	// A request body must bring at least BodyMinBytes in every
+	// BodyWindow (defaults 16 KiB in 10 s); a slower one is cut off, so a
+	// trickling client cannot hold a goroutine and a file for ever.
+	BodyWindow   time.Duration
+	BodyMinBytes int64
 }
 
 // WebhookOptions tune webhook delivery.
@@ -169,6 +174,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Limits.MaxBodyBytes <= 0 {
 		cfg.Limits.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Limits.BodyWindow <= 0 {
+		cfg.Limits.BodyWindow = 10 * time.Second
+	}
+	if cfg.Limits.BodyMinBytes <= 0 {
+		cfg.Limits.BodyMinBytes = 16 << 10
 	}
 	if cfg.Limits.MaxFetchBytes <= 0 {
 		cfg.Limits.MaxFetchBytes = cfg.Limits.MaxUploadBytes
@@ -331,6 +342,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri.route = rt.pattern
+	s.guardBody(rec, r)
 	if rt.auth {
 		// Authenticate before anything about the path is answered: a
 		// malformed or unknown id without a key is a 401, not a 404.
@@ -361,6 +373,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.handler(rec, r, p)
+}
+
+// guardBody makes the request's body keep a minimum rate: before the first
+// read the connection's read deadline is set one window ahead, and moved
+// one window on each time a window's worth of bytes (BodyMinBytes) has
+// arrived. A client slower than that hits the deadline and its request
+// ends with a structured 400.
+func (s *Server) guardBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &rateReader{
+		ReadCloser: r.Body,
+		rc:         http.NewResponseController(w),
+		window:     s.cfg.Limits.BodyWindow,
+		min:        s.cfg.Limits.BodyMinBytes,
+		log:        infoFrom(r.Context()),
+	}
+}
+
+type rateReader struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	window  time.Duration
+	min     int64
+	got     int64
+	started bool
+	log     *requestInfo
+}
+
+func (b *rateReader) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		b.extend()
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.got += int64(n)
+	if b.got >= b.min {
+		b.got = 0
+		b.extend()
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, vidmatte.Wrap(err, vidmatte.CodeInvalid, "request body arrived too slowly: at least "+strconv.FormatInt(b.min, 10)+" bytes every "+b.window.String())
+	}
+	return n, err
+}
+
+func (b *rateReader) extend() {
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.window)); err != nil && b.log != nil {
+		b.log.log.Debug("body read deadline not set", slog.Any("error", err))
+	}
 }
 
 // authenticate checks X-Api-Key.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,5 +212,48 @@ func TestUploadDiskFullIsUnavailable(t *testing.T) {
 	files, _ := os.ReadDir(filepath.Join(e.dir, "uploads"))
 	if len(files) != 0 {
 		t.Fatalf("%d files left in uploads", len(files))
+	}
+}
+
+// A client that trickles its upload is cut off once a window passes
+// without the minimum bytes: a real connection over loopback sends the
+// headers and a few bytes and then nothing; the answer is a structured 400
+// after the (small, configured) window, and the partial file is gone.
+func TestSlowUploadIsCutOff(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits.BodyWindow = 200 * time.Millisecond
+		c.Limits.BodyMinBytes = 4096
+	})
+	conn, err := net.Dial("tcp", e.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const boundary = "slowslowslow"
+	head := "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
+	fmt.Fprintf(conn, "POST /v1/uploads HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nContent-Type: multipart/form-data; boundary=%s\r\nContent-Length: 100000\r\n\r\n%sabc",
+		e.http.Listener.Addr(), e.key, boundary, head)
+	// The bound of this test only, far above the window: the server must
+	// answer on its own well before it.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if resp.StatusCode != 400 || json.Unmarshal(b, &body) != nil || body.Error.Code != "invalid_request" || !strings.Contains(body.Error.Message, "too slowly") {
+		t.Fatalf("stalled upload: %d %s", resp.StatusCode, b)
+	}
+	files, _ := os.ReadDir(filepath.Join(e.dir, "uploads"))
+	if len(files) != 0 {
+		t.Fatalf("%d files left in uploads", len(files))
+	}
+	// A client at speed is not affected by the same settings.
+	if r := e.uploadBytes(bytes.Repeat([]byte("v"), 64<<10), "x.mp4", nil); r.StatusCode == 400 {
+		t.Fatalf("fast upload refused: %s", r.body)
 	}
 }

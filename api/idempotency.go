@@ -175,6 +175,10 @@ func bodyReadError(err error, limit int64) error {
 	if errors.As(err, &mbe) {
 		return vidmatte.Errorf(vidmatte.CodeTooLarge, "request body larger than %d bytes", limit)
 	}
+	var ve *vidmatte.Error
+	if errors.As(err, &ve) {
+		return err
+	}
 	return vidmatte.Wrap(err, vidmatte.CodeInvalid, "could not read the request body")
 }
 

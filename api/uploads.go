@@ -99,7 +99,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		if err != nil {
 			if errors.Is(err, errUploadTooLarge) {
 				err = tooLarge(max)
-			} else if vidmatte.ErrorCode(err) != vidmatte.CodeUnavailable {
+			} else {
 				err = multipartError(err, max)
 			}
 			cleanup()
@@ -229,6 +229,10 @@ func multipartError(err error, max int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(max)
+	}
+	var ve *vidmatte.Error
+	if errors.As(err, &ve) {
+		return err // a slow body, a failing disk: said already
 	}
 	return &vidmatte.Error{Code: vidmatte.CodeInvalid, Field: "file", Message: "file: malformed multipart body", Err: err}
 }

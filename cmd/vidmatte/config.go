@@ -44,6 +44,8 @@ import (
 //	body_bytes = 1048576              # VIDMATTE_MAX_BODY_BYTES, --max-body-bytes
 //	fetch_bytes = 500000000           # VIDMATTE_MAX_FETCH_BYTES, --max-fetch-bytes
 //	fetch_timeout = "2m"              # VIDMATTE_FETCH_TIMEOUT, --fetch-timeout
+//	body_window = "10s"               # VIDMATTE_BODY_WINDOW: a request body must bring
+//	body_min_bytes = 16384            # VIDMATTE_BODY_MIN_BYTES  at least this much in every window
 //
 //	[rate_limit]
 //	rate = 10.0                       # VIDMATTE_RATE_LIMIT, --rate-limit (requests/s per key)
@@ -83,6 +85,8 @@ type limitsConfig struct {
 	BodyBytes    int64    `toml:"body_bytes"`
 	FetchBytes   int64    `toml:"fetch_bytes"`
 	FetchTimeout duration `toml:"fetch_timeout"`
+	BodyWindow   duration `toml:"body_window"`
+	BodyMinBytes int64    `toml:"body_min_bytes"`
 }
 
 type rateConfig struct {
@@ -357,6 +361,8 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	int64v("VIDMATTE_MAX_BODY_BYTES", &c.Limits.BodyBytes)
 	int64v("VIDMATTE_MAX_FETCH_BYTES", &c.Limits.FetchBytes)
 	dur("VIDMATTE_FETCH_TIMEOUT", &c.Limits.FetchTimeout)
+	dur("VIDMATTE_BODY_WINDOW", &c.Limits.BodyWindow)
+	int64v("VIDMATTE_BODY_MIN_BYTES", &c.Limits.BodyMinBytes)
 	if v := getenv("VIDMATTE_RATE_LIMIT"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {

@@ -156,6 +156,8 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 			MaxBodyBytes:   cfg.Limits.BodyBytes,
 			MaxFetchBytes:  cfg.Limits.FetchBytes,
 			FetchTimeout:   cfg.Limits.FetchTimeout.Duration,
+			BodyWindow:     cfg.Limits.BodyWindow.Duration,
+			BodyMinBytes:   cfg.Limits.BodyMinBytes,
 		},
 		RateLimit:         cfg.RateLimit.Rate,
 		RateBurst:         cfg.RateLimit.Burst,
