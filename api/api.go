@@ -79,6 +79,9 @@ type Limits struct {
 	// trickling client cannot hold a goroutine and a file for ever.
 	BodyWindow   time.Duration
 	BodyMinBytes int64
+	// ConcurrentUploads is how many uploads one key may stream at once
+	// (default 4); one more is a 429.
+	ConcurrentUploads int
 }
 
 // WebhookOptions tune webhook delivery.
@@ -147,6 +150,9 @@ type Server struct {
 	webhooks     *webhookDeliverer
 	draining     atomic.Bool
 
+	uploadsMu sync.Mutex
+	uploading map[string]int // uploads in progress by key id
+
 	uploadDir, outputDir, backgroundDir string
 
 	bgMu sync.Mutex // one fetch per background image at a time
@@ -180,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Limits.BodyMinBytes <= 0 {
 		cfg.Limits.BodyMinBytes = 16 << 10
+	}
+	if cfg.Limits.ConcurrentUploads <= 0 {
+		cfg.Limits.ConcurrentUploads = 4
 	}
 	if cfg.Limits.MaxFetchBytes <= 0 {
 		cfg.Limits.MaxFetchBytes = cfg.Limits.MaxUploadBytes

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -255,5 +256,47 @@ func TestSlowUploadIsCutOff(t *testing.T) {
 	// A client at speed is not affected by the same settings.
 	if r := e.uploadBytes(bytes.Repeat([]byte("v"), 64<<10), "x.mp4", nil); r.StatusCode == 400 {
 		t.Fatalf("fast upload refused: %s", r.body)
+	}
+}
+
+// A key streams at most its quota of uploads at once; one more is a 429
+// that says which quota, and the slot is free again once an upload ends.
+func TestConcurrentUploadsQuota(t *testing.T) {
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	e := newEnv(t, func(c *Config) { c.Limits.ConcurrentUploads = 1 })
+	e.srv.createUpload = func(path string) (io.WriteCloser, error) {
+		entered <- struct{}{}
+		<-gate
+		return createUploadFile(path)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", "a.mp4")
+	fw.Write([]byte("not a video"))
+	mw.Close()
+	firstDone := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/v1/uploads", bytes.NewReader(buf.Bytes()))
+		req.Header.Set("X-Api-Key", e.key)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			firstDone <- 0
+			return
+		}
+		resp.Body.Close()
+		firstDone <- resp.StatusCode
+	}()
+	<-entered
+	r := e.uploadBytes([]byte("not a video"), "b.mp4", nil)
+	if r.StatusCode != 429 || r.errCode(t) != "rate_limited" || !strings.Contains(string(r.body), "concurrent uploads") || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("second upload at once: %d %v %s", r.StatusCode, r.Header, r.body)
+	}
+	close(gate)
+	if st := <-firstDone; st != 415 {
+		t.Fatalf("first upload: %d", st)
+	}
+	if r := e.uploadBytes([]byte("not a video"), "c.mp4", nil); r.StatusCode != 415 {
+		t.Fatalf("upload after the first ended: %d %s", r.StatusCode, r.body)
 	}
 }

@@ -52,6 +52,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		writeError(w, r, vidmatte.FieldErrorf("file", "send the video as multipart/form-data in a field named file"))
 		return
 	}
+	if !s.takeUploadSlot(key.ID) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeRateLimited, "concurrent uploads quota: at most %d uploads of this key at once", s.cfg.Limits.ConcurrentUploads))
+		return
+	}
+	defer s.releaseUploadSlot(key.ID)
 	r.Body = http.MaxBytesReader(w, r.Body, max+multipartOverhead)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -273,4 +279,27 @@ func extensionOf(name string) string {
 		}
 	}
 	return ext
+}
+
+// takeUploadSlot counts an upload of the key in progress, unless the key
+// has its quota of them already.
+func (s *Server) takeUploadSlot(keyID string) bool {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploading[keyID] >= s.cfg.Limits.ConcurrentUploads {
+		return false
+	}
+	if s.uploading == nil {
+		s.uploading = map[string]int{}
+	}
+	s.uploading[keyID]++
+	return true
+}
+
+func (s *Server) releaseUploadSlot(keyID string) {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploading[keyID]--; s.uploading[keyID] <= 0 {
+		delete(s.uploading, keyID)
+	}
 }

@@ -46,6 +46,7 @@ import (
 //	fetch_timeout = "2m"              # VIDMATTE_FETCH_TIMEOUT, --fetch-timeout
 //	body_window = "10s"               # VIDMATTE_BODY_WINDOW: a request body must bring
 //	body_min_bytes = 16384            # VIDMATTE_BODY_MIN_BYTES  at least this much in every window
+//	concurrent_uploads = 4            # VIDMATTE_CONCURRENT_UPLOADS (per key; one more is a 429)
 //
 //	[rate_limit]
 //	rate = 10.0                       # VIDMATTE_RATE_LIMIT, --rate-limit (requests/s per key)
@@ -87,6 +88,8 @@ type limitsConfig struct {
 	FetchTimeout duration `toml:"fetch_timeout"`
 	BodyWindow   duration `toml:"body_window"`
 	BodyMinBytes int64    `toml:"body_min_bytes"`
+	// ConcurrentUploads is how many uploads one key may stream at once.
+	ConcurrentUploads int `toml:"concurrent_uploads"`
 }
 
 type rateConfig struct {
@@ -363,6 +366,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	dur("VIDMATTE_FETCH_TIMEOUT", &c.Limits.FetchTimeout)
 	dur("VIDMATTE_BODY_WINDOW", &c.Limits.BodyWindow)
 	int64v("VIDMATTE_BODY_MIN_BYTES", &c.Limits.BodyMinBytes)
+	integer("VIDMATTE_CONCURRENT_UPLOADS", &c.Limits.ConcurrentUploads)
 	if v := getenv("VIDMATTE_RATE_LIMIT"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
