@@ -181,6 +181,10 @@ type IdempotencyRecord struct {
 	ContentType string
 	Body        []byte
 	CreatedAt   time.Time
+	// LeaseUntil is when a claim that is not done may be taken over by a
+	// retry of the same request: its first request died without an answer.
+	// Zero is a claim that never expires before it is purged.
+	LeaseUntil time.Time
 }
 
 // IdempotencyService keeps idempotency records for at least their TTL.

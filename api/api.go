@@ -74,6 +74,14 @@ type Limits struct {
 	MaxBodyBytes   int64         // one JSON request body (default 1 MiB)
 	MaxFetchBytes  int64         // one remote video or image (default MaxUploadBytes)
 	FetchTimeout   time.Duration // one remote fetch, whole (default 2 minutes)
+	// A request body must bring at least BodyMinBytes in every
+	// BodyWindow (defaults 16 KiB in 10 s); a slower one is cut off, so a
+	// trickling client cannot hold a goroutine and a file for ever.
+	BodyWindow   time.Duration
+	BodyMinBytes int64
+	// ConcurrentUploads is how many uploads one key may stream at once
+	// (default 4); one more is a 429.
+	ConcurrentUploads int
 }
 
 // WebhookOptions tune webhook delivery.
@@ -101,6 +109,15 @@ type Config struct {
 	// output URLs in webhooks; requests use their own Host when it is empty.
 	PublicURL string
 
+	// IdempotencyLease is how long a claimed Idempotency-Key stays in
+	// progress before a retry may take it over (DefaultIdempotencyLease
+	// when zero).
+	IdempotencyLease time.Duration
+
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (Authorization: Bearer <token>); empty leaves /metrics public.
+	MetricsToken string
+
 	Limits            Limits
 	RateLimit         float64 // requests per second per key (default 10)
 	RateBurst         int     // bucket size (default 20)
@@ -119,16 +136,22 @@ type Config struct {
 // Server is the daemon's HTTP handler and its background loops (webhook
 // delivery, idempotency purge).
 type Server struct {
-	cfg      Config
-	store    Store
-	log      *slog.Logger
-	metrics  *Metrics
-	router   router
-	limiter  *limiter
-	signer   *signer
-	fetcher  *Fetcher
-	webhooks *webhookDeliverer
-	draining atomic.Bool
+	cfg Config
+	// createUpload creates an upload's file (createUploadFile when nil);
+	// tests replace it to make the disk fail.
+	createUpload func(path string) (io.WriteCloser, error)
+	store        Store
+	log          *slog.Logger
+	metrics      *Metrics
+	router       router
+	limiter      *limiter
+	signer       *signer
+	fetcher      *Fetcher
+	webhooks     *webhookDeliverer
+	draining     atomic.Bool
+
+	uploadsMu sync.Mutex
+	uploading map[string]int // uploads in progress by key id
 
 	uploadDir, outputDir, backgroundDir string
 
@@ -158,6 +181,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.MaxBodyBytes <= 0 {
 		cfg.Limits.MaxBodyBytes = 1 << 20
 	}
+	if cfg.Limits.BodyWindow <= 0 {
+		cfg.Limits.BodyWindow = 10 * time.Second
+	}
+	if cfg.Limits.BodyMinBytes <= 0 {
+		cfg.Limits.BodyMinBytes = 16 << 10
+	}
+	if cfg.Limits.ConcurrentUploads <= 0 {
+		cfg.Limits.ConcurrentUploads = 4
+	}
 	if cfg.Limits.MaxFetchBytes <= 0 {
 		cfg.Limits.MaxFetchBytes = cfg.Limits.MaxUploadBytes
 	}
@@ -178,6 +210,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
+	}
+	if cfg.IdempotencyLease <= 0 {
+		cfg.IdempotencyLease = DefaultIdempotencyLease
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -298,9 +333,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed),
 		}
-		if ri.key != nil {
-			attrs = append(attrs, slog.String("key_id", ri.key.ID))
-		}
+		// key_id is already on ri.log once the key is known.
 		if ri.replay {
 			attrs = append(attrs, slog.Bool("idempotent_replay", true))
 		}
@@ -318,6 +351,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri.route = rt.pattern
+	s.guardBody(rec, r)
+	if rt.auth {
+		// Authenticate before anything about the path is answered: a
+		// malformed or unknown id without a key is a 401, not a 404.
+		key, err := s.authenticate(r)
+		if err != nil {
+			writeError(rec, r, err)
+			return
+		}
+		ri.key = key
+		ri.log = ri.log.With(slog.String("key_id", key.ID))
+	}
 	if id := p["job_id"]; id != "" {
 		if !validID(id) {
 			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeNotFound, "job not found"))
@@ -326,13 +371,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setJobID(r.Context(), id)
 	}
 	if rt.auth {
-		key, err := s.authenticate(r)
-		if err != nil {
-			writeError(rec, r, err)
-			return
-		}
-		ri.key = key
-		ri.log = ri.log.With(slog.String("key_id", key.ID))
+		key := ri.key
 		if !s.rateLimit(rec, key.ID) {
 			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeRateLimited, "rate limit exceeded; retry after %s seconds", rec.Header().Get("Retry-After")))
 			return
@@ -343,6 +382,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.handler(rec, r, p)
+}
+
+// guardBody makes the request's body keep a minimum rate: before the first
+// read the connection's read deadline is set one window ahead, and moved
+// one window on each time a window's worth of bytes (BodyMinBytes) has
+// arrived. A client slower than that hits the deadline and its request
+// ends with a structured 400.
+func (s *Server) guardBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &rateReader{
+		ReadCloser: r.Body,
+		rc:         http.NewResponseController(w),
+		window:     s.cfg.Limits.BodyWindow,
+		min:        s.cfg.Limits.BodyMinBytes,
+		log:        infoFrom(r.Context()),
+	}
+}
+
+type rateReader struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	window  time.Duration
+	min     int64
+	got     int64
+	started bool
+	log     *requestInfo
+}
+
+func (b *rateReader) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		b.extend()
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.got += int64(n)
+	if b.got >= b.min {
+		b.got = 0
+		b.extend()
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, vidmatte.Wrap(err, vidmatte.CodeInvalid, "request body arrived too slowly: at least "+strconv.FormatInt(b.min, 10)+" bytes every "+b.window.String())
+	}
+	return n, err
+}
+
+func (b *rateReader) extend() {
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.window)); err != nil && b.log != nil {
+		b.log.log.Debug("body read deadline not set", slog.Any("error", err))
+	}
 }
 
 // authenticate checks X-Api-Key.

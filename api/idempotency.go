@@ -17,6 +17,12 @@ import (
 // IdempotencyTTL is how long a POST's first response is kept for replay.
 const IdempotencyTTL = 24 * time.Hour
 
+// DefaultIdempotencyLease is how long a claimed Idempotency-Key answers
+// 409 (in progress) before a retry may take it over. It outlasts any
+// request a live daemon is still answering: the body read, a fetch within
+// its time limit and the probe.
+const DefaultIdempotencyLease = 15 * time.Minute
+
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
 
@@ -48,6 +54,7 @@ func (s *Server) beginIdempotent(w http.ResponseWriter, r *http.Request, hash st
 		BodyHash:  hash,
 		CreatedAt: s.cfg.Now().UTC(),
 	}
+	rec.LeaseUntil = rec.CreatedAt.Add(s.cfg.IdempotencyLease)
 	existing, claimed, err := s.store.BeginIdempotent(r.Context(), rec)
 	if err != nil {
 		writeError(w, r, err)
@@ -167,6 +174,10 @@ func bodyReadError(err error, limit int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return vidmatte.Errorf(vidmatte.CodeTooLarge, "request body larger than %d bytes", limit)
+	}
+	var ve *vidmatte.Error
+	if errors.As(err, &ve) {
+		return err
 	}
 	return vidmatte.Wrap(err, vidmatte.CodeInvalid, "could not read the request body")
 }

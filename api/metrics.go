@@ -21,13 +21,15 @@ import (
 //	vidmatte_jobs{status}                 jobs by status, read at scrape
 //	vidmatte_queue_depth                  queued jobs, read at scrape
 //	vidmatte_jobs_finished_total{status}  jobs that ended in this process
-//	vidmatte_frames_processed_total       (exemplar: job_id)
+//	vidmatte_frames_processed_total
 //	vidmatte_inference_seconds_total      time spent in the model
 //	vidmatte_job_duration_seconds         processing time of finished jobs
 //	vidmatte_webhook_attempts_total{outcome}
 //
-// The exemplars carry the request and job ids; they are exposed in the
-// OpenMetrics format (Accept: application/openmetrics-text).
+// The latency exemplars carry request ids; they are exposed in the
+// OpenMetrics format (Accept: application/openmetrics-text). No metric,
+// label or exemplar names a job or a key: /metrics may be scraped by anyone
+// who reaches it, and a job id is a handle on another tenant's files.
 type Metrics struct {
 	reg       *prometheus.Registry
 	handler   http.Handler
@@ -88,14 +90,11 @@ func (m *Metrics) observeRequest(route, method string, status int, d time.Durati
 
 // ObserveJob records a job that ended in this process: its status, the
 // frames it processed, the time in the model and the whole processing time.
-func (m *Metrics) ObserveJob(jobID string, status vidmatte.Status, frames int64, infer, elapsed time.Duration) {
+// The job id is not recorded anywhere in the metrics.
+func (m *Metrics) ObserveJob(_ string, status vidmatte.Status, frames int64, infer, elapsed time.Duration) {
 	m.finished.WithLabelValues(string(status)).Inc()
 	if frames > 0 {
-		if ea, ok := m.frames.(prometheus.ExemplarAdder); ok && jobID != "" {
-			ea.AddWithExemplar(float64(frames), prometheus.Labels{"job_id": jobID})
-		} else {
-			m.frames.Add(float64(frames))
-		}
+		m.frames.Add(float64(frames))
 	}
 	if infer > 0 {
 		m.infer.Add(infer.Seconds())

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	_ "embed"
 	"fmt"
 	"net/http"
@@ -82,6 +83,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ params) 
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ params) {
+	if tok := s.cfg.MetricsToken; tok != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			writeError(w, r, vidmatte.Errorf(vidmatte.CodeUnauthenticated, "metrics need Authorization: Bearer <metrics token>"))
+			return
+		}
+	}
 	s.metrics.handler.ServeHTTP(&errorRewriter{w: w, r: r}, r)
 }
 

@@ -52,6 +52,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		writeError(w, r, vidmatte.FieldErrorf("file", "send the video as multipart/form-data in a field named file"))
 		return
 	}
+	if !s.takeUploadSlot(key.ID) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeRateLimited, "concurrent uploads quota: at most %d uploads of this key at once", s.cfg.Limits.ConcurrentUploads))
+		return
+	}
+	defer s.releaseUploadSlot(key.ID)
 	r.Body = http.MaxBytesReader(w, r.Body, max+multipartOverhead)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -179,18 +185,46 @@ var errUploadTooLarge = errors.New("upload too large")
 // streamPart copies a part to a new file, hashing it, and stops as soon as
 // it passes max bytes.
 func (s *Server) streamPart(part io.Reader, path string, max int64, hash io.Writer) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return 0, err
+	create := s.createUpload
+	if create == nil {
+		create = createUploadFile
 	}
-	n, err := io.Copy(io.MultiWriter(f, hash), io.LimitReader(part, max+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	f, err := create(path)
+	if err != nil {
+		return 0, storageError(err)
+	}
+	n, err := io.Copy(io.MultiWriter(&storageWriter{f}, hash), io.LimitReader(part, max+1))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = storageError(cerr)
 	}
 	if err == nil && n > max {
 		err = errUploadTooLarge
 	}
 	return n, err
+}
+
+// createUploadFile creates a new upload file.
+func createUploadFile(path string) (io.WriteCloser, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+}
+
+// storageWriter marks the errors of writing the upload to disk, so that a
+// full disk is told apart from a client's broken body.
+type storageWriter struct{ w io.Writer }
+
+func (sw *storageWriter) Write(p []byte) (int, error) {
+	n, err := sw.w.Write(p)
+	if err != nil {
+		err = storageError(err)
+	}
+	return n, err
+}
+
+// storageError is the answer to a failure of the daemon's own disk (full,
+// read-only, out of quota): the daemon cannot take the upload now, the
+// request was not wrong.
+func storageError(err error) error {
+	return vidmatte.Wrap(err, vidmatte.CodeUnavailable, "cannot store the upload now; try again later")
 }
 
 func tooLarge(max int64) error {
@@ -201,6 +235,10 @@ func multipartError(err error, max int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(max)
+	}
+	var ve *vidmatte.Error
+	if errors.As(err, &ve) {
+		return err // a slow body, a failing disk: said already
 	}
 	return &vidmatte.Error{Code: vidmatte.CodeInvalid, Field: "file", Message: "file: malformed multipart body", Err: err}
 }
@@ -241,4 +279,27 @@ func extensionOf(name string) string {
 		}
 	}
 	return ext
+}
+
+// takeUploadSlot counts an upload of the key in progress, unless the key
+// has its quota of them already.
+func (s *Server) takeUploadSlot(keyID string) bool {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploading[keyID] >= s.cfg.Limits.ConcurrentUploads {
+		return false
+	}
+	if s.uploading == nil {
+		s.uploading = map[string]int{}
+	}
+	s.uploading[keyID]++
+	return true
+}
+
+func (s *Server) releaseUploadSlot(keyID string) {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploading[keyID]--; s.uploading[keyID] <= 0 {
+		delete(s.uploading, keyID)
+	}
 }

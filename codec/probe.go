@@ -80,7 +80,11 @@ func declaredDuration(s *astiav.Stream) int64 {
 	if d := s.Duration(); d > 0 && d != astiav.NoPtsValue {
 		return d
 	}
-	e := s.Metadata().Get("DURATION", nil, 0)
+	md := s.Metadata()
+	if md == nil {
+		return 0
+	}
+	e := md.Get("DURATION", nil, 0)
 	if e == nil {
 		return 0
 	}

@@ -12,17 +12,21 @@ import (
 // maxIdempotencyKey bounds the length of a client's Idempotency-Key.
 const maxIdempotencyKey = 255
 
-const idempotencyColumns = "key_id, key, method, path, body_hash, done, status, content_type, body, created_at"
+const idempotencyColumns = "key_id, key, method, path, body_hash, done, status, content_type, body, created_at, lease_until"
 
 func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.IdempotencyRecord, error) {
 	var (
 		r       vidmatte.IdempotencyRecord
 		created int64
+		lease   int64
 	)
-	if err := row.Scan(&r.KeyID, &r.Key, &r.Method, &r.Path, &r.BodyHash, &r.Done, &r.Status, &r.ContentType, &r.Body, &created); err != nil {
+	if err := row.Scan(&r.KeyID, &r.Key, &r.Method, &r.Path, &r.BodyHash, &r.Done, &r.Status, &r.ContentType, &r.Body, &created, &lease); err != nil {
 		return nil, err
 	}
 	r.CreatedAt = fromNanos(created)
+	if lease != 0 {
+		r.LeaseUntil = fromNanos(lease)
+	}
 	return &r, nil
 }
 
@@ -31,8 +35,11 @@ func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.Idempotency
 // zero; the caller's clock otherwise, the one it purges by). When a
 // record exists already (done or still in progress) it is returned with
 // claimed false and nothing changes: comparing its method, path and body
-// hash with the new request's is the caller's part. An unknown key is
-// CodeNotFound.
+// hash with the new request's is the caller's part. An existing claim that
+// is not done, whose lease (rec.LeaseUntil when it was taken) has run out
+// and whose method, path and body hash are rec's, is taken over: its
+// request died without an answer, and rec's claim (with rec's lease)
+// replaces it. An unknown key is CodeNotFound.
 func (db *DB) BeginIdempotent(ctx context.Context, rec *vidmatte.IdempotencyRecord) (*vidmatte.IdempotencyRecord, bool, error) {
 	switch {
 	case rec.KeyID == "":
@@ -53,8 +60,8 @@ func (db *DB) BeginIdempotent(ctx context.Context, rec *vidmatte.IdempotencyReco
 		if _, err := lockKey(ctx, tx, rec.KeyID); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key_id, key, method, path, body_hash, done, created_at)
-VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID, rec.Key, rec.Method, rec.Path, rec.BodyHash, nanos(now))
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key_id, key, method, path, body_hash, done, created_at, lease_until)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID, rec.Key, rec.Method, rec.Path, rec.BodyHash, nanos(now), leaseNanos(rec.LeaseUntil))
 		if err != nil {
 			return dbError(err, "begin idempotent request")
 		}
@@ -63,7 +70,23 @@ VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID, r
 			return nil
 		}
 		existing, err = scanIdempotency(tx.QueryRowContext(ctx, "SELECT "+idempotencyColumns+" FROM idempotency WHERE key_id = ? AND key = ?", rec.KeyID, rec.Key))
-		return dbError(err, "read idempotency record")
+		if err != nil {
+			return dbError(err, "read idempotency record")
+		}
+		if existing.Done || existing.LeaseUntil.IsZero() || existing.LeaseUntil.After(now) ||
+			existing.Method != rec.Method || existing.Path != rec.Path || existing.BodyHash != rec.BodyHash {
+			return nil
+		}
+		// The claim's request died: take it over.
+		res, err = tx.ExecContext(ctx, `UPDATE idempotency SET created_at = ?, lease_until = ?
+WHERE key_id = ? AND key = ? AND done = 0 AND lease_until = ?`, nanos(now), leaseNanos(rec.LeaseUntil), rec.KeyID, rec.Key, nanos(existing.LeaseUntil))
+		if err != nil {
+			return dbError(err, "take over idempotency claim")
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			claimed, existing = true, nil
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -146,4 +169,12 @@ func (db *DB) PurgeIdempotent(ctx context.Context, before time.Time) (int, error
 		return nil
 	})
 	return int(n), err
+}
+
+// leaseNanos stores a lease; zero is no lease.
+func leaseNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return nanos(t)
 }

@@ -34,6 +34,8 @@ import (
 //	allow_private_fetch = false       # VIDMATTE_ALLOW_PRIVATE_FETCH, --allow-private-fetch
 //	shutdown_deadline = "30s"         # VIDMATTE_SHUTDOWN_DEADLINE, --shutdown-deadline
 //	output_url_ttl = "24h"            # VIDMATTE_OUTPUT_URL_TTL, --output-url-ttl
+//	idempotency_lease = "15m"         # VIDMATTE_IDEMPOTENCY_LEASE (an unfinished Idempotency-Key claim is taken over after it)
+//	metrics_token = ""                # VIDMATTE_METRICS_TOKEN (bearer token /metrics requires; empty = public)
 //	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
 //	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
 //	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
@@ -43,6 +45,9 @@ import (
 //	body_bytes = 1048576              # VIDMATTE_MAX_BODY_BYTES, --max-body-bytes
 //	fetch_bytes = 500000000           # VIDMATTE_MAX_FETCH_BYTES, --max-fetch-bytes
 //	fetch_timeout = "2m"              # VIDMATTE_FETCH_TIMEOUT, --fetch-timeout
+//	body_window = "10s"               # VIDMATTE_BODY_WINDOW: a request body must bring
+//	body_min_bytes = 16384            # VIDMATTE_BODY_MIN_BYTES  at least this much in every window
+//	concurrent_uploads = 4            # VIDMATTE_CONCURRENT_UPLOADS (per key; one more is a 429)
 //
 //	[rate_limit]
 //	rate = 10.0                       # VIDMATTE_RATE_LIMIT, --rate-limit (requests/s per key)
@@ -57,6 +62,7 @@ type serveConfig struct {
 	Listen            string             `toml:"listen"`
 	Data              string             `toml:"data"`
 	PublicURL         string             `toml:"public_url"`
+	MetricsToken      string             `toml:"metrics_token"`
 	DefaultModel      string             `toml:"default_model"`
 	Workers           int                `toml:"workers"`
 	Device            string             `toml:"device"`
@@ -66,6 +72,7 @@ type serveConfig struct {
 	AllowPrivateFetch bool               `toml:"allow_private_fetch"`
 	ShutdownDeadline  duration           `toml:"shutdown_deadline"`
 	OutputURLTTL      duration           `toml:"output_url_ttl"`
+	IdempotencyLease  duration           `toml:"idempotency_lease"`
 	MaxAttempts       int                `toml:"max_attempts"`
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
@@ -84,6 +91,10 @@ type limitsConfig struct {
 	BodyBytes    int64    `toml:"body_bytes"`
 	FetchBytes   int64    `toml:"fetch_bytes"`
 	FetchTimeout duration `toml:"fetch_timeout"`
+	BodyWindow   duration `toml:"body_window"`
+	BodyMinBytes int64    `toml:"body_min_bytes"`
+	// ConcurrentUploads is how many uploads one key may stream at once.
+	ConcurrentUploads int `toml:"concurrent_uploads"`
 }
 
 type rateConfig struct {
@@ -340,6 +351,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	str("VIDMATTE_LISTEN", &c.Listen)
 	str("VIDMATTE_DATA", &c.Data)
 	str("VIDMATTE_PUBLIC_URL", &c.PublicURL)
+	str("VIDMATTE_METRICS_TOKEN", &c.MetricsToken)
 	str("VIDMATTE_DEFAULT_MODEL", &c.DefaultModel)
 	integer("VIDMATTE_WORKERS", &c.Workers)
 	str("VIDMATTE_DEVICE", &c.Device)
@@ -347,6 +359,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	integer("VIDMATTE_BATCH", &c.Batch)
 	integer("VIDMATTE_THREADS", &c.Threads)
 	boolean("VIDMATTE_ALLOW_PRIVATE_FETCH", &c.AllowPrivateFetch)
+	dur("VIDMATTE_IDEMPOTENCY_LEASE", &c.IdempotencyLease)
 	dur("VIDMATTE_SHUTDOWN_DEADLINE", &c.ShutdownDeadline)
 	dur("VIDMATTE_OUTPUT_URL_TTL", &c.OutputURLTTL)
 	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)
@@ -356,6 +369,9 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	int64v("VIDMATTE_MAX_BODY_BYTES", &c.Limits.BodyBytes)
 	int64v("VIDMATTE_MAX_FETCH_BYTES", &c.Limits.FetchBytes)
 	dur("VIDMATTE_FETCH_TIMEOUT", &c.Limits.FetchTimeout)
+	dur("VIDMATTE_BODY_WINDOW", &c.Limits.BodyWindow)
+	int64v("VIDMATTE_BODY_MIN_BYTES", &c.Limits.BodyMinBytes)
+	integer("VIDMATTE_CONCURRENT_UPLOADS", &c.Limits.ConcurrentUploads)
 	if v := getenv("VIDMATTE_RATE_LIMIT"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {

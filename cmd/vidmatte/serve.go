@@ -63,6 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type daemon struct {
 	cfg    serveConfig
 	log    *slog.Logger
+	lock   *dataLock
 	db     *store.DB
 	rt     *models.Runtime
 	api    *api.Server
@@ -93,6 +94,9 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 			d.Close()
 		}
 	}()
+	if d.lock, err = lockDataDir(cfg.Data); err != nil {
+		return nil, err
+	}
 	if d.db, err = openStore(cfg.Data); err != nil {
 		return nil, err
 	}
@@ -145,28 +149,30 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	public := cfg.PublicURL
-	if public == "" {
-		public = "http://" + d.ln.Addr().String()
-	}
+	public := publicURL(cfg.PublicURL, d.ln.Addr())
 	d.api, err = api.New(api.Config{
-		Store:     d.db,
-		Catalog:   catalog,
-		Prober:    api.ProberFunc(probeMedia),
-		Runner:    d.runner,
-		DataDir:   cfg.Data,
-		Secret:    secret,
-		PublicURL: public,
+		Store:        d.db,
+		Catalog:      catalog,
+		Prober:       api.ProberFunc(probeMedia),
+		Runner:       d.runner,
+		DataDir:      cfg.Data,
+		Secret:       secret,
+		PublicURL:    public,
+		MetricsToken: cfg.MetricsToken,
 		Limits: api.Limits{
-			MaxUploadBytes: cfg.Limits.UploadBytes,
-			MaxBodyBytes:   cfg.Limits.BodyBytes,
-			MaxFetchBytes:  cfg.Limits.FetchBytes,
-			FetchTimeout:   cfg.Limits.FetchTimeout.Duration,
+			MaxUploadBytes:    cfg.Limits.UploadBytes,
+			MaxBodyBytes:      cfg.Limits.BodyBytes,
+			MaxFetchBytes:     cfg.Limits.FetchBytes,
+			FetchTimeout:      cfg.Limits.FetchTimeout.Duration,
+			BodyWindow:        cfg.Limits.BodyWindow.Duration,
+			BodyMinBytes:      cfg.Limits.BodyMinBytes,
+			ConcurrentUploads: cfg.Limits.ConcurrentUploads,
 		},
 		RateLimit:         cfg.RateLimit.Rate,
 		RateBurst:         cfg.RateLimit.Burst,
 		AllowPrivateFetch: cfg.AllowPrivateFetch,
 		OutputURLTTL:      cfg.OutputURLTTL.Duration,
+		IdempotencyLease:  cfg.IdempotencyLease.Duration,
 		ModelsReady: func(context.Context) error {
 			if len(offered) == 0 {
 				return errors.New("no model is installed")
@@ -317,6 +323,28 @@ func (d *daemon) Close() error {
 		if d.db != nil {
 			err = errors.Join(err, d.db.Close())
 		}
+		err = errors.Join(err, d.lock.Close())
 	})
 	return err
+}
+
+// publicURL is the base URL of output URLs: the configured one, or one
+// derived from the listener. A wildcard address (":8080", "[::]:8080",
+// "0.0.0.0:8080") is not a place a client can reach, so it is replaced by
+// the machine's host name (localhost when that is unknown).
+func publicURL(configured string, addr net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
