@@ -27,7 +27,7 @@ func startDaemon(t *testing.T, dir string, deadline time.Duration, wrap func(eng
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx); d.Close() }()
+	go func() { err := d.Run(ctx); d.Close(); done <- err }()
 	t.Cleanup(func() { cancel(); <-done })
 	return d, cancel, done
 }
