@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,9 @@ type LoadOptions struct {
 	// FrameWidth and FrameHeight are the video's size: models with a
 	// dynamic input (chroma, rvm) run at it.
 	FrameWidth, FrameHeight int
+	// Frames is the caller's own memory for the job, counted against the
+	// Runtime's memory budget with the model's (see EstimateMemory).
+	Frames FrameMemory
 }
 
 // Model is a loaded model ready for a job's frames: a handle on a session
@@ -38,6 +42,11 @@ type Model struct {
 	batch    int
 	loadTime time.Duration
 	closed   atomic.Bool
+	// mem is the estimate the batch was chosen by.
+	mem MemoryEstimate
+	// runs is held for reading by every Run and for writing by Close, so
+	// Close gives the session back only after the runs in flight.
+	runs sync.RWMutex
 
 	// lut maps a prepared byte to the normalized value, per channel.
 	lut [3][256]float32
@@ -50,9 +59,15 @@ type Model struct {
 }
 
 // Load loads m for a job: it finds or creates the session for (model,
-// device, input size, batch) and returns a handle on it. Asking for CUDA
-// when it cannot be used is an error that says why (wrapping
-// ErrCUDAUnavailable), unless the Runtime allows CPU fallback.
+// device, input size, batch) and returns a handle on it, which holds the
+// session until Close. Asking for CUDA when it cannot be used is an error
+// that says why (wrapping ErrCUDAUnavailable), unless the Runtime allows
+// CPU fallback.
+//
+// Before anything is allocated, the job's memory (EstimateMemory) is
+// checked against the Runtime's budget: the batch is lowered until it
+// fits, and a job that does not fit even at batch 1 is refused with a
+// payload_too_large error wrapping ErrOverMemoryBudget.
 func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error) {
 	start := time.Now()
 	if m == nil || r == nil {
@@ -66,19 +81,25 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		return nil, vidmatte.FieldErrorf("device", "model %s does not run on %s", m.ID, dev)
 	}
 	batch := max(o.Batch, 1)
-	w, h := m.Input.Width, m.Input.Height
-	if m.Input.Dynamic() {
-		if o.FrameWidth <= 0 || o.FrameHeight <= 0 {
-			return nil, fmt.Errorf("models: %s runs at the frame's size: LoadOptions.FrameWidth and FrameHeight are required", m.ID)
-		}
-		w, h = o.FrameWidth, o.FrameHeight
-		if m.Input.Color == ColorUV {
-			w, h = (w+1)/2, (h+1)/2
-		}
+	w, h, err := inputSize(m, o)
+	if err != nil {
+		return nil, err
+	}
+	if m.Signature == SignatureISNet && !m.BatchDynamic {
+		batch = 1
+	}
+	mem, err := fitBatch(m, o, batch, rt.budget)
+	if err != nil {
+		return nil, err
+	}
+	if mem.Batch < batch {
+		rt.log.Warn("batch lowered to fit the memory budget", "model", m.ID, "asked", batch, "batch", mem.Batch,
+			"width", o.FrameWidth, "height", o.FrameHeight, "estimate", mem.Total, "budget", rt.budget)
+		batch = mem.Batch
 	}
 	alpha := m.Output(MeaningAlpha)
 	spec := sessionSpec{key: sessionKey{device: dev, width: w, height: h, batch: batch}}
-	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3}
+	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3, mem: mem}
 	if m.Input.Color == ColorUV {
 		model.channels = 2
 	}
@@ -90,9 +111,7 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 			return nil, err
 		}
 		if batch > 1 {
-			if !m.BatchDynamic {
-				batch = 1
-			} else if derived, err := r.batchFile(m); err != nil {
+			if derived, err := r.batchFile(m); err != nil {
 				rt.log.Warn("cannot make the batch dynamic; running one frame at a time", "model", m.ID, "err", err.Error())
 				batch = 1
 			} else {
@@ -224,11 +243,25 @@ func (m *Model) ForegroundKind() string {
 // input (see DownsampleRatio.Ratio), or 0 when it has none.
 func (m *Model) DownsampleRatio() float32 { return m.ratio }
 
-// Close releases this handle. The session stays cached in the Runtime until
-// Runtime.Close.
+// Memory returns the memory estimate the model's batch was chosen by.
+func (m *Model) Memory() MemoryEstimate { return m.mem }
+
+// ErrModelClosed is in the chain of the error of a second Close, and of
+// NewBatch and Run after Close.
+var ErrModelClosed = errors.New("models: the model is closed")
+
+// Close releases this handle's hold on its session, after the runs in
+// flight on it. The session stays cached in the Runtime until it is
+// evicted (or Runtime.Close); an evicted one is destroyed by the last
+// Close of the Models that use it. Closing a Model twice is an error
+// (ErrModelClosed): it would give back a hold another job has.
 func (m *Model) Close() error {
-	m.closed.Store(true)
-	return nil
+	if !m.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w: Close called twice on %s", ErrModelClosed, m.man.ID)
+	}
+	m.runs.Lock()
+	defer m.runs.Unlock()
+	return m.rt.release(m.sess)
 }
 
 // Batch is the memory of one batch: the input tensor and the outputs,
@@ -253,7 +286,7 @@ type Batch struct {
 // NewBatch allocates a batch of Batch() frames at InputSize().
 func (m *Model) NewBatch() (*Batch, error) {
 	if m.closed.Load() {
-		return nil, errors.New("models: the model is closed")
+		return nil, ErrModelClosed
 	}
 	hw := m.w * m.h
 	ch := m.channels
@@ -426,8 +459,10 @@ func (m *Model) Run(ctx context.Context, b *Batch, n int, st *State) error {
 	if b.opts == nil {
 		return errors.New("models: the batch is closed")
 	}
+	m.runs.RLock()
+	defer m.runs.RUnlock()
 	if m.closed.Load() {
-		return errors.New("models: the model is closed")
+		return ErrModelClosed
 	}
 	m.rt.runMu.RLock()
 	defer m.rt.runMu.RUnlock()

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +71,21 @@ type RuntimeOptions struct {
 	// runs. Off by default: the engine's decode and encode stages share
 	// the CPU with inference, and spinning threads take it from them.
 	AllowSpinning bool
+	// SessionCache is how many sessions the runtime keeps cached (one per
+	// model, device, input size and batch); 0 means DefaultSessionCache.
+	// The least recently used idle session is destroyed to make room; a
+	// session in use by a loaded Model is never destroyed, only dropped
+	// from the cache, and destroyed when its last Model is closed.
+	SessionCache int
+	// MemoryBudget is the most bytes one job's model side may need (see
+	// EstimateMemory): Load clamps the batch to fit it and refuses a job
+	// that does not fit even at batch 1. 0 means DefaultMemoryBudget().
+	MemoryBudget int64
 }
+
+// DefaultSessionCache is the session cache's capacity when
+// RuntimeOptions.SessionCache is 0.
+const DefaultSessionCache = 8
 
 // The ONNX Runtime environment is process-wide: onnxruntime_go keeps one,
 // and ONNX Runtime itself expects one per process. It is created by the
@@ -100,6 +115,15 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
+	// lru orders the cached sessions, most recently used first.
+	lru      *list.List
+	capacity int
+	budget   int64
+	// live counts sessions created and not yet destroyed (cached, or
+	// evicted and still held); created and destroyed count them all.
+	live, created, destroyed int
+	// all holds every live session, cached or not.
+	all map[*session]struct{}
 	// cuda caches the outcome of the CUDA check: checked once, then every
 	// Load that asks for CUDA gets the same answer.
 	cudaChecked bool
@@ -111,6 +135,20 @@ type Runtime struct {
 func NewRuntime(o RuntimeOptions) (*Runtime, error) {
 	if o.Threads < 0 {
 		return nil, fmt.Errorf("models: negative thread count %d", o.Threads)
+	}
+	if o.SessionCache < 0 {
+		return nil, fmt.Errorf("models: negative session cache size %d", o.SessionCache)
+	}
+	if o.MemoryBudget < 0 {
+		return nil, fmt.Errorf("models: negative memory budget %d", o.MemoryBudget)
+	}
+	capacity := o.SessionCache
+	if capacity == 0 {
+		capacity = DefaultSessionCache
+	}
+	budget := o.MemoryBudget
+	if budget == 0 {
+		budget = DefaultMemoryBudget()
 	}
 	path, from := o.LibraryPath, "RuntimeOptions.LibraryPath"
 	if path == "" {
@@ -138,6 +176,10 @@ func NewRuntime(o RuntimeOptions) (*Runtime, error) {
 		version:  version,
 		log:      log,
 		sessions: map[sessionKey]*session{},
+		lru:      list.New(),
+		all:      map[*session]struct{}{},
+		capacity: capacity,
+		budget:   budget,
 	}, nil
 }
 
@@ -201,13 +243,42 @@ func (rt *Runtime) Close() error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	var errs []error
-	for k, s := range rt.sessions {
-		if err := s.dyn.Destroy(); err != nil {
+	for s := range rt.all {
+		if err := rt.destroyLocked(s); err != nil {
 			errs = append(errs, err)
 		}
-		delete(rt.sessions, k)
 	}
+	clear(rt.sessions)
+	rt.lru.Init()
 	return errors.Join(errs...)
+}
+
+// MemoryBudget returns the most bytes one job's model side may need.
+func (rt *Runtime) MemoryBudget() int64 { return rt.budget }
+
+// SessionCapacity returns how many sessions the cache keeps.
+func (rt *Runtime) SessionCapacity() int { return rt.capacity }
+
+// SessionStats counts a runtime's sessions.
+type SessionStats struct {
+	Cached    int // in the cache
+	Live      int // not destroyed: the cached ones and evicted ones still in use
+	InUse     int // held by at least one open Model
+	Created   int // ever created (kept ones only: a duplicate made by a race is not counted)
+	Destroyed int // ever destroyed
+}
+
+// Stats returns the runtime's session counts.
+func (rt *Runtime) Stats() SessionStats {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	st := SessionStats{Cached: len(rt.sessions), Live: rt.live, Created: rt.created, Destroyed: rt.destroyed}
+	for s := range rt.all {
+		if s.refs > 0 {
+			st.InUse++
+		}
+	}
+	return st
 }
 
 // CheckCUDA reports whether CUDA sessions can be created: nil, or an error
@@ -301,12 +372,112 @@ type sessionKey struct {
 	batch  int
 }
 
-// session is one ONNX Runtime session in the cache.
+// session is one ONNX Runtime session, in the cache or evicted from it
+// and still in use. Its refs, elem, evicted and destroyed are guarded by
+// the Runtime's mu.
 type session struct {
 	dyn     *ort.DynamicAdvancedSession
 	inputs  []string
 	outputs []string
 	device  Device
+	key     sessionKey
+
+	// refs counts the open Models that use the session. A session with
+	// refs > 0 is never destroyed; an evicted one is destroyed when refs
+	// drops to 0.
+	refs      int
+	elem      *list.Element // its place in the LRU list; nil once evicted
+	destroyed bool
+}
+
+// acquireLocked takes a reference on a cached session and marks it most
+// recently used.
+func (rt *Runtime) acquireLocked(s *session) {
+	if s.destroyed {
+		panic("models: acquiring a destroyed session (" + s.key.source + ")")
+	}
+	s.refs++
+	rt.lru.MoveToFront(s.elem)
+}
+
+// release drops one reference on s, destroying it when it has been
+// evicted and this was its last user. Releasing a session more often than
+// it was acquired is a bug in the caller and panics: a silent underflow
+// would destroy a session another job is running.
+func (rt *Runtime) release(s *session) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if s.refs <= 0 {
+		panic(fmt.Sprintf("models: session for %s (%dx%d, batch %d) released more often than acquired", s.key.source, s.key.width, s.key.height, s.key.batch))
+	}
+	s.refs--
+	if s.refs > 0 || s.destroyed {
+		return nil
+	}
+	if s.elem == nil {
+		return rt.destroyLocked(s)
+	}
+	// Idle now: if the cache went over capacity while every session was
+	// held, make room.
+	return rt.evictLocked()
+}
+
+// insertLocked caches a new session with one reference and evicts what no
+// longer fits.
+func (rt *Runtime) insertLocked(s *session) error {
+	s.refs = 1
+	s.elem = rt.lru.PushFront(s)
+	rt.sessions[s.key] = s
+	rt.all[s] = struct{}{}
+	rt.live++
+	rt.created++
+	return rt.evictLocked()
+}
+
+// evictLocked removes sessions from the cache until it holds no more than
+// the capacity: the least recently used idle ones first, destroyed at
+// once; when every cached session is in use, the least recently used of
+// them leaves the cache and lives on until its last release.
+func (rt *Runtime) evictLocked() error {
+	var errs []error
+	for len(rt.sessions) > rt.capacity {
+		var victim *session
+		for e := rt.lru.Back(); e != nil; e = e.Prev() {
+			if s := e.Value.(*session); s.refs == 0 {
+				victim = s
+				break
+			}
+		}
+		if victim == nil {
+			victim = rt.lru.Back().Value.(*session)
+		}
+		rt.lru.Remove(victim.elem)
+		victim.elem = nil
+		delete(rt.sessions, victim.key)
+		rt.log.Debug("session evicted", "model", victim.key.source, "width", victim.key.width,
+			"height", victim.key.height, "batch", victim.key.batch, "in_use", victim.refs)
+		if victim.refs == 0 {
+			if err := rt.destroyLocked(victim); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// destroyLocked destroys s once.
+func (rt *Runtime) destroyLocked(s *session) error {
+	if s.destroyed {
+		return nil
+	}
+	s.destroyed = true
+	delete(rt.all, s)
+	rt.live--
+	rt.destroyed++
+	if err := s.dyn.Destroy(); err != nil {
+		return ortError("models: destroying a session", err)
+	}
+	return nil
 }
 
 // sessionSpec says how to create a session.
@@ -322,10 +493,11 @@ type sessionSpec struct {
 	extendedOnly bool
 }
 
-// session returns the cached session for spec, creating it when needed.
-// With CUDA asked for and unavailable, it fails, or with AllowCPUFallback
-// logs the reason and returns a CPU session. created reports whether the
-// session was made by this call.
+// session returns the cached session for spec with a reference taken,
+// creating it when needed; the caller gives the reference back with
+// release. With CUDA asked for and unavailable, it fails, or with
+// AllowCPUFallback logs the reason and returns a CPU session. created
+// reports whether the session was made by this call.
 func (rt *Runtime) session(spec sessionSpec) (s *session, created bool, err error) {
 	rt.runMu.RLock()
 	defer rt.runMu.RUnlock()
@@ -341,37 +513,48 @@ func (rt *Runtime) session(spec sessionSpec) (s *session, created bool, err erro
 			spec.key.device = CPU
 		}
 	}
-	rt.mu.Lock()
-	if s := rt.sessions[spec.key]; s != nil {
-		rt.mu.Unlock()
+	if s := rt.cached(spec.key); s != nil {
 		return s, false, nil
 	}
-	rt.mu.Unlock()
 
 	s, err = rt.newSession(spec)
 	if err != nil && spec.key.device == CUDA && rt.opts.AllowCPUFallback {
 		rt.log.Warn("creating a CUDA session failed; running on the CPU", "reason", err.Error(), "model", spec.key.source)
 		spec.key.device = CPU
-		rt.mu.Lock()
-		if cached := rt.sessions[spec.key]; cached != nil {
-			rt.mu.Unlock()
+		if cached := rt.cached(spec.key); cached != nil {
 			return cached, false, nil
 		}
-		rt.mu.Unlock()
 		s, err = rt.newSession(spec)
 	}
 	if err != nil {
 		return nil, false, err
 	}
+	s.key = spec.key
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if cached := rt.sessions[spec.key]; cached != nil {
 		// Another goroutine made the same session meanwhile: keep one.
 		s.dyn.Destroy()
+		rt.acquireLocked(cached)
 		return cached, false, nil
 	}
-	rt.sessions[spec.key] = s
+	if err := rt.insertLocked(s); err != nil {
+		// Destroying an evicted session failed; the new one is fine.
+		rt.log.Warn("evicting a session failed", "err", err.Error())
+	}
 	return s, true, nil
+}
+
+// cached returns the cached session for key with a reference taken, or
+// nil.
+func (rt *Runtime) cached(key sessionKey) *session {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	s := rt.sessions[key]
+	if s != nil {
+		rt.acquireLocked(s)
+	}
+	return s
 }
 
 func (rt *Runtime) newSession(spec sessionSpec) (*session, error) {
