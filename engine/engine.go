@@ -174,6 +174,7 @@ func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
 	m, err := e.openMatter(manifest, models.LoadOptions{
 		Device: e.cfg.Device, Batch: batch,
 		FrameWidth: info.Width, FrameHeight: info.Height,
+		Frames: frameMemory(info),
 	})
 	if err != nil {
 		return nil, err

@@ -53,6 +53,9 @@ const (
 	decodedDepth = 4 // decoded frames waiting to be prepared
 	batchesDepth = 1 // filled batches waiting for the model (one more runs, one more refines)
 	refinedDepth = 4 // frames with their alpha waiting for the encoder
+	// batchesInFlight is how many batches a pipeline allocates: one
+	// filling, one in the model, one being refined.
+	batchesInFlight = 3
 )
 
 // batchWait is how long the batcher waits for more frames before it sends
@@ -111,14 +114,14 @@ func (p *pipeline) run(parent context.Context) error {
 
 	// Batches cycle: free → batcher → infer → refine → free. Three in all:
 	// one filling, one in the model, one being refined.
-	free := make(chan *work, 3)
+	free := make(chan *work, batchesInFlight)
 	var all []*work
 	defer func() {
 		for _, w := range all {
 			w.mb.Close()
 		}
 	}()
-	for range 3 {
+	for range batchesInFlight {
 		mb, err := p.model.NewBatch()
 		if err != nil {
 			return err
@@ -190,6 +193,23 @@ func (p *pipeline) run(parent context.Context) error {
 		return firstErr
 	}
 	return parent.Err()
+}
+
+// frameMemory is the pipeline's own memory for a video, for the model's
+// memory budget (models.EstimateMemory): a decoded frame is counted at 4
+// bytes a pixel (up to 4:2:2 10-bit, or 8-bit 4:4:4 with the alpha plane
+// attached), one per slot of every batch in flight, plus the frames
+// queued before the batcher and after refinement, the two held by the
+// temporal filter and the encoder, and the alpha planes and the filter's
+// planes, a byte a pixel each.
+func frameMemory(info *codec.Info) models.FrameMemory {
+	px := int64(info.Width) * int64(info.Height)
+	frame := 4 * px
+	return models.FrameMemory{
+		Batches: batchesInFlight,
+		PerSlot: frame,
+		Fixed:   (decodedDepth+refinedDepth+2)*frame + (refinedDepth+3+4)*px,
+	}
 }
 
 // send puts v on ch unless ctx ends first.

@@ -31,6 +31,10 @@ import (
 //	cpu_fallback = false              # VIDMATTE_CPU_FALLBACK, --cpu-fallback
 //	batch = 1                         # VIDMATTE_BATCH, --batch
 //	threads = 0                       # VIDMATTE_THREADS, --threads (0 = all cores)
+//	memory_budget = 0                 # VIDMATTE_MEMORY_BUDGET, --memory-budget (bytes one job may use:
+//	                                  #  the batch is lowered to fit, a job that cannot fit is refused;
+//	                                  #  0 = half the machine's memory divided among the workers)
+//	session_cache = 8                 # VIDMATTE_SESSION_CACHE, --session-cache (inference sessions kept, one per model and size)
 //	allow_private_fetch = false       # VIDMATTE_ALLOW_PRIVATE_FETCH, --allow-private-fetch
 //	shutdown_deadline = "30s"         # VIDMATTE_SHUTDOWN_DEADLINE, --shutdown-deadline
 //	output_url_ttl = "24h"            # VIDMATTE_OUTPUT_URL_TTL, --output-url-ttl
@@ -69,6 +73,8 @@ type serveConfig struct {
 	CPUFallback       bool               `toml:"cpu_fallback"`
 	Batch             int                `toml:"batch"`
 	Threads           int                `toml:"threads"`
+	MemoryBudget      int64              `toml:"memory_budget"`
+	SessionCache      int                `toml:"session_cache"`
 	AllowPrivateFetch bool               `toml:"allow_private_fetch"`
 	ShutdownDeadline  duration           `toml:"shutdown_deadline"`
 	OutputURLTTL      duration           `toml:"output_url_ttl"`
@@ -124,6 +130,7 @@ func defaultServeConfig() serveConfig {
 		Workers:          1,
 		Device:           "cpu",
 		Batch:            1,
+		SessionCache:     models.DefaultSessionCache,
 		ShutdownDeadline: duration{30 * time.Second},
 		OutputURLTTL:     duration{24 * time.Hour},
 		MaxAttempts:      3,
@@ -179,6 +186,8 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 	fallback := fs.Bool("cpu-fallback", false, "use the CPU when CUDA cannot be loaded, instead of failing")
 	batch := fs.Int("batch", d.Batch, "frames per inference call")
 	threads := fs.Int("threads", 0, "inference threads (0 = all cores)")
+	memBudget := fs.Int64("memory-budget", 0, "`bytes` one job may use for frames, tensors and the model (0 = half the memory divided among the workers)")
+	sessionCache := fs.Int("session-cache", d.SessionCache, "inference sessions kept cached (one per model, device and input size)")
 	allowPrivate := fs.Bool("allow-private-fetch", false, "allow fetching videos, images and webhooks from private, loopback and link-local addresses")
 	deadline := fs.Duration("shutdown-deadline", d.ShutdownDeadline.Duration, "how long running jobs may finish on SIGTERM before they are requeued")
 	ttl := fs.Duration("output-url-ttl", d.OutputURLTTL.Duration, "how long a signed output URL stays valid")
@@ -216,6 +225,10 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 				c.Batch = *batch
 			case "threads":
 				c.Threads = *threads
+			case "memory-budget":
+				c.MemoryBudget = *memBudget
+			case "session-cache":
+				c.SessionCache = *sessionCache
 			case "allow-private-fetch":
 				c.AllowPrivateFetch = *allowPrivate
 			case "shutdown-deadline":
@@ -358,6 +371,8 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	boolean("VIDMATTE_CPU_FALLBACK", &c.CPUFallback)
 	integer("VIDMATTE_BATCH", &c.Batch)
 	integer("VIDMATTE_THREADS", &c.Threads)
+	int64v("VIDMATTE_MEMORY_BUDGET", &c.MemoryBudget)
+	integer("VIDMATTE_SESSION_CACHE", &c.SessionCache)
 	boolean("VIDMATTE_ALLOW_PRIVATE_FETCH", &c.AllowPrivateFetch)
 	dur("VIDMATTE_IDEMPOTENCY_LEASE", &c.IdempotencyLease)
 	dur("VIDMATTE_SHUTDOWN_DEADLINE", &c.ShutdownDeadline)
@@ -453,6 +468,12 @@ func (c *serveConfig) check() error {
 	if c.Threads < 0 {
 		bad("threads: negative")
 	}
+	if c.MemoryBudget < 0 {
+		bad("memory_budget: negative")
+	}
+	if c.SessionCache < 1 || c.SessionCache > 1024 {
+		bad("session_cache: %d is not in 1..1024", c.SessionCache)
+	}
 	if c.ShutdownDeadline.Duration < 0 {
 		bad("shutdown_deadline: negative")
 	}
@@ -485,4 +506,13 @@ func (c *serveConfig) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// jobMemoryBudget is the memory budget of one job: memory_budget, or
+// half the machine's memory divided among the jobs run at once.
+func (c *serveConfig) jobMemoryBudget() int64 {
+	if c.MemoryBudget > 0 {
+		return c.MemoryBudget
+	}
+	return models.DefaultMemoryBudget() / int64(max(c.Workers, 1))
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vidmatte/models"
 )
 
 func loadTestConfig(t *testing.T, args []string, env map[string]string) (serveConfig, error) {
@@ -99,5 +101,54 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := loadTestConfig(t, []string{"--config", filepath.Join(dir, "absent.toml")}, nil); err == nil {
 		t.Fatal("a missing file was accepted")
+	}
+}
+
+// TestConfigMemoryBudgetAndSessionCache: the job memory budget and the
+// session cache come from the file, the environment and flags; the
+// default budget is half the machine's memory shared among the workers.
+func TestConfigMemoryBudgetAndSessionCache(t *testing.T) {
+	c, err := loadTestConfig(t, nil, map[string]string{"VIDMATTE_WORKERS": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionCache != models.DefaultSessionCache || c.MemoryBudget != 0 {
+		t.Fatalf("defaults: session_cache %d, memory_budget %d", c.SessionCache, c.MemoryBudget)
+	}
+	if got, want := c.jobMemoryBudget(), models.DefaultMemoryBudget()/2; got != want || got <= 0 {
+		t.Fatalf("default budget with 2 workers: %d, want %d", got, want)
+	}
+	file := filepath.Join(t.TempDir(), "vidmatte.toml")
+	os.WriteFile(file, []byte("memory_budget = 3000000000\nsession_cache = 3\n"), 0o644)
+	c, err = loadTestConfig(t, []string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryBudget != 3_000_000_000 || c.SessionCache != 3 || c.jobMemoryBudget() != 3_000_000_000 {
+		t.Fatalf("from the file: memory_budget %d, session_cache %d", c.MemoryBudget, c.SessionCache)
+	}
+	env := map[string]string{"VIDMATTE_CONFIG": file, "VIDMATTE_MEMORY_BUDGET": "2000000000", "VIDMATTE_SESSION_CACHE": "5"}
+	c, err = loadTestConfig(t, nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryBudget != 2_000_000_000 || c.SessionCache != 5 {
+		t.Fatalf("env over the file: memory_budget %d, session_cache %d", c.MemoryBudget, c.SessionCache)
+	}
+	c, err = loadTestConfig(t, []string{"--memory-budget", "1000000000", "--session-cache", "2"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryBudget != 1_000_000_000 || c.SessionCache != 2 {
+		t.Fatalf("flags over env: memory_budget %d, session_cache %d", c.MemoryBudget, c.SessionCache)
+	}
+	for name, env := range map[string]map[string]string{
+		"negative budget": {"VIDMATTE_MEMORY_BUDGET": "-1"},
+		"budget type":     {"VIDMATTE_MEMORY_BUDGET": "lots"},
+		"no cache":        {"VIDMATTE_SESSION_CACHE": "0"},
+	} {
+		if _, err := loadTestConfig(t, nil, env); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

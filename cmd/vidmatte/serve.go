@@ -108,7 +108,8 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.rt, err = models.NewRuntime(models.RuntimeOptions{Threads: cfg.Threads, AllowCPUFallback: cfg.CPUFallback, Logger: d.log})
+	d.rt, err = models.NewRuntime(models.RuntimeOptions{Threads: cfg.Threads, AllowCPUFallback: cfg.CPUFallback, Logger: d.log,
+		MemoryBudget: cfg.jobMemoryBudget(), SessionCache: cfg.SessionCache})
 	if err != nil {
 		return nil, err
 	}
