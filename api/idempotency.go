@@ -65,9 +65,9 @@ func (s *Server) beginIdempotent(w http.ResponseWriter, r *http.Request, hash st
 	}
 	switch {
 	case existing.Method != rec.Method || existing.Path != rec.Path || existing.BodyHash != rec.BodyHash:
-		writeError(w, r, vidmatte.Errorf(vidmatte.CodeUnprocessable, "Idempotency-Key %q was used with a different request", sanitizeForMessage(k)))
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeUnprocessable, "Idempotency-Key %q was used with a different request", vidmatte.SafeText(k)))
 	case !existing.Done:
-		writeError(w, r, vidmatte.Errorf(vidmatte.CodeConflict, "a request with Idempotency-Key %q is still in progress", sanitizeForMessage(k)))
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeConflict, "a request with Idempotency-Key %q is still in progress", vidmatte.SafeText(k)))
 	default:
 		if ri := infoFrom(r.Context()); ri != nil {
 			ri.replay = true
