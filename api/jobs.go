@@ -130,15 +130,19 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request, _ param
 	setJobID(ctx, j.ID)
 	loggerFrom(ctx).Info("job created", slog.String("status", string(j.Status)), slog.String("model", j.Model),
 		slog.Float64("credits", j.Credits), slog.Float64("duration_seconds", j.DurationSec))
-	msg := "Job created and queued"
-	if !req.AutoStart {
-		msg = "Draft job created; start it with POST /v1/jobs/" + j.ID + "/start"
-	}
 	out := s.renderJob(j, s.baseURL(r))
 	ok := true
 	out.Success = &ok
-	out.Message = msg
+	out.Message = createdMessage(j)
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// createdMessage is the message of a created job's answer.
+func createdMessage(j *vidmatte.Job) string {
+	if j.Status == vidmatte.StatusPending {
+		return "Draft job created; start it with POST /v1/jobs/" + j.ID + "/start"
+	}
+	return "Job created and queued"
 }
 
 // ownHosts are the hosts under which the client may have named this

@@ -124,19 +124,14 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		cleanup()
 		return
 	}
-	cw := &captureWriter{ResponseWriter: w}
-	completed := false
-	defer func() {
-		if !completed {
-			claim.abandon(ctx)
-		}
-	}()
-	s.finishUpload(cw, r, key, path, filename, size)
-	completed = true
-	if cw.status >= 300 {
-		cleanup()
+	if claim == nil {
+		s.finishUpload(w, r, key, path, filename, size)
+		return
 	}
-	claim.finish(ctx, cw.status, cw.Header().Get("Content-Type"), cw.buf.Bytes())
+	claim.run(w, r, func(w http.ResponseWriter, r *http.Request) { s.finishUpload(w, r, key, path, filename, size) })
+	if claim.rec.Resource != "" {
+		cleanup() // answered from the upload the first request made
+	}
 }
 
 func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidmatte.Key, path, filename string, size int64) {
@@ -148,10 +143,14 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidma
 	}
 	loggerFrom(ctx).Info("upload stored", slog.String("video_id", up.ID), slog.Int64("size", size),
 		slog.Float64("duration_seconds", up.DurationSec))
-	writeJSON(w, http.StatusCreated, uploadJSON{
+	writeJSON(w, http.StatusCreated, s.renderUpload(up, s.baseURL(r)))
+}
+
+func (s *Server) renderUpload(up *vidmatte.Upload, base string) *uploadJSON {
+	return &uploadJSON{
 		Success:         true,
 		VideoID:         up.ID,
-		VideoURL:        s.baseURL(r) + "/v1/uploads/" + up.ID,
+		VideoURL:        base + "/v1/uploads/" + up.ID,
 		Filename:        up.Filename,
 		Size:            up.Size,
 		DurationSeconds: up.DurationSec,
@@ -159,7 +158,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidma
 		Height:          up.Height,
 		FPS:             up.FPS,
 		HasAudio:        up.HasAudio,
-	})
+	}
 }
 
 var errUploadTooLarge = errors.New("upload too large")

@@ -332,6 +332,11 @@ func (s *Service) resolveVideo(ctx context.Context, req JobRequest) (*vidmatte.U
 	return up, true, nil
 }
 
+// FindUpload returns a live upload of the key.
+func (s *Service) FindUpload(ctx context.Context, keyID, id string) (*vidmatte.Upload, error) {
+	return s.store.FindUpload(ctx, keyID, id)
+}
+
 // StartRequest overrides fields of a draft when it is started.
 type StartRequest struct {
 	Model        *string

@@ -253,6 +253,9 @@ VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, '',
 		if err := recordTransition(ctx, tx, id, "", status, CauseCreated, requestID, now); err != nil {
 			return err
 		}
+		if err := markIdempotent(ctx, tx, id); err != nil {
+			return err
+		}
 		stored = r
 		return nil
 	})
@@ -435,6 +438,9 @@ func (db *DB) changeJob(ctx context.Context, what, keyID, id string, change func
 			return err
 		}
 		if err := change(tx, r); err != nil {
+			return err
+		}
+		if err := markIdempotent(ctx, tx, id); err != nil {
 			return err
 		}
 		out, err = db.reread(ctx, tx, id)

@@ -30,7 +30,10 @@ func (db *DB) CreateUpload(ctx context.Context, u *vidmatte.Upload) error {
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, key_id, filename, path, size, duration_sec, width, height, fps, has_audio, fetched, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, u.KeyID, u.Filename, u.Path, u.Size, u.DurationSec, u.Width, u.Height, u.FPS, u.HasAudio, u.Fetched, nanos(now))
-		return dbError(err, "create upload")
+		if err != nil {
+			return dbError(err, "create upload")
+		}
+		return markIdempotent(ctx, tx, id)
 	})
 	if err != nil {
 		return err
