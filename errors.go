@@ -7,6 +7,7 @@ package vidmatte
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is one word of the error vocabulary. The api package maps each code
@@ -91,4 +92,22 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// SafeText keeps a client-sent string printable and short before
+// it is echoed in an error message.
+func SafeText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 200 {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f {
+			b.WriteRune('?')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -196,32 +196,36 @@ type JobError struct {
 
 // Job is one background-removal request and its outcome.
 type Job struct {
-	ID            string
-	KeyID         string
-	Status        Status
-	Progress      int // 0..100, never decreases
-	VideoURL      string
-	UploadID      string // set when VideoURL names an upload
-	InputPath     string // the local file processed
-	OutputPath    string // the local output, once completed
-	Error         *JobError
-	Model         string
-	OutputFormat  OutputFormat
-	Background    Background
-	Composition   *Composition
-	WebhookURL    string
-	Metadata      map[string]string
-	DurationSec   float64
-	FramesTotal   int64
-	FramesDone    int64
-	Credits       float64
-	BillingStatus BillingStatus
-	Attempts      int
-	RequestID     string
-	CreatedAt     time.Time
-	StartedAt     *time.Time
-	CompletedAt   *time.Time
-	UpdatedAt     time.Time
+	ID         string
+	KeyID      string
+	Status     Status
+	Progress   int // 0..100, never decreases
+	VideoURL   string
+	UploadID   string // set when VideoURL names an upload
+	InputPath  string // the local file processed
+	OutputPath string // the local output, once completed
+	OutputSize int64  // its size in bytes
+	// OutputExpiredAt is when the output was deleted by retention: the job
+	// keeps its record, but has no output any more.
+	OutputExpiredAt *time.Time
+	Error           *JobError
+	Model           string
+	OutputFormat    OutputFormat
+	Background      Background
+	Composition     *Composition
+	WebhookURL      string
+	Metadata        map[string]string
+	DurationSec     float64
+	FramesTotal     int64
+	FramesDone      int64
+	Credits         float64
+	BillingStatus   BillingStatus
+	Attempts        int
+	RequestID       string
+	CreatedAt       time.Time
+	StartedAt       *time.Time
+	CompletedAt     *time.Time
+	UpdatedAt       time.Time
 }
 
 // Upload is a video a client streamed to the daemon.
@@ -236,6 +240,7 @@ type Upload struct {
 	Height      int
 	FPS         float64
 	HasAudio    bool
+	Fetched     bool // downloaded from a video_url, not uploaded
 	CreatedAt   time.Time
 }
 

@@ -185,6 +185,29 @@ type IdempotencyRecord struct {
 	// retry of the same request: its first request died without an answer.
 	// Zero is a claim that never expires before it is purged.
 	LeaseUntil time.Time
+	// Resource is the id of what the claimed request created or changed (a
+	// job, an upload), written by the store in the same transaction as the
+	// change when the change's context carries the claim
+	// (WithIdempotencyClaim). A retry that takes over a claim with a
+	// Resource answers with it: the change is never made twice.
+	Resource string
+}
+
+type idemClaimKey struct{}
+
+type idemClaim struct{ keyID, key string }
+
+// WithIdempotencyClaim returns a context under which the store records the
+// id of the job or upload a change makes in the claim (keyID, key), in the
+// change's own transaction.
+func WithIdempotencyClaim(ctx context.Context, keyID, key string) context.Context {
+	return context.WithValue(ctx, idemClaimKey{}, idemClaim{keyID, key})
+}
+
+// IdempotencyClaimFrom returns the claim a context carries.
+func IdempotencyClaimFrom(ctx context.Context) (keyID, key string, ok bool) {
+	c, ok := ctx.Value(idemClaimKey{}).(idemClaim)
+	return c.keyID, c.key, ok
 }
 
 // IdempotencyService keeps idempotency records for at least their TTL.

@@ -16,21 +16,23 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"vidmatte/fetch"
+	"vidmatte/service"
 
 	"vidmatte"
 )
 
-// Store is what the api needs of the store: the six domain services and a
-// reachability check. *store.DB satisfies it.
+// Store is what the api reads of the store directly: keys, jobs, usage,
+// idempotency records, webhook deliveries, and a reachability check.
+// *store.DB satisfies it. Uploads and changes of jobs go through the
+// service.
 type Store interface {
 	vidmatte.KeyService
-	vidmatte.UploadService
 	vidmatte.JobService
 	vidmatte.UsageService
 	vidmatte.IdempotencyService
@@ -38,42 +40,10 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Runner is the job runner as the api sees it: told when a job was queued,
-// and asked to stop a job that was canceled. Either may be a no-op.
-type Runner interface {
-	// Wake tells the runner that a job may be waiting in the queue.
-	Wake()
-	// Cancel stops the job if it is running in this process.
-	Cancel(jobID string) bool
-}
-
-// MediaInfo is what a probe learns of a video.
-type MediaInfo struct {
-	DurationSec float64
-	Width       int
-	Height      int
-	FPS         float64
-	HasAudio    bool
-}
-
-// Prober probes a local media file. A file with no decodable video stream
-// is an error of code unsupported_media_type.
-type Prober interface {
-	Probe(ctx context.Context, path string) (*MediaInfo, error)
-}
-
-// ProberFunc adapts a function to Prober.
-type ProberFunc func(ctx context.Context, path string) (*MediaInfo, error)
-
-// Probe calls f.
-func (f ProberFunc) Probe(ctx context.Context, path string) (*MediaInfo, error) { return f(ctx, path) }
-
 // Limits bound what a client can make the daemon read.
 type Limits struct {
-	MaxUploadBytes int64         // one uploaded file (default 500 MB)
-	MaxBodyBytes   int64         // one JSON request body (default 1 MiB)
-	MaxFetchBytes  int64         // one remote video or image (default MaxUploadBytes)
-	FetchTimeout   time.Duration // one remote fetch, whole (default 2 minutes)
+	MaxUploadBytes int64 // one uploaded file (default 500 MB)
+	MaxBodyBytes   int64 // one JSON request body (default 1 MiB)
 	// A request body must bring at least BodyMinBytes in every
 	// BodyWindow (defaults 16 KiB in 10 s); a slower one is cut off, so a
 	// trickling client cannot hold a goroutine and a file for ever.
@@ -96,13 +66,10 @@ type WebhookOptions struct {
 // Config is everything the api is built from.
 type Config struct {
 	Store   Store
-	Catalog *Catalog
-	Prober  Prober
-	Runner  Runner // optional
-
-	// DataDir holds uploads/ (uploaded and fetched videos), outputs/ and
-	// backgrounds/ (fetched background images).
-	DataDir string
+	Service *service.Service
+	// Fetcher carries webhook deliveries (its dialer refuses private
+	// addresses unless the daemon allows them).
+	Fetcher *fetch.Client
 	// Secret signs output URLs (LoadSecret keeps one in the data dir).
 	Secret []byte
 	// PublicURL is the daemon's base URL as clients reach it, used for
@@ -118,12 +85,11 @@ type Config struct {
 	// (Authorization: Bearer <token>); empty leaves /metrics public.
 	MetricsToken string
 
-	Limits            Limits
-	RateLimit         float64 // requests per second per key (default 10)
-	RateBurst         int     // bucket size (default 20)
-	AllowPrivateFetch bool    // allow fetching from private, loopback and link-local addresses
-	OutputURLTTL      time.Duration
-	Webhooks          WebhookOptions
+	Limits       Limits
+	RateLimit    float64 // requests per second per key (default 10)
+	RateBurst    int     // bucket size (default 20)
+	OutputURLTTL time.Duration
+	Webhooks     WebhookOptions
 
 	// ModelsReady reports whether the models can be loaded (for /health).
 	ModelsReady func(ctx context.Context) error
@@ -146,16 +112,12 @@ type Server struct {
 	router       router
 	limiter      *limiter
 	signer       *signer
-	fetcher      *Fetcher
+	svc          *service.Service
 	webhooks     *webhookDeliverer
 	draining     atomic.Bool
 
 	uploadsMu sync.Mutex
 	uploading map[string]int // uploads in progress by key id
-
-	uploadDir, outputDir, backgroundDir string
-
-	bgMu sync.Mutex // one fetch per background image at a time
 }
 
 // New checks cfg, fills its defaults and returns the server.
@@ -163,14 +125,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("api: no store")
 	}
-	if cfg.Catalog == nil {
-		return nil, errors.New("api: no model catalog")
+	if cfg.Service == nil {
+		return nil, errors.New("api: no service")
 	}
-	if cfg.Prober == nil {
-		return nil, errors.New("api: no prober")
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("api: no data dir")
+	if cfg.Fetcher == nil {
+		return nil, errors.New("api: no fetcher")
 	}
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("api: the output URL secret is shorter than 16 bytes")
@@ -189,12 +148,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Limits.ConcurrentUploads <= 0 {
 		cfg.Limits.ConcurrentUploads = 4
-	}
-	if cfg.Limits.MaxFetchBytes <= 0 {
-		cfg.Limits.MaxFetchBytes = cfg.Limits.MaxUploadBytes
-	}
-	if cfg.Limits.FetchTimeout <= 0 {
-		cfg.Limits.FetchTimeout = 2 * time.Minute
 	}
 	if cfg.RateLimit <= 0 {
 		cfg.RateLimit = 10
@@ -219,22 +172,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{
-		cfg:           cfg,
-		store:         cfg.Store,
-		log:           cfg.Logger,
-		metrics:       cfg.Metrics,
-		limiter:       newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
-		signer:        &signer{secret: cfg.Secret, now: cfg.Now},
-		uploadDir:     filepath.Join(cfg.DataDir, "uploads"),
-		outputDir:     filepath.Join(cfg.DataDir, "outputs"),
-		backgroundDir: filepath.Join(cfg.DataDir, "backgrounds"),
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		signer:  &signer{secret: cfg.Secret, now: cfg.Now},
+		svc:     cfg.Service,
 	}
-	for _, d := range []string{s.uploadDir, s.outputDir, s.backgroundDir} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("api: %w", err)
-		}
-	}
-	s.fetcher = NewFetcher(FetcherOptions{AllowPrivate: cfg.AllowPrivateFetch, Timeout: cfg.Limits.FetchTimeout})
 	s.webhooks = newWebhookDeliverer(s, cfg.Webhooks)
 	cfg.Metrics.watchStore(cfg.Store)
 	s.routes()
@@ -302,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
 	if !acceptRequestID(id) {
-		id = newID("req_")
+		id = vidmatte.NewID("req_")
 	}
 	ri := &requestInfo{id: id, host: r.Host, log: s.log.With(slog.String("request_id", id))}
 	r = r.WithContext(withInfo(r.Context(), ri))
@@ -364,7 +309,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ri.log = ri.log.With(slog.String("key_id", key.ID))
 	}
 	if id := p["job_id"]; id != "" {
-		if !validID(id) {
+		if !vidmatte.ValidID(id) {
 			writeError(rec, r, vidmatte.Errorf(vidmatte.CodeNotFound, "job not found"))
 			return
 		}
@@ -452,21 +397,6 @@ func (s *Server) authenticate(r *http.Request) (*vidmatte.Key, error) {
 		return nil, err
 	}
 	return key, nil
-}
-
-// validID reports whether s can be an id: 1–64 letters, digits, '_' or '-'.
-// Anything else (a path traversal, say) is not found without a lookup.
-func validID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // baseURL is the daemon's URL as the client reached it.

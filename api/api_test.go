@@ -61,7 +61,7 @@ func TestAuthValidVersusInvalidKey(t *testing.T) {
 // test says, however long the requests take.
 func TestRateLimitBurstAndRecovery(t *testing.T) {
 	clock := &testClock{now: time.Now()}
-	e := newEnv(t, func(c *Config) { c.RateLimit = 2; c.RateBurst = 5; c.Now = clock.Now })
+	e := newEnv(t, func(c *envConfig) { c.RateLimit = 2; c.RateBurst = 5; c.Now = clock.Now })
 	var limited *response
 	for i := 0; i < 8; i++ {
 		r := e.get("/v1/usage/events")
@@ -327,7 +327,7 @@ func TestInsufficientCreditsReservesNothing(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Limits.MaxUploadBytes = 200 << 10; c.Limits.MaxBodyBytes = 4 << 10 })
+	e := newEnv(t, func(c *envConfig) { c.Limits.MaxUploadBytes = 200 << 10; c.Limits.MaxBodyBytes = 4 << 10 })
 	video := e.uploadClip(time.Second)
 	ok := func(extra string) string { return fmt.Sprintf(`{"video_url":%q%s}`, video, extra) }
 	cases := []struct {
@@ -486,7 +486,7 @@ func completeJob(t *testing.T, e *testEnv, id string, content []byte) {
 }
 
 func TestSignedOutputURL(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.OutputURLTTL = time.Hour })
+	e := newEnv(t, func(c *envConfig) { c.OutputURLTTL = time.Hour })
 	video := e.uploadClip(time.Second)
 	id := e.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video), nil).json(t)["id"].(string)
 	content := bytes.Repeat([]byte("0123456789"), 1000)
@@ -553,11 +553,11 @@ func TestRemoteVideoURL(t *testing.T) {
 	if r := e.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":"%s/text.mp4"}`, remote.URL), nil); r.StatusCode != 415 {
 		t.Fatalf("remote non-video: %d %s", r.StatusCode, r.body)
 	}
-	small := newEnv(t, func(c *Config) { c.Limits.MaxFetchBytes = 1000 })
+	small := newEnv(t, func(c *envConfig) { c.Service.MaxFetchBytes = 1000 })
 	if r := small.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":"%s/clip.mp4"}`, remote.URL), nil); r.StatusCode != 413 {
 		t.Fatalf("remote over the limit: %d %s", r.StatusCode, r.body)
 	}
-	strict := newEnv(t, func(c *Config) { c.AllowPrivateFetch = false })
+	strict := newEnv(t, func(c *envConfig) { c.Fetch.AllowPrivate = false })
 	for _, u := range []string{remote.URL + "/clip.mp4", "http://localhost:1/x.mp4", "http://169.254.169.254/latest", "http://[::1]:1/x", "http://10.0.0.1:1/x"} {
 		r := strict.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, u), nil)
 		if r.StatusCode != 400 || r.json(t)["error"].(map[string]any)["field"] != "video_url" {
@@ -689,7 +689,7 @@ func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
 
 	t.Run("in flight", func(t *testing.T) {
 		body, fetching, release := slowRemote(t)
-		e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 10 * time.Minute })
+		e := newEnv(t, func(c *envConfig) { c.Fetch.Timeout = 10 * time.Minute })
 		first := make(chan *response, 1)
 		go func() { first <- e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-1"}) }()
 		<-fetching // the first request holds the key and is fetching
@@ -708,7 +708,7 @@ func TestFetchTimeoutAndIdempotencyInFlight(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		body, _, release := slowRemote(t)
 		defer close(release)
-		e := newEnv(t, func(c *Config) { c.Limits.FetchTimeout = 300 * time.Millisecond })
+		e := newEnv(t, func(c *envConfig) { c.Fetch.Timeout = 300 * time.Millisecond })
 		if r := e.postJSON("/v1/jobs", body, map[string]string{"Idempotency-Key": "slow-2"}); r.StatusCode != 504 || r.errCode(t) != "timeout" {
 			t.Fatalf("slow fetch: %d %s", r.StatusCode, r.body)
 		}

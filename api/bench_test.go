@@ -12,7 +12,7 @@ import (
 // through the whole middleware on the real store (the handler is called
 // directly, without a network).
 func BenchmarkGetJob(b *testing.B) {
-	e := newEnv(b, func(c *Config) { c.RateLimit = 1e9; c.RateBurst = 1 << 30 })
+	e := newEnv(b, func(c *envConfig) { c.RateLimit = 1e9; c.RateBurst = 1 << 30 })
 	video := e.uploadClip(time.Second)
 	id := e.postJSON("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, video), nil).json(b)["id"].(string)
 	for b.Loop() {

@@ -2,10 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"log/slog"
-	"strings"
 
 	"vidmatte"
 )
@@ -69,15 +66,6 @@ func setJobID(ctx context.Context, id string) {
 		ri.jobID = id
 		ri.log = ri.log.With(slog.String("job_id", id))
 	}
-}
-
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// newID returns prefix followed by 20 random base32 characters.
-func newID(prefix string) string {
-	var b [13]byte
-	_, _ = rand.Read(b[:])
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
 }
 
 // acceptRequestID reports whether a client-sent X-Request-Id may be kept:

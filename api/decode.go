@@ -121,7 +121,7 @@ func (o *object) done() error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return vidmatte.FieldErrorf(join(o.path, sanitizeForMessage(unknown[0])), "unknown field")
+	return vidmatte.FieldErrorf(join(o.path, vidmatte.SafeText(unknown[0])), "unknown field")
 }
 
 func (o *object) str(name string, maxLen int) (string, bool, error) {
@@ -263,7 +263,7 @@ func parseJobRequest(body []byte, create bool) (*jobRequest, error) {
 	} else if ok {
 		of := vidmatte.OutputFormat(f)
 		if !of.Valid() {
-			return nil, vidmatte.FieldErrorf("output_format", "unknown format %q; valid: %s", sanitizeForMessage(f), formatList())
+			return nil, vidmatte.FieldErrorf("output_format", "unknown format %q; valid: %s", vidmatte.SafeText(f), formatList())
 		}
 		req.Format = &of
 	}
@@ -319,7 +319,7 @@ func parseMetadata(o *object) (map[string]string, error) {
 			return nil, err
 		}
 		if !o.has(name) {
-			return nil, vidmatte.FieldErrorf(join("metadata", sanitizeForMessage(name)), "must be a string")
+			return nil, vidmatte.FieldErrorf(join("metadata", vidmatte.SafeText(name)), "must be a string")
 		}
 		m[name] = v
 	}
@@ -373,7 +373,7 @@ func parseBackgroundFields(o *object) (*vidmatte.Background, error) {
 		}
 		return &vidmatte.Background{Type: vidmatte.BackgroundColor, Color: c}, nil
 	}
-	return nil, vidmatte.FieldErrorf("bg_type", "unknown type %q; valid: transparent, green, white, black, blue, custom", sanitizeForMessage(t))
+	return nil, vidmatte.FieldErrorf("bg_type", "unknown type %q; valid: transparent, green, white, black, blue, custom", vidmatte.SafeText(t))
 }
 
 func parseBackground(o *object) (*vidmatte.Background, error) {
@@ -408,7 +408,7 @@ func parseBackground(o *object) (*vidmatte.Background, error) {
 		}
 		b.ImageURL = u
 	default:
-		return nil, vidmatte.FieldErrorf("background.type", "unknown type %q; valid: transparent, color, image, blur", sanitizeForMessage(t))
+		return nil, vidmatte.FieldErrorf("background.type", "unknown type %q; valid: transparent, color, image, blur", vidmatte.SafeText(t))
 	}
 	if err := o.done(); err != nil {
 		return nil, err
@@ -483,7 +483,7 @@ func parseComposition(o *object) (*vidmatte.Composition, error) {
 				valid = valid || v == p.Anchor
 			}
 			if !valid {
-				return nil, vidmatte.FieldErrorf("composition.foreground.anchor", "unknown anchor %q; valid: %s", sanitizeForMessage(a), strings.Join(names, ", "))
+				return nil, vidmatte.FieldErrorf("composition.foreground.anchor", "unknown anchor %q; valid: %s", vidmatte.SafeText(a), strings.Join(names, ", "))
 			}
 		}
 		if sc, ok, err := fo.number("scale"); err != nil {
@@ -539,7 +539,7 @@ func parseQuery(raw string) (*query, error) {
 	}
 	for name, vals := range v {
 		if len(vals) > 1 {
-			return nil, vidmatte.FieldErrorf(sanitizeForMessage(name), "given more than once")
+			return nil, vidmatte.FieldErrorf(vidmatte.SafeText(name), "given more than once")
 		}
 	}
 	return &query{v: v, taken: map[string]bool{}}, nil
@@ -581,7 +581,7 @@ func (q *query) done() error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return vidmatte.FieldErrorf(sanitizeForMessage(unknown[0]), "unknown query parameter")
+	return vidmatte.FieldErrorf(vidmatte.SafeText(unknown[0]), "unknown query parameter")
 }
 
 // jobListQuery is a validated GET /v1/jobs query.
@@ -605,7 +605,7 @@ func parseJobListQuery(raw string) (*jobListQuery, error) {
 	if s, ok := q.str("status"); ok {
 		out.Status = vidmatte.Status(s)
 		if !out.Status.Valid() {
-			return nil, vidmatte.FieldErrorf("status", "unknown status %q; valid: pending, queued, processing, completed, failed, canceled", sanitizeForMessage(s))
+			return nil, vidmatte.FieldErrorf("status", "unknown status %q; valid: pending, queued, processing, completed, failed, canceled", vidmatte.SafeText(s))
 		}
 	}
 	return out, q.done()

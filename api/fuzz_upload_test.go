@@ -26,7 +26,7 @@ func FuzzUploadMultipart(f *testing.F) {
 	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd\"\r\n\r\n\r\n--b--\r\n"), "b")
 	f.Add([]byte("--b\r\n\r\n--b--"), "b")
 	f.Add([]byte(""), "b")
-	e := newEnv(f, func(c *Config) { c.RateLimit, c.RateBurst = 1e9, 1<<30 })
+	e := newEnv(f, func(c *envConfig) { c.RateLimit, c.RateBurst = 1e9, 1<<30 })
 	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/uploads", bytes.NewReader(body))
 		req.Header.Set("X-Api-Key", e.key)

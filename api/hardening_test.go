@@ -64,7 +64,7 @@ func TestMetricsNameNoJob(t *testing.T) {
 
 // With a metrics token, /metrics needs it as a bearer token.
 func TestMetricsToken(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MetricsToken = "s3cret-scrape" })
+	e := newEnv(t, func(c *envConfig) { c.MetricsToken = "s3cret-scrape" })
 	for _, tc := range []struct {
 		auth string
 		want int
@@ -221,7 +221,7 @@ func TestUploadDiskFullIsUnavailable(t *testing.T) {
 // headers and a few bytes and then nothing; the answer is a structured 400
 // after the (small, configured) window, and the partial file is gone.
 func TestSlowUploadIsCutOff(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *envConfig) {
 		c.Limits.BodyWindow = 200 * time.Millisecond
 		c.Limits.BodyMinBytes = 4096
 	})
@@ -263,7 +263,7 @@ func TestSlowUploadIsCutOff(t *testing.T) {
 // that says which quota, and the slot is free again once an upload ends.
 func TestConcurrentUploadsQuota(t *testing.T) {
 	entered, gate := make(chan struct{}, 1), make(chan struct{})
-	e := newEnv(t, func(c *Config) { c.Limits.ConcurrentUploads = 1 })
+	e := newEnv(t, func(c *envConfig) { c.Limits.ConcurrentUploads = 1 })
 	e.srv.createUpload = func(path string) (io.WriteCloser, error) {
 		entered <- struct{}{}
 		<-gate

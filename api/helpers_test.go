@@ -24,7 +24,9 @@ import (
 
 	"vidmatte"
 	"vidmatte/codec"
+	"vidmatte/fetch"
 	"vidmatte/internal/testmedia"
+	"vidmatte/service"
 	"vidmatte/store"
 )
 
@@ -53,6 +55,7 @@ type testEnv struct {
 	srv    *Server
 	http   *httptest.Server
 	logs   *syncBuffer
+	svc    *service.Service
 	key    string
 	keyObj *vidmatte.Key
 	dir    string
@@ -60,17 +63,17 @@ type testEnv struct {
 	mu     sync.Mutex
 }
 
-func probeForTest(_ context.Context, path string) (*MediaInfo, error) {
+func probeForTest(_ context.Context, path string) (*vidmatte.MediaInfo, error) {
 	info, err := codec.Probe(path)
 	if err != nil {
 		return nil, err
 	}
-	return &MediaInfo{DurationSec: info.Duration.Seconds(), Width: info.Width, Height: info.Height,
+	return &vidmatte.MediaInfo{DurationSec: info.Duration.Seconds(), Width: info.Width, Height: info.Height,
 		FPS: info.FrameRate.Float64(), HasAudio: info.HasAudio}, nil
 }
 
-func testCatalog(t testing.TB) *Catalog {
-	c, err := NewCatalog([]ModelInfo{
+func testCatalog(t testing.TB) *service.Catalog {
+	c, err := service.NewCatalog([]service.ModelInfo{
 		{ID: "chroma", Name: "Chroma key", Description: "green and blue screens", Aliases: []string{"greenscreen"}, CreditsPerMinute: 6},
 		{ID: "isnet", Name: "ISNet", Description: "general salient objects", Aliases: []string{"general"}, CreditsPerMinute: 60},
 	}, map[string]string{"fast": "chroma"}, "chroma")
@@ -80,7 +83,15 @@ func testCatalog(t testing.TB) *Catalog {
 	return c
 }
 
-func newEnv(t testing.TB, tweak func(*Config)) *testEnv {
+// envConfig is what a test may change before its server is built: the
+// api's configuration, the service's and the fetcher's.
+type envConfig struct {
+	Config
+	Service service.Config
+	Fetch   fetch.Options
+}
+
+func newEnv(t testing.TB, tweak func(*envConfig)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "vidmatte.db"))
@@ -91,30 +102,46 @@ func newEnv(t testing.TB, tweak func(*Config)) *testEnv {
 	e := &testEnv{t: t, db: db, logs: &syncBuffer{}, dir: dir}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	cfg := Config{
-		Store:             db,
-		Catalog:           testCatalog(t),
-		Prober:            ProberFunc(probeForTest),
-		DataDir:           dir,
-		Secret:            secret,
-		AllowPrivateFetch: true,
-		RateLimit:         1000,
-		RateBurst:         1000,
-		Webhooks:          WebhookOptions{BaseDelay: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond, Timeout: 2 * time.Second},
-		Logger:            slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now: func() time.Time {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if e.now != nil {
-				return *e.now
-			}
-			return time.Now()
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	now := func() time.Time {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.now != nil {
+			return *e.now
+		}
+		return time.Now()
+	}
+	cfg := envConfig{
+		Config: Config{
+			Store:     db,
+			Secret:    secret,
+			RateLimit: 1000,
+			RateBurst: 1000,
+			Webhooks:  WebhookOptions{BaseDelay: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond, Timeout: 2 * time.Second},
+			Logger:    logger,
+			Now:       now,
 		},
+		Service: service.Config{
+			Store:   db,
+			Catalog: testCatalog(t),
+			Prober:  service.ProberFunc(probeForTest),
+			DataDir: dir,
+			Logger:  logger,
+			Now:     now,
+		},
+		Fetch: fetch.Options{AllowPrivate: true},
 	}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	e.srv, err = New(cfg)
+	cfg.Service.Fetcher = fetch.New(cfg.Fetch)
+	cfg.Config.Fetcher = cfg.Service.Fetcher
+	e.svc, err = service.New(cfg.Service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Config.Service = e.svc
+	e.srv, err = New(cfg.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"vidmatte"
@@ -65,9 +66,9 @@ func (s *Server) beginIdempotent(w http.ResponseWriter, r *http.Request, hash st
 	}
 	switch {
 	case existing.Method != rec.Method || existing.Path != rec.Path || existing.BodyHash != rec.BodyHash:
-		writeError(w, r, vidmatte.Errorf(vidmatte.CodeUnprocessable, "Idempotency-Key %q was used with a different request", sanitizeForMessage(k)))
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeUnprocessable, "Idempotency-Key %q was used with a different request", vidmatte.SafeText(k)))
 	case !existing.Done:
-		writeError(w, r, vidmatte.Errorf(vidmatte.CodeConflict, "a request with Idempotency-Key %q is still in progress", sanitizeForMessage(k)))
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeConflict, "a request with Idempotency-Key %q is still in progress", vidmatte.SafeText(k)))
 	default:
 		if ri := infoFrom(r.Context()); ri != nil {
 			ri.replay = true
@@ -135,16 +136,61 @@ func (s *Server) serveIdempotent(w http.ResponseWriter, r *http.Request, h http.
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	claim.run(w, r, h)
+}
+
+// run answers a claimed request, under a context that makes the store
+// record what it changes in the claim, and keeps the response. A claim
+// taken over from a request that died after its change is answered with
+// the resource it changed, without running the handler again.
+func (c *idemClaim) run(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	ctx := r.Context()
+	r = r.WithContext(vidmatte.WithIdempotencyClaim(ctx, c.rec.KeyID, c.rec.Key))
 	cw := &captureWriter{ResponseWriter: w}
 	completed := false
 	defer func() {
 		if !completed {
-			claim.abandon(r.Context())
+			c.abandon(ctx)
 		}
 	}()
-	h(cw, r)
+	if c.rec.Resource != "" {
+		loggerFrom(ctx).Info("idempotent retry answered from the change its first request made", slog.String("resource", c.rec.Resource))
+		c.s.replayResource(cw, r, c.rec.Resource)
+	} else {
+		h(cw, r)
+	}
 	completed = true
-	claim.finish(r.Context(), cw.status, cw.Header().Get("Content-Type"), cw.buf.Bytes())
+	c.finish(ctx, cw.status, cw.Header().Get("Content-Type"), cw.buf.Bytes())
+}
+
+// replayResource answers as the first request would have, from the job or
+// upload it made or changed.
+func (s *Server) replayResource(w http.ResponseWriter, r *http.Request, id string) {
+	ctx := r.Context()
+	key := keyFrom(ctx)
+	if strings.HasPrefix(id, "vid_") {
+		up, err := s.svc.FindUpload(ctx, key.ID, id)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, s.renderUpload(up, s.baseURL(r)))
+		return
+	}
+	j, err := s.store.FindJob(ctx, key.ID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	setJobID(ctx, j.ID)
+	out := s.renderJob(j, s.baseURL(r))
+	if r.URL.Path != "/v1/jobs" {
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	ok := true
+	out.Success, out.Message = &ok, createdMessage(j)
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // captureWriter keeps a copy of a (small, JSON) response.

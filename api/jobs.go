@@ -1,16 +1,13 @@
 package api
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path"
 	"strings"
 	"time"
+	"vidmatte/service"
 
 	"vidmatte"
 )
@@ -79,7 +76,7 @@ func (s *Server) renderJob(j *vidmatte.Job, base string) *jobJSON {
 	if out.Metadata == nil {
 		out.Metadata = map[string]string{}
 	}
-	if j.Status == vidmatte.StatusCompleted && j.OutputPath != "" {
+	if j.Status == vidmatte.StatusCompleted && j.OutputPath != "" && j.OutputExpiredAt == nil {
 		u := base + s.signer.url(j.ID, j.OutputFormat, s.cfg.OutputURLTTL)
 		out.OutputURL = &u
 	}
@@ -91,7 +88,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
 		if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "Content-Type must be application/json, not %q", sanitizeForMessage(mt))
+			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "Content-Type must be application/json, not %q", vidmatte.SafeText(mt))
 		}
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBodyBytes))
@@ -101,19 +98,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return b, nil
 }
 
-// checkFormatBackground refuses a transparent background on a format that
-// has no alpha channel to show it.
-func checkFormatBackground(f vidmatte.OutputFormat, b vidmatte.Background) error {
-	if f == vidmatte.FormatMP4 && b.Transparent() {
-		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Field: "background",
-			Message: "mp4 has no alpha channel: choose a color, image or blur background, or an output format with alpha (webm, mov, webp, gif, png_sequence)"}
-	}
-	return nil
-}
-
 func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request, _ params) {
 	ctx := r.Context()
-	key := keyFrom(ctx)
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeError(w, r, err)
@@ -124,158 +110,55 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request, _ param
 		writeError(w, r, err)
 		return
 	}
-	name := ""
-	if req.Model != nil {
-		name = *req.Model
-	}
-	model, err := s.cfg.Catalog.Resolve(name)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	j := &vidmatte.Job{
-		KeyID:        key.ID,
+	j, err := s.svc.CreateJob(ctx, service.JobRequest{
+		KeyID:        keyFrom(ctx).ID,
 		VideoURL:     req.VideoURL,
-		Model:        model,
-		OutputFormat: vidmatte.FormatWebM,
-		Background:   vidmatte.Background{Type: vidmatte.BackgroundTransparent},
+		Model:        req.Model,
+		OutputFormat: req.Format,
+		Background:   req.Background,
 		Composition:  req.Composition,
 		WebhookURL:   req.WebhookURL,
 		Metadata:     req.Metadata,
+		AutoStart:    req.AutoStart,
 		RequestID:    requestIDFrom(ctx),
-	}
-	if req.Format != nil {
-		j.OutputFormat = *req.Format
-	}
-	if req.Background != nil {
-		j.Background = *req.Background
-	}
-	if err := checkFormatBackground(j.OutputFormat, j.Background); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	up, err := s.resolveVideo(ctx, key, req.VideoURL)
+		OwnHosts:     s.ownHosts(r),
+	})
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	j.UploadID = up.ID
-	j.InputPath = up.Path
-	j.DurationSec = up.DurationSec
-	if up.FPS > 0 {
-		j.FramesTotal = int64(up.DurationSec*up.FPS + 0.5)
-	}
-	j.Credits = s.cfg.Catalog.Credits(model, up.DurationSec)
-	if err := s.store.CreateJob(ctx, j, req.AutoStart, requestIDFrom(ctx)); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	setJobID(ctx, j.ID)
 	loggerFrom(ctx).Info("job created", slog.String("status", string(j.Status)), slog.String("model", j.Model),
 		slog.Float64("credits", j.Credits), slog.Float64("duration_seconds", j.DurationSec))
-	msg := "Job created and queued"
-	if req.AutoStart {
-		s.wake()
-	} else {
-		msg = "Draft job created; start it with POST /v1/jobs/" + j.ID + "/start"
-	}
 	out := s.renderJob(j, s.baseURL(r))
 	ok := true
 	out.Success = &ok
-	out.Message = msg
+	out.Message = createdMessage(j)
 	writeJSON(w, http.StatusCreated, out)
 }
 
-// resolveVideo finds the upload a video_url names, or fetches a remote
-// video into a new upload of the key.
-func (s *Server) resolveVideo(ctx context.Context, key *vidmatte.Key, raw string) (*vidmatte.Upload, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, vidmatte.FieldErrorf("video_url", "not a valid URL")
+// createdMessage is the message of a created job's answer.
+func createdMessage(j *vidmatte.Job) string {
+	if j.Status == vidmatte.StatusPending {
+		return "Draft job created; start it with POST /v1/jobs/" + j.ID + "/start"
 	}
-	if dir, id := path.Split(u.Path); dir == "/v1/uploads/" && validID(id) {
-		up, err := s.store.FindUpload(ctx, key.ID, id)
-		if err == nil {
-			return up, nil
-		}
-		if vidmatte.ErrorCode(err) != vidmatte.CodeNotFound {
-			return nil, err
-		}
-		if s.ownHost(ctx, u.Host) {
-			return nil, vidmatte.FieldErrorf("video_url", "no upload %s", id)
-		}
-	}
-	name := newID("fetch_") + extensionOf(u.Path)
-	p, size, err := s.fetcher.Fetch(ctx, raw, "video_url", s.uploadDir, name, s.cfg.Limits.MaxFetchBytes)
-	if err != nil {
-		return nil, err
-	}
-	info, err := s.probe(ctx, p, "video_url")
-	if err != nil {
-		os.Remove(p)
-		return nil, err
-	}
-	up := &vidmatte.Upload{
-		KeyID:       key.ID,
-		Filename:    sanitizeFilename(path.Base(u.Path)),
-		Path:        p,
-		Size:        size,
-		DurationSec: info.DurationSec,
-		Width:       info.Width,
-		Height:      info.Height,
-		FPS:         info.FPS,
-		HasAudio:    info.HasAudio,
-	}
-	if err := s.store.CreateUpload(ctx, up); err != nil {
-		os.Remove(p)
-		return nil, err
-	}
-	return up, nil
+	return "Job created and queued"
 }
 
-// ownHost reports whether host is how clients reach this daemon.
-func (s *Server) ownHost(ctx context.Context, host string) bool {
+// ownHosts are the hosts under which the client may have named this
+// daemon: the public URL's and the request's own.
+func (s *Server) ownHosts(r *http.Request) []string {
+	var hosts []string
 	if s.cfg.PublicURL != "" {
-		if pu, err := url.Parse(s.cfg.PublicURL); err == nil && strings.EqualFold(pu.Host, host) {
-			return true
+		if pu, err := url.Parse(s.cfg.PublicURL); err == nil {
+			hosts = append(hosts, pu.Host)
 		}
 	}
-	if ri := infoFrom(ctx); ri != nil && ri.host != "" {
-		return strings.EqualFold(ri.host, host)
-	}
-	return false
-}
-
-// probe probes a received file; anything but a decodable video is a 415.
-func (s *Server) probe(ctx context.Context, p, field string) (*MediaInfo, error) {
-	info, err := s.cfg.Prober.Probe(ctx, p)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		code := vidmatte.ErrorCode(err)
-		loggerFrom(ctx).Info("probe refused the file", slog.String("field", field), slog.Any("error", err))
-		if code == vidmatte.CodeInternal || code == vidmatte.CodeUnsupportedMedia || code == vidmatte.CodeUnprocessable || code == vidmatte.CodeInvalid {
-			return nil, &vidmatte.Error{Code: vidmatte.CodeUnsupportedMedia, Field: field, Err: err,
-				Message: field + ": no decodable video stream (" + vidmatte.ErrorMessage(err) + ")"}
-		}
-		return nil, err
-	}
-	if info.Width <= 0 || info.Height <= 0 {
-		return nil, &vidmatte.Error{Code: vidmatte.CodeUnsupportedMedia, Field: field, Message: field + ": no decodable video stream"}
-	}
-	return info, nil
-}
-
-func (s *Server) wake() {
-	if s.cfg.Runner != nil {
-		s.cfg.Runner.Wake()
-	}
+	return append(hosts, r.Host)
 }
 
 func (s *Server) handleStartJob(w http.ResponseWriter, r *http.Request, p params) {
 	ctx := r.Context()
-	key := keyFrom(ctx)
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeError(w, r, err)
@@ -286,48 +169,18 @@ func (s *Server) handleStartJob(w http.ResponseWriter, r *http.Request, p params
 		writeError(w, r, err)
 		return
 	}
-	cur, err := s.store.FindJob(ctx, key.ID, p["job_id"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if cur.Status != vidmatte.StatusPending {
-		writeError(w, r, vidmatte.Errorf(vidmatte.CodeConflict, "job is %s; only a pending draft can be started", cur.Status))
-		return
-	}
-	var patch vidmatte.JobPatch
-	model, format, bg := cur.Model, cur.OutputFormat, cur.Background
-	if req.Model != nil {
-		if model, err = s.cfg.Catalog.Resolve(*req.Model); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		patch.Model = &model
-	}
-	if req.Format != nil {
-		format = *req.Format
-		patch.OutputFormat = &format
-	}
-	if req.Background != nil {
-		bg = *req.Background
-		patch.Background = &bg
-	}
-	if req.Composition != nil {
-		patch.Composition = req.Composition
-	}
-	if err := checkFormatBackground(format, bg); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	credits := s.cfg.Catalog.Credits(model, cur.DurationSec)
-	patch.Credits = &credits
-	j, err := s.store.StartJob(ctx, key.ID, cur.ID, patch, requestIDFrom(ctx))
+	j, err := s.svc.StartJob(ctx, keyFrom(ctx).ID, p["job_id"], service.StartRequest{
+		Model:        req.Model,
+		OutputFormat: req.Format,
+		Background:   req.Background,
+		Composition:  req.Composition,
+		RequestID:    requestIDFrom(ctx),
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	loggerFrom(ctx).Info("job started", slog.String("model", j.Model), slog.Float64("credits", j.Credits))
-	s.wake()
 	writeJSON(w, http.StatusOK, s.renderJob(j, s.baseURL(r)))
 }
 
@@ -384,13 +237,10 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request, p param
 			return
 		}
 	}
-	j, err := s.store.CancelJob(ctx, keyFrom(ctx).ID, p["job_id"], "canceled by the client", requestIDFrom(ctx))
+	j, err := s.svc.CancelJob(ctx, keyFrom(ctx).ID, p["job_id"], requestIDFrom(ctx))
 	if err != nil {
 		writeError(w, r, err)
 		return
-	}
-	if s.cfg.Runner != nil {
-		s.cfg.Runner.Cancel(j.ID)
 	}
 	loggerFrom(ctx).Info("job canceled")
 	writeJSON(w, http.StatusOK, s.renderJob(j, s.baseURL(r)))

@@ -9,20 +9,21 @@ import (
 	"os"
 	"strings"
 	"time"
+	"vidmatte/service"
 
 	"vidmatte"
 )
 
 // pricingJSON is the answer of GET /api/pricing.
 type pricingJSON struct {
-	Success                      bool               `json:"success"`
-	ModelPricingCreditsPerMinute map[string]float64 `json:"model_pricing_credits_per_minute"`
-	DefaultModel                 string             `json:"default_model"`
-	Models                       []ModelInfo        `json:"models"`
+	Success                      bool                `json:"success"`
+	ModelPricingCreditsPerMinute map[string]float64  `json:"model_pricing_credits_per_minute"`
+	DefaultModel                 string              `json:"default_model"`
+	Models                       []service.ModelInfo `json:"models"`
 }
 
 func (s *Server) handlePricing(w http.ResponseWriter, r *http.Request, _ params) {
-	out := pricingJSON{Success: true, ModelPricingCreditsPerMinute: map[string]float64{}, DefaultModel: s.cfg.Catalog.Default(), Models: s.cfg.Catalog.Models()}
+	out := pricingJSON{Success: true, ModelPricingCreditsPerMinute: map[string]float64{}, DefaultModel: s.svc.Catalog().Default(), Models: s.svc.Catalog().Models()}
 	for _, m := range out.Models {
 		out.ModelPricingCreditsPerMinute[m.ID] = m.CreditsPerMinute
 	}
@@ -115,7 +116,7 @@ func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request, p params) 
 		return
 	}
 	id, ext, _ := strings.Cut(file, ".")
-	if !validID(id) {
+	if !vidmatte.ValidID(id) {
 		writeError(w, r, vidmatte.Errorf(vidmatte.CodeNotFound, "output not found"))
 		return
 	}
@@ -123,6 +124,10 @@ func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request, p params) 
 	j, err := s.store.FindJob(r.Context(), "", id)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if j.OutputExpiredAt != nil {
+		writeError(w, r, vidmatte.Errorf(vidmatte.CodeNotFound, "output expired at %s", timeText(*j.OutputExpiredAt)))
 		return
 	}
 	if j.Status != vidmatte.StatusCompleted || j.OutputPath == "" || "."+ext != j.OutputFormat.Extension() {

@@ -85,27 +85,9 @@ func matchParts(parts, segs []string) (params, bool) {
 
 // errNoRoute and errBadMethod are the answers of unknown routes.
 func errNoRoute(path string) error {
-	return vidmatte.Errorf(vidmatte.CodeNotFound, "no such route: %s", sanitizeForMessage(path))
+	return vidmatte.Errorf(vidmatte.CodeNotFound, "no such route: %s", vidmatte.SafeText(path))
 }
 
 func errBadMethod(method string, allowed []string) error {
-	return vidmatte.Errorf(vidmatte.CodeMethodNotAllowed, "method %s not allowed here; allowed: %s", sanitizeForMessage(method), strings.Join(allowed, ", "))
-}
-
-// sanitizeForMessage keeps a client-sent string printable and short before
-// it is echoed in an error message.
-func sanitizeForMessage(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= 200 {
-			b.WriteString("…")
-			break
-		}
-		if r < 0x20 || r == 0x7f {
-			b.WriteRune('?')
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return vidmatte.Errorf(vidmatte.CodeMethodNotAllowed, "method %s not allowed here; allowed: %s", vidmatte.SafeText(method), strings.Join(allowed, ", "))
 }

@@ -9,11 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+	"vidmatte/service"
 
 	"vidmatte"
 )
@@ -88,7 +85,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		if name != "file" {
 			part.Close()
 			cleanup()
-			writeError(w, r, vidmatte.FieldErrorf(sanitizeForMessage(name), "unknown field; send only the field file"))
+			writeError(w, r, vidmatte.FieldErrorf(vidmatte.SafeText(name), "unknown field; send only the field file"))
 			return
 		}
 		if path != "" {
@@ -97,8 +94,8 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 			writeError(w, r, vidmatte.FieldErrorf("file", "given more than once"))
 			return
 		}
-		filename = sanitizeFilename(part.FileName())
-		path = filepath.Join(s.uploadDir, newID("up_")+extensionOf(filename))
+		filename = service.SanitizeFilename(part.FileName())
+		path = s.svc.NewUploadPath(filename)
 		hash.Write([]byte(filename + "\n"))
 		size, err = s.streamPart(part, path, max, hash)
 		part.Close()
@@ -127,49 +124,33 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, _ params) 
 		cleanup()
 		return
 	}
-	cw := &captureWriter{ResponseWriter: w}
-	completed := false
-	defer func() {
-		if !completed {
-			claim.abandon(ctx)
-		}
-	}()
-	s.finishUpload(cw, r, key, path, filename, size)
-	completed = true
-	if cw.status >= 300 {
-		cleanup()
+	if claim == nil {
+		s.finishUpload(w, r, key, path, filename, size)
+		return
 	}
-	claim.finish(ctx, cw.status, cw.Header().Get("Content-Type"), cw.buf.Bytes())
+	claim.run(w, r, func(w http.ResponseWriter, r *http.Request) { s.finishUpload(w, r, key, path, filename, size) })
+	if claim.rec.Resource != "" {
+		cleanup() // answered from the upload the first request made
+	}
 }
 
 func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidmatte.Key, path, filename string, size int64) {
 	ctx := r.Context()
-	info, err := s.probe(ctx, path, "file")
+	up, err := s.svc.ReceiveUpload(ctx, key.ID, path, filename, size)
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	up := &vidmatte.Upload{
-		KeyID:       key.ID,
-		Filename:    filename,
-		Path:        path,
-		Size:        size,
-		DurationSec: info.DurationSec,
-		Width:       info.Width,
-		Height:      info.Height,
-		FPS:         info.FPS,
-		HasAudio:    info.HasAudio,
-	}
-	if err := s.store.CreateUpload(ctx, up); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	loggerFrom(ctx).Info("upload stored", slog.String("video_id", up.ID), slog.Int64("size", size),
 		slog.Float64("duration_seconds", up.DurationSec))
-	writeJSON(w, http.StatusCreated, uploadJSON{
+	writeJSON(w, http.StatusCreated, s.renderUpload(up, s.baseURL(r)))
+}
+
+func (s *Server) renderUpload(up *vidmatte.Upload, base string) *uploadJSON {
+	return &uploadJSON{
 		Success:         true,
 		VideoID:         up.ID,
-		VideoURL:        s.baseURL(r) + "/v1/uploads/" + up.ID,
+		VideoURL:        base + "/v1/uploads/" + up.ID,
 		Filename:        up.Filename,
 		Size:            up.Size,
 		DurationSeconds: up.DurationSec,
@@ -177,7 +158,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, key *vidma
 		Height:          up.Height,
 		FPS:             up.FPS,
 		HasAudio:        up.HasAudio,
-	})
+	}
 }
 
 var errUploadTooLarge = errors.New("upload too large")
@@ -241,44 +222,6 @@ func multipartError(err error, max int64) error {
 		return err // a slow body, a failing disk: said already
 	}
 	return &vidmatte.Error{Code: vidmatte.CodeInvalid, Field: "file", Message: "file: malformed multipart body", Err: err}
-}
-
-// sanitizeFilename keeps only the last path element of a client file name,
-// without control characters, separators or leading dots, at most 200
-// bytes; the file on disk never uses it.
-func sanitizeFilename(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	var b strings.Builder
-	for _, r := range name {
-		if r == utf8.RuneError || unicode.IsControl(r) || r == ':' || r == '"' || r == '<' || r == '>' || r == '|' || r == '*' || r == '?' {
-			continue
-		}
-		if b.Len()+utf8.RuneLen(r) > 200 {
-			break
-		}
-		b.WriteRune(r)
-	}
-	name = strings.TrimLeft(strings.TrimSpace(b.String()), ".")
-	if name == "" {
-		name = "upload"
-	}
-	return name
-}
-
-// extensionOf returns a safe lower-case extension of a name (".mp4"), or "".
-func extensionOf(name string) string {
-	ext := strings.ToLower(filepath.Ext(name))
-	if len(ext) < 2 || len(ext) > 9 {
-		return ""
-	}
-	for _, c := range ext[1:] {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return ext
 }
 
 // takeUploadSlot counts an upload of the key in progress, unless the key

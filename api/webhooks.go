@@ -203,7 +203,7 @@ func (d *webhookDeliverer) send(ctx context.Context, w *vidmatte.WebhookDelivery
 	h.Set("X-Webhook-Delivery-Id", w.ID)
 	h.Set("X-Webhook-Timestamp", strconv.FormatInt(ts, 10))
 	h.Set("X-Webhook-Signature", SignWebhook(key.WebhookSecret, ts, w.Payload))
-	resp, err := d.s.fetcher.client.Do(req)
+	resp, err := d.s.cfg.Fetcher.HTTP().Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -12,7 +12,7 @@ import (
 // maxIdempotencyKey bounds the length of a client's Idempotency-Key.
 const maxIdempotencyKey = 255
 
-const idempotencyColumns = "key_id, key, method, path, body_hash, done, status, content_type, body, created_at, lease_until"
+const idempotencyColumns = "key_id, key, method, path, body_hash, done, status, content_type, body, created_at, lease_until, resource_id"
 
 func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.IdempotencyRecord, error) {
 	var (
@@ -20,7 +20,7 @@ func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.Idempotency
 		created int64
 		lease   int64
 	)
-	if err := row.Scan(&r.KeyID, &r.Key, &r.Method, &r.Path, &r.BodyHash, &r.Done, &r.Status, &r.ContentType, &r.Body, &created, &lease); err != nil {
+	if err := row.Scan(&r.KeyID, &r.Key, &r.Method, &r.Path, &r.BodyHash, &r.Done, &r.Status, &r.ContentType, &r.Body, &created, &lease, &r.Resource); err != nil {
 		return nil, err
 	}
 	r.CreatedAt = fromNanos(created)
@@ -39,7 +39,8 @@ func scanIdempotency(row interface{ Scan(...any) error }) (*vidmatte.Idempotency
 // is not done, whose lease (rec.LeaseUntil when it was taken) has run out
 // and whose method, path and body hash are rec's, is taken over: its
 // request died without an answer, and rec's claim (with rec's lease)
-// replaces it. An unknown key is CodeNotFound.
+// replaces it; rec.Resource is then what the dead request had changed, if
+// anything. An unknown key is CodeNotFound.
 func (db *DB) BeginIdempotent(ctx context.Context, rec *vidmatte.IdempotencyRecord) (*vidmatte.IdempotencyRecord, bool, error) {
 	switch {
 	case rec.KeyID == "":
@@ -84,6 +85,7 @@ WHERE key_id = ? AND key = ? AND done = 0 AND lease_until = ?`, nanos(now), leas
 			return dbError(err, "take over idempotency claim")
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			rec.Resource = existing.Resource
 			claimed, existing = true, nil
 		}
 		return nil
@@ -92,6 +94,9 @@ WHERE key_id = ? AND key = ? AND done = 0 AND lease_until = ?`, nanos(now), leas
 		return nil, false, err
 	}
 	if claimed {
+		if existing != nil || rec.Resource == "" {
+			rec.Resource = ""
+		}
 		rec.Done, rec.Status, rec.ContentType, rec.Body = false, 0, "", nil
 		rec.CreatedAt = now
 	}
@@ -121,11 +126,22 @@ WHERE key_id = ? AND key = ? AND done = 0`, rec.Status, rec.ContentType, body, r
 }
 
 // AbandonIdempotent drops a claim whose request failed before it had a
-// response to keep, so a retry may run. A missing claim is no error; a
-// record already done is CodeConflict and stays.
+// response to keep, so a retry may run. A claim whose request made its
+// change already (it has a Resource) is kept with its lease run out, so
+// that a retry takes it over at once and answers with the resource. A
+// missing claim is no error; a record already done is CodeConflict and
+// stays.
 func (db *DB) AbandonIdempotent(ctx context.Context, keyID, key string) error {
 	return db.write(ctx, "abandon idempotent request", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM idempotency WHERE key_id = ? AND key = ? AND done = 0", keyID, key)
+		res, err := tx.ExecContext(ctx, `UPDATE idempotency SET lease_until = ?
+WHERE key_id = ? AND key = ? AND done = 0 AND resource_id != ''`, nanos(db.now()), keyID, key)
+		if err != nil {
+			return dbError(err, "abandon idempotent request")
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		res, err = tx.ExecContext(ctx, "DELETE FROM idempotency WHERE key_id = ? AND key = ? AND done = 0", keyID, key)
 		if err != nil {
 			return dbError(err, "abandon idempotent request")
 		}
@@ -177,4 +193,15 @@ func leaseNanos(t time.Time) int64 {
 		return 0
 	}
 	return nanos(t)
+}
+
+// markIdempotent records resourceID in the idempotency claim ctx carries,
+// inside the transaction of the change that made it.
+func markIdempotent(ctx context.Context, tx *sql.Tx, resourceID string) error {
+	keyID, key, ok := vidmatte.IdempotencyClaimFrom(ctx)
+	if !ok {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "UPDATE idempotency SET resource_id = ? WHERE key_id = ? AND key = ? AND done = 0", resourceID, keyID, key)
+	return dbError(err, "record the idempotent change")
 }

@@ -40,7 +40,8 @@ type jobRow struct {
 const jobColumns = `id, key_id, status, progress, video_url, coalesce(upload_id, ''), input_path, output_path,
 	error_code, error_message, model, output_format, background, background_image_path, composition,
 	webhook_url, metadata, duration_sec, frames_total, frames_done, credits_milli, billing_status,
-	attempts, worker, request_id, created_at, coalesce(queued_at, 0), started_at, completed_at, updated_at`
+	attempts, worker, request_id, created_at, coalesce(queued_at, 0), started_at, completed_at, updated_at,
+	output_size, output_expired_at`
 
 func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 	var (
@@ -49,13 +50,14 @@ func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 		background                     string
 		composition, metadata          sql.NullString
 		created, updated               int64
-		started, completed             sql.NullInt64
+		started, completed, expired    sql.NullInt64
 		status, format, billing, model string
 	)
 	err := row.Scan(&r.ID, &r.KeyID, &status, &r.Progress, &r.VideoURL, &r.UploadID, &r.InputPath, &r.OutputPath,
 		&errCode, &errMsg, &model, &format, &background, &r.Background.ImagePath, &composition,
 		&r.WebhookURL, &metadata, &r.DurationSec, &r.FramesTotal, &r.FramesDone, &r.milli, &billing,
-		&r.Attempts, &r.worker, &r.RequestID, &created, &r.queuedAt, &started, &completed, &updated)
+		&r.Attempts, &r.worker, &r.RequestID, &created, &r.queuedAt, &started, &completed, &updated,
+		&r.OutputSize, &expired)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +89,7 @@ func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 	r.StartedAt = nullNanos(started)
 	r.CompletedAt = nullNanos(completed)
 	r.UpdatedAt = fromNanos(updated)
+	r.OutputExpiredAt = nullNanos(expired)
 	return &r, nil
 }
 
@@ -215,6 +218,9 @@ func (db *DB) CreateJob(ctx context.Context, j *vidmatte.Job, autoStart bool, re
 		if err := liveKey(ctx, tx, j.KeyID); err != nil {
 			return err
 		}
+		if err := db.checkJobCounts(ctx, tx, j.KeyID, autoStart); err != nil {
+			return err
+		}
 		if j.UploadID != "" {
 			if _, err := findUpload(ctx, tx, j.KeyID, j.UploadID); err != nil {
 				if vidmatte.ErrorCode(err) == vidmatte.CodeNotFound {
@@ -245,6 +251,9 @@ VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, '',
 			}
 		}
 		if err := recordTransition(ctx, tx, id, "", status, CauseCreated, requestID, now); err != nil {
+			return err
+		}
+		if err := markIdempotent(ctx, tx, id); err != nil {
 			return err
 		}
 		stored = r
@@ -290,6 +299,9 @@ func (db *DB) StartJob(ctx context.Context, keyID, id string, patch vidmatte.Job
 			return err
 		}
 		if err := liveKey(ctx, tx, j.KeyID); err != nil {
+			return err
+		}
+		if err := db.checkJobCounts(ctx, tx, j.KeyID, true); err != nil {
 			return err
 		}
 		bg, err := encodeJSON(j.Background, false)
@@ -426,6 +438,9 @@ func (db *DB) changeJob(ctx context.Context, what, keyID, id string, change func
 			return err
 		}
 		if err := change(tx, r); err != nil {
+			return err
+		}
+		if err := markIdempotent(ctx, tx, id); err != nil {
 			return err
 		}
 		out, err = db.reread(ctx, tx, id)

@@ -57,6 +57,8 @@ type DB struct {
 	w    *sql.DB // exactly one connection: every write transaction
 	r    *sql.DB // read-only connections
 	now  func() time.Time
+
+	quotas vidmatte.Quotas // per key, enforced in the write transactions
 }
 
 // Open opens the database at path, creating the file and its parent

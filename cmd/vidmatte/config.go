@@ -52,6 +52,21 @@ import (
 //	body_window = "10s"               # VIDMATTE_BODY_WINDOW: a request body must bring
 //	body_min_bytes = 16384            # VIDMATTE_BODY_MIN_BYTES  at least this much in every window
 //	concurrent_uploads = 4            # VIDMATTE_CONCURRENT_UPLOADS (per key; one more is a 429)
+//	max_duration = "1h"               # VIDMATTE_MAX_DURATION: longest video accepted (0 = no limit)
+//	max_frames = 216000               # VIDMATTE_MAX_FRAMES: most frames (duration × rate)
+//	max_pixels = 8847360              # VIDMATTE_MAX_PIXELS: largest frame, width × height (4096×2160)
+//
+//	[quotas]                          # per key; 0 = none
+//	stored_bytes = 10000000000        # VIDMATTE_QUOTA_STORED_BYTES: uploads and outputs kept (over: 413)
+//	queued_jobs = 100                 # VIDMATTE_QUOTA_QUEUED_JOBS: queued or processing (over: 429)
+//	drafts = 100                      # VIDMATTE_QUOTA_DRAFTS: pending jobs (over: 429)
+//
+//	[retention]                       # files are deleted after; records and ledger stay
+//	uploads = "24h"                   # VIDMATTE_RETAIN_UPLOADS
+//	fetched = "24h"                   # VIDMATTE_RETAIN_FETCHED: videos fetched from a video_url
+//	outputs = "168h"                  # VIDMATTE_RETAIN_OUTPUTS: from the job's completion
+//	backgrounds = "24h"               # VIDMATTE_RETAIN_BACKGROUNDS: from their last use
+//	interval = "10m"                  # VIDMATTE_RETENTION_INTERVAL: how often the sweep runs
 //
 //	[rate_limit]
 //	rate = 10.0                       # VIDMATTE_RATE_LIMIT, --rate-limit (requests/s per key)
@@ -83,6 +98,8 @@ type serveConfig struct {
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
 	Limits            limitsConfig       `toml:"limits"`
+	Quotas            quotaConfig        `toml:"quotas"`
+	Retention         retentionConfig    `toml:"retention"`
 	RateLimit         rateConfig         `toml:"rate_limit"`
 	Prices            map[string]float64 `toml:"prices"`
 	Aliases           map[string]string  `toml:"aliases"`
@@ -101,6 +118,24 @@ type limitsConfig struct {
 	BodyMinBytes int64    `toml:"body_min_bytes"`
 	// ConcurrentUploads is how many uploads one key may stream at once.
 	ConcurrentUploads int `toml:"concurrent_uploads"`
+	// The media limits of an upload or a fetched video (0: none).
+	MaxDuration duration `toml:"max_duration"`
+	MaxFrames   int64    `toml:"max_frames"`
+	MaxPixels   int64    `toml:"max_pixels"`
+}
+
+type quotaConfig struct {
+	StoredBytes int64 `toml:"stored_bytes"`
+	QueuedJobs  int   `toml:"queued_jobs"`
+	Drafts      int   `toml:"drafts"`
+}
+
+type retentionConfig struct {
+	Uploads     duration `toml:"uploads"`
+	Fetched     duration `toml:"fetched"`
+	Outputs     duration `toml:"outputs"`
+	Backgrounds duration `toml:"backgrounds"`
+	Interval    duration `toml:"interval"`
 }
 
 type rateConfig struct {
@@ -141,6 +176,17 @@ func defaultServeConfig() serveConfig {
 			BodyBytes:    1 << 20,
 			FetchBytes:   500_000_000,
 			FetchTimeout: duration{2 * time.Minute},
+			MaxDuration:  duration{time.Hour},
+			MaxFrames:    216_000,
+			MaxPixels:    4096 * 2160,
+		},
+		Quotas: quotaConfig{StoredBytes: 10_000_000_000, QueuedJobs: 100, Drafts: 100},
+		Retention: retentionConfig{
+			Uploads:     duration{24 * time.Hour},
+			Fetched:     duration{24 * time.Hour},
+			Outputs:     duration{7 * 24 * time.Hour},
+			Backgrounds: duration{24 * time.Hour},
+			Interval:    duration{10 * time.Minute},
 		},
 		RateLimit: rateConfig{Rate: 10, Burst: 20},
 		Prices:    map[string]float64{},
@@ -387,6 +433,17 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	dur("VIDMATTE_BODY_WINDOW", &c.Limits.BodyWindow)
 	int64v("VIDMATTE_BODY_MIN_BYTES", &c.Limits.BodyMinBytes)
 	integer("VIDMATTE_CONCURRENT_UPLOADS", &c.Limits.ConcurrentUploads)
+	dur("VIDMATTE_MAX_DURATION", &c.Limits.MaxDuration)
+	int64v("VIDMATTE_MAX_FRAMES", &c.Limits.MaxFrames)
+	int64v("VIDMATTE_MAX_PIXELS", &c.Limits.MaxPixels)
+	int64v("VIDMATTE_QUOTA_STORED_BYTES", &c.Quotas.StoredBytes)
+	integer("VIDMATTE_QUOTA_QUEUED_JOBS", &c.Quotas.QueuedJobs)
+	integer("VIDMATTE_QUOTA_DRAFTS", &c.Quotas.Drafts)
+	dur("VIDMATTE_RETAIN_UPLOADS", &c.Retention.Uploads)
+	dur("VIDMATTE_RETAIN_FETCHED", &c.Retention.Fetched)
+	dur("VIDMATTE_RETAIN_OUTPUTS", &c.Retention.Outputs)
+	dur("VIDMATTE_RETAIN_BACKGROUNDS", &c.Retention.Backgrounds)
+	dur("VIDMATTE_RETENTION_INTERVAL", &c.Retention.Interval)
 	if v := getenv("VIDMATTE_RATE_LIMIT"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -496,6 +553,18 @@ func (c *serveConfig) check() error {
 	}
 	if c.Limits.FetchTimeout.Duration <= 0 {
 		bad("limits.fetch_timeout: must be positive")
+	}
+	if c.Limits.MaxDuration.Duration < 0 || c.Limits.MaxFrames < 0 || c.Limits.MaxPixels < 0 {
+		bad("limits: max_duration, max_frames and max_pixels must not be negative")
+	}
+	if c.Quotas.StoredBytes < 0 || c.Quotas.QueuedJobs < 0 || c.Quotas.Drafts < 0 {
+		bad("quotas: must not be negative")
+	}
+	for name, d := range map[string]time.Duration{"uploads": c.Retention.Uploads.Duration, "fetched": c.Retention.Fetched.Duration,
+		"outputs": c.Retention.Outputs.Duration, "backgrounds": c.Retention.Backgrounds.Duration, "interval": c.Retention.Interval.Duration} {
+		if d < time.Minute {
+			bad("retention.%s: %s is under a minute", name, d)
+		}
 	}
 	if c.RateLimit.Rate <= 0 || c.RateLimit.Burst < 1 {
 		bad("rate_limit: rate and burst must be positive")

@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"vidmatte"
 
 	"vidmatte/api"
 	"vidmatte/codec"
 	"vidmatte/engine"
+	"vidmatte/fetch"
 	"vidmatte/models"
+	"vidmatte/service"
 	"vidmatte/store"
 )
 
@@ -66,6 +69,7 @@ type daemon struct {
 	lock   *dataLock
 	db     *store.DB
 	rt     *models.Runtime
+	svc    *service.Service
 	api    *api.Server
 	runner *engine.Runner
 	srv    *http.Server
@@ -100,6 +104,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if d.db, err = openStore(cfg.Data); err != nil {
 		return nil, err
 	}
+	d.db.SetQuotas(vidmatte.Quotas{StoredBytes: cfg.Quotas.StoredBytes, QueuedJobs: cfg.Quotas.QueuedJobs, Drafts: cfg.Quotas.Drafts})
 	secret, err := api.LoadSecret(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -151,29 +156,50 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		return nil, err
 	}
 	public := publicURL(cfg.PublicURL, d.ln.Addr())
+	fetcher := fetch.New(fetch.Options{AllowPrivate: cfg.AllowPrivateFetch, Timeout: cfg.Limits.FetchTimeout.Duration})
+	d.svc, err = service.New(service.Config{
+		Store:         d.db,
+		Catalog:       catalog,
+		Prober:        service.ProberFunc(probeMedia),
+		Fetcher:       fetcher,
+		Runner:        d.runner,
+		DataDir:       cfg.Data,
+		MaxFetchBytes: cfg.Limits.FetchBytes,
+		Media: vidmatte.MediaLimits{
+			MaxDurationSec: cfg.Limits.MaxDuration.Seconds(),
+			MaxFrames:      cfg.Limits.MaxFrames,
+			MaxPixels:      cfg.Limits.MaxPixels,
+		},
+		Retention: service.Retention{
+			Uploads:     cfg.Retention.Uploads.Duration,
+			Fetched:     cfg.Retention.Fetched.Duration,
+			Outputs:     cfg.Retention.Outputs.Duration,
+			Backgrounds: cfg.Retention.Backgrounds.Duration,
+			Interval:    cfg.Retention.Interval.Duration,
+		},
+		Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.api, err = api.New(api.Config{
 		Store:        d.db,
-		Catalog:      catalog,
-		Prober:       api.ProberFunc(probeMedia),
-		Runner:       d.runner,
-		DataDir:      cfg.Data,
+		Service:      d.svc,
+		Fetcher:      fetcher,
 		Secret:       secret,
 		PublicURL:    public,
 		MetricsToken: cfg.MetricsToken,
 		Limits: api.Limits{
 			MaxUploadBytes:    cfg.Limits.UploadBytes,
 			MaxBodyBytes:      cfg.Limits.BodyBytes,
-			MaxFetchBytes:     cfg.Limits.FetchBytes,
-			FetchTimeout:      cfg.Limits.FetchTimeout.Duration,
 			BodyWindow:        cfg.Limits.BodyWindow.Duration,
 			BodyMinBytes:      cfg.Limits.BodyMinBytes,
 			ConcurrentUploads: cfg.Limits.ConcurrentUploads,
 		},
-		RateLimit:         cfg.RateLimit.Rate,
-		RateBurst:         cfg.RateLimit.Burst,
-		AllowPrivateFetch: cfg.AllowPrivateFetch,
-		OutputURLTTL:      cfg.OutputURLTTL.Duration,
-		IdempotencyLease:  cfg.IdempotencyLease.Duration,
+		RateLimit:        cfg.RateLimit.Rate,
+		RateBurst:        cfg.RateLimit.Burst,
+		OutputURLTTL:     cfg.OutputURLTTL.Duration,
+		IdempotencyLease: cfg.IdempotencyLease.Duration,
 		ModelsReady: func(context.Context) error {
 			if len(offered) == 0 {
 				return errors.New("no model is installed")
@@ -193,7 +219,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.runner.SetEvents(d.api, d.api.FetchBackground)
+	d.runner.SetEvents(d.api, d.svc.FetchBackground)
 	d.srv = &http.Server{
 		Handler:           d.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -206,8 +232,8 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 // buildCatalog offers the registry's models whose files are present (built
 // and generated ones always), priced by the configuration or else by their
 // manifests, with the configured aliases and default model.
-func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*api.Catalog, []api.ModelInfo, error) {
-	var offered []api.ModelInfo
+func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*service.Catalog, []service.ModelInfo, error) {
+	var offered []service.ModelInfo
 	for _, m := range reg.List() {
 		if st := reg.Check(m); !st.Present {
 			log.Info("model not installed; not offered", slog.String("model", m.ID))
@@ -217,7 +243,7 @@ func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*api
 		if p, ok := cfg.Prices[m.ID]; ok {
 			price = p
 		}
-		offered = append(offered, api.ModelInfo{ID: m.ID, Name: m.Name, Description: m.Description,
+		offered = append(offered, service.ModelInfo{ID: m.ID, Name: m.Name, Description: m.Description,
 			Aliases: m.Aliases, CreditsPerMinute: price})
 	}
 	for id := range cfg.Prices {
@@ -236,17 +262,17 @@ func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*api
 			def = ""
 		}
 	}
-	c, err := api.NewCatalog(offered, cfg.Aliases, def)
+	c, err := service.NewCatalog(offered, cfg.Aliases, def)
 	return c, offered, err
 }
 
-// probeMedia adapts codec.Probe to the api.
-func probeMedia(_ context.Context, path string) (*api.MediaInfo, error) {
+// probeMedia adapts codec.Probe to the service.
+func probeMedia(_ context.Context, path string) (*vidmatte.MediaInfo, error) {
 	info, err := codec.Probe(path)
 	if err != nil {
 		return nil, err
 	}
-	return &api.MediaInfo{
+	return &vidmatte.MediaInfo{
 		DurationSec: info.Duration.Seconds(),
 		Width:       info.Width,
 		Height:      info.Height,
@@ -266,8 +292,9 @@ func (d *daemon) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
 	var bg sync.WaitGroup
-	bg.Add(1)
+	bg.Add(2)
 	go func() { defer bg.Done(); _ = d.api.Run(bgCtx) }()
+	go func() { defer bg.Done(); d.svc.RunRetention(bgCtx) }()
 
 	runnerCtx, stopRunner := context.WithCancel(context.Background())
 	defer stopRunner()

@@ -1,4 +1,4 @@
-package api
+package service
 
 import (
 	"fmt"
@@ -35,13 +35,13 @@ func NewCatalog(models []ModelInfo, extraAliases map[string]string, defaultModel
 	ids := make([]string, 0, len(models))
 	for _, m := range models {
 		if m.ID == "" {
-			return nil, fmt.Errorf("api: a model has no id")
+			return nil, fmt.Errorf("service: a model has no id")
 		}
 		if m.CreditsPerMinute < 0 || math.IsNaN(m.CreditsPerMinute) {
-			return nil, fmt.Errorf("api: model %s: negative price", m.ID)
+			return nil, fmt.Errorf("service: model %s: negative price", m.ID)
 		}
 		if _, dup := c.byName[m.ID]; dup {
-			return nil, fmt.Errorf("api: model %s listed twice", m.ID)
+			return nil, fmt.Errorf("service: model %s listed twice", m.ID)
 		}
 		c.byName[m.ID] = m.ID
 		c.price[m.ID] = m.CreditsPerMinute
@@ -62,7 +62,7 @@ func NewCatalog(models []ModelInfo, extraAliases map[string]string, defaultModel
 	for _, a := range aliasNames {
 		id, ok := c.byName[extraAliases[a]]
 		if !ok {
-			return nil, fmt.Errorf("api: alias %s names unknown model %s", a, extraAliases[a])
+			return nil, fmt.Errorf("service: alias %s names unknown model %s", a, extraAliases[a])
 		}
 		c.byName[a] = id
 	}
@@ -86,7 +86,7 @@ func NewCatalog(models []ModelInfo, extraAliases map[string]string, defaultModel
 	if defaultModel != "" {
 		id, ok := c.byName[defaultModel]
 		if !ok {
-			return nil, fmt.Errorf("api: default model %s is not one of: %s", defaultModel, c.idsText)
+			return nil, fmt.Errorf("service: default model %s is not one of: %s", defaultModel, c.idsText)
 		}
 		c.deflt = id
 	} else if len(ids) > 0 {
@@ -108,7 +108,7 @@ func (c *Catalog) Resolve(name string) (string, error) {
 	if id, ok := c.byName[name]; ok {
 		return id, nil
 	}
-	return "", vidmatte.FieldErrorf("model", "unknown model %q; valid ids: %s", sanitizeForMessage(name), c.idsText)
+	return "", vidmatte.FieldErrorf("model", "unknown model %q; valid ids: %s", vidmatte.SafeText(name), c.idsText)
 }
 
 // Default returns the default model's id.

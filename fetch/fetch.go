@@ -1,9 +1,10 @@
-package api
+// Package fetch downloads what clients name by URL (remote videos, background
+// images) and carries outgoing webhook requests, over an HTTP client that
+// refuses private and special-purpose addresses at connect time.
+package fetch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,15 +13,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"vidmatte"
 )
 
-// FetcherOptions tune a Fetcher.
-type FetcherOptions struct {
+// Options tune a Client.
+type Options struct {
 	// AllowPrivate allows private, loopback, link-local and other
 	// non-public addresses (tests and closed networks).
 	AllowPrivate bool
@@ -28,17 +28,17 @@ type FetcherOptions struct {
 	Timeout time.Duration
 }
 
-// Fetcher downloads remote videos and images, and delivers webhooks, over
+// Client downloads remote videos and images, and carries webhooks, over
 // an HTTP client whose dialer checks every resolved address at connect
 // time: a name that resolves (or re-resolves, DNS rebinding) to a refused
 // address cannot be reached, redirects included.
-type Fetcher struct {
-	opts   FetcherOptions
+type Client struct {
+	opts   Options
 	client *http.Client
 }
 
-// NewFetcher returns a fetcher.
-func NewFetcher(opts FetcherOptions) *Fetcher {
+// New returns a client.
+func New(opts Options) *Client {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
@@ -69,7 +69,7 @@ func NewFetcher(opts FetcherOptions) *Fetcher {
 			return nil
 		},
 	}
-	return &Fetcher{opts: opts, client: client}
+	return &Client{opts: opts, client: client}
 }
 
 // errRefusedAddress marks a dial to a refused address.
@@ -130,7 +130,7 @@ func publicAddr(ip netip.Addr) bool {
 // CodeInvalid naming field; an unreachable URL or a non-2xx answer is
 // CodeUnprocessable; running past the fetch timeout is CodeTimeout.
 // Nothing is left behind on error.
-func (f *Fetcher) Fetch(ctx context.Context, rawURL, field, dir, name string, maxBytes int64) (string, int64, error) {
+func (f *Client) Fetch(ctx context.Context, rawURL, field, dir, name string, maxBytes int64) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
@@ -196,31 +196,16 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// FetchBackground fetches a background image URL into the data dir's
-// backgrounds/ folder and returns the local file. Files are named by the
-// URL's hash and reused by later jobs with the same URL. The runner calls
-// it for jobs with image backgrounds.
-func (s *Server) FetchBackground(ctx context.Context, rawURL string) (string, error) {
-	if err := checkHTTPURL(rawURL, "background.image_url"); err != nil {
-		return "", err
+// HTTP is the client's address-checked HTTP client, for requests other
+// than downloads (webhook deliveries).
+func (f *Client) HTTP() *http.Client { return f.client }
+
+// CheckURL refuses anything but an absolute http or https URL without
+// credentials, naming field.
+func CheckURL(s, field string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return vidmatte.FieldErrorf(field, "must be an absolute http or https URL without credentials")
 	}
-	sum := sha256.Sum256([]byte(rawURL))
-	u, _ := url.Parse(rawURL)
-	name := hex.EncodeToString(sum[:16]) + extensionOf(u.Path)
-	final := filepath.Join(s.backgroundDir, name)
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	if st, err := os.Stat(final); err == nil && st.Size() > 0 {
-		return final, nil
-	}
-	tmp := "." + newID("bg_") + extensionOf(u.Path)
-	p, _, err := s.fetcher.Fetch(ctx, rawURL, "background.image_url", s.backgroundDir, tmp, s.cfg.Limits.MaxFetchBytes)
-	if err != nil {
-		return "", err
-	}
-	if err := os.Rename(p, final); err != nil {
-		os.Remove(p)
-		return "", err
-	}
-	return final, nil
+	return nil
 }
