@@ -20,6 +20,7 @@ import (
 
 	"vidmatte"
 	"vidmatte/codec"
+	"vidmatte/internal/fsx"
 	"vidmatte/models"
 )
 
@@ -219,7 +220,9 @@ func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
 		out.Abort()
 		return nil, fmt.Errorf("finishing %s output: %w", r.Format, err)
 	}
-	if err := os.Rename(tmp, r.Output); err != nil {
+	// Synced before and after the rename: a job is never completed (and
+	// charged) on an output a power cut can leave empty.
+	if err := fsx.Rename(tmp, r.Output); err != nil {
 		os.Remove(tmp)
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInternal, "writing the output")
 	}
