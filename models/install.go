@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"vidmatte/internal/fsx"
 )
 
 // InstallResult says what Install did for one model.
@@ -193,15 +195,11 @@ func (r *Registry) install(pkgTgz string, ms []*Manifest) ([]InstallResult, erro
 			os.Remove(name)
 			return results, err
 		}
-		if err := os.Rename(name, t.dst); err != nil {
+		if err := fsx.Rename(name, t.dst); err != nil {
 			os.Remove(name)
 			return results, err
 		}
 		results = append(results, InstallResult{ID: t.m.ID, Path: t.dst, Installed: true})
-	}
-	if d, err := os.Open(r.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i].ID < results[j].ID })
 	return results, nil

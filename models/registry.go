@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"vidmatte"
+	"vidmatte/internal/fsx"
 )
 
 // Registry holds the built-in manifests and the models imported into a
@@ -313,22 +314,15 @@ func writeAtomic(path string, fill func(w io.Writer) error) error {
 	if err := fill(f); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsx.Rename(tmp, path); err != nil {
 		return err
 	}
 	ok = true
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
 }
