@@ -141,8 +141,15 @@ const DefaultModel = "isnet"
 // Process runs one request to the end. It returns ctx.Err() promptly when
 // ctx is canceled; every frame is released and no partial output is left.
 // Errors carry vidmatte codes: bad input is unsupported_media_type or
-// unprocessable, an unknown model invalid_request.
-func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
+// unprocessable, an unknown model invalid_request. A panic anywhere in the
+// run, in a stage's goroutine included, is returned as a *PanicError (an
+// internal error) after the same clean-up.
+func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, err = nil, recovered("pipeline", v)
+		}
+	}()
 	start := time.Now()
 	if r.Format == "" {
 		r.Format = vidmatte.FormatWebM
@@ -200,6 +207,12 @@ func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			out.Abort() // no partial output, whatever ended the run
+		}
+	}()
 
 	p := &pipeline{
 		src: src, model: m, sink: out, info: info,
@@ -211,16 +224,16 @@ func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
 		p.every = 250 * time.Millisecond
 	}
 	if err := p.run(ctx); err != nil {
-		out.Abort()
-		if ctx.Err() != nil {
+		var pe *PanicError
+		if ctx.Err() != nil && !errors.As(err, &pe) {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
 	if err := out.Close(); err != nil {
-		out.Abort()
 		return nil, fmt.Errorf("finishing %s output: %w", r.Format, err)
 	}
+	finished = true
 	// Synced before and after the rename: a job is never completed (and
 	// charged) on an output a power cut can leave empty.
 	if err := fsx.Rename(tmp, r.Output); err != nil {
@@ -228,7 +241,7 @@ func (e *Engine) Process(ctx context.Context, r Request) (*Result, error) {
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInternal, "writing the output")
 	}
 	elapsed := time.Since(start)
-	res := &Result{
+	res = &Result{
 		Frames:    p.done,
 		Elapsed:   elapsed,
 		InferTime: p.inferTime,

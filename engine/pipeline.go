@@ -150,21 +150,24 @@ func (p *pipeline) run(parent context.Context) error {
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	stage := func(f func(context.Context) error) {
+	// A panic in a stage is that stage's error: it ends this run, and only
+	// this run, like any other failure (a goroutine's panic is not caught
+	// by the recover of the goroutine that started it).
+	stage := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(ctx); err != nil {
+			if err := protect(name+" stage", func() error { return f(ctx) }); err != nil {
 				fail(err)
 			}
 		}()
 	}
 
-	stage(func(ctx context.Context) error { return p.decode(ctx, decoded) })
-	stage(func(ctx context.Context) error { return p.batch(ctx, decoded, free, filled, nb, inW, inH) })
-	stage(func(ctx context.Context) error { return p.infer(ctx, filled, inferred) })
-	stage(func(ctx context.Context) error { return p.refine(ctx, inferred, free, alphas, refined, inW, inH) })
-	stage(func(ctx context.Context) error { return p.encode(ctx, refined, alphas) })
+	stage("decode", func(ctx context.Context) error { return p.decode(ctx, decoded) })
+	stage("batch", func(ctx context.Context) error { return p.batch(ctx, decoded, free, filled, nb, inW, inH) })
+	stage("infer", func(ctx context.Context) error { return p.infer(ctx, filled, inferred) })
+	stage("refine", func(ctx context.Context) error { return p.refine(ctx, inferred, free, alphas, refined, inW, inH) })
+	stage("encode", func(ctx context.Context) error { return p.encode(ctx, refined, alphas) })
 	wg.Wait()
 
 	// Whatever is still in flight after an error is released here; after a
@@ -188,6 +191,17 @@ func (p *pipeline) run(parent context.Context) error {
 		if m.frame != nil {
 			m.frame.Release()
 		}
+	}
+	// A stage that panicked while it held a batch left its frames in it:
+	// every frame a batch still lists is owned by that batch.
+	for _, w := range all {
+		for i, f := range w.frames {
+			if f != nil {
+				f.Release()
+				w.frames[i] = nil
+			}
+		}
+		w.frames = w.frames[:0]
 	}
 	if firstErr != nil {
 		return firstErr
@@ -348,7 +362,8 @@ func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work)
 			return send(ctx, out, nil)
 		}
 		t := time.Now()
-		if err := p.model.Run(ctx, w.mb, len(w.frames), st); err != nil {
+		err := protect("model", func() error { return p.model.Run(ctx, w.mb, len(w.frames), st) })
+		if err != nil {
 			w.release()
 			return err
 		}
@@ -419,7 +434,8 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 				releaseFrom(wk, i)
 				return ctx.Err()
 			}
-			if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
+			err := protect("refine", func() error { return p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH) })
+			if err != nil {
 				alphas <- alpha
 				releaseFrom(wk, i)
 				return err
@@ -535,7 +551,7 @@ func (p *pipeline) encode(ctx context.Context, in <-chan matted, alphas chan<- [
 			p.report(true)
 			return nil
 		}
-		err := p.sink.WriteFrame(m.frame, m.alpha)
+		err := protect("encoder", func() error { return p.sink.WriteFrame(m.frame, m.alpha) })
 		m.frame.Release()
 		alphas <- m.alpha
 		if err != nil {

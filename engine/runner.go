@@ -25,6 +25,23 @@ type JobEvents interface {
 	JobEvent(ctx context.Context, event string, j *vidmatte.Job)
 }
 
+// JobReaper takes back the jobs a worker holds as processing in the store
+// but no longer runs (*store.DB): those still under maxAttempts go back to
+// the queue with their reservation, the others fail and are refunded.
+type JobReaper interface {
+	ReapJobs(ctx context.Context, worker string, held []string, maxAttempts int) ([]*vidmatte.Job, error)
+}
+
+// StoreRetry bounds how the runner retries a write of a job's outcome
+// (completion, failure, requeue, final progress) that failed for a reason
+// that may pass: a busy or full database, an I/O error. The wait doubles
+// from Base up to Max between tries.
+type StoreRetry struct {
+	Attempts int           // tries in all (default 10)
+	Base     time.Duration // the first wait (default 50 ms)
+	Max      time.Duration // the longest wait (default 5 s)
+}
+
 // JobMetrics records jobs that ended in this process.
 type JobMetrics interface {
 	ObserveJob(jobID string, status vidmatte.Status, frames int64, infer, elapsed time.Duration)
@@ -56,6 +73,15 @@ type RunnerConfig struct {
 	Events          JobEvents  // optional
 	Metrics         JobMetrics // optional
 	Logger          *slog.Logger
+	// Retry bounds the retries of a job's outcome write.
+	Retry StoreRetry
+	// Reaper, every ReapInterval (default 30 s) and soon after an outcome
+	// could not be written, takes back the jobs this runner's worker holds
+	// in the store but does not run, so none stays processing with its
+	// credits reserved until a restart. Nil uses Jobs when it is a
+	// JobReaper; with neither there is no reaping.
+	Reaper       JobReaper
+	ReapInterval time.Duration
 }
 
 // Runner claims queued jobs up to its free slots, runs each through the
@@ -77,10 +103,18 @@ type Runner struct {
 	loopDone chan struct{}
 	started  bool
 
-	claimMu sync.Mutex // held while claiming and starting jobs
+	// life ends when Run's context does: retries stop waiting then.
+	life    context.Context
+	endLife context.CancelFunc
+	reap    chan struct{} // asks the loop to reap soon
+
+	claimMu sync.Mutex // held while claiming, reaping and starting jobs
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
-	wg      sync.WaitGroup
+	// unsettled lists the running jobs whose outcome could not be written;
+	// the reaper is asked to run once they have left running.
+	unsettled map[string]bool
+	wg        sync.WaitGroup
 }
 
 // The causes a job's context is canceled with.
@@ -116,16 +150,36 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Retry.Attempts < 1 {
+		cfg.Retry.Attempts = 10
+	}
+	if cfg.Retry.Base <= 0 {
+		cfg.Retry.Base = 50 * time.Millisecond
+	}
+	if cfg.Retry.Max < cfg.Retry.Base {
+		cfg.Retry.Max = max(5*time.Second, cfg.Retry.Base)
+	}
+	if cfg.Reaper == nil {
+		cfg.Reaper, _ = cfg.Jobs.(JobReaper)
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = 30 * time.Second
+	}
 	if err := os.MkdirAll(cfg.OutputDir, 0o750); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	life, endLife := context.WithCancel(context.Background())
 	return &Runner{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-		running:  map[string]context.CancelCauseFunc{},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		life:      life,
+		endLife:   endLife,
+		reap:      make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		running:   map[string]context.CancelCauseFunc{},
+		unsettled: map[string]bool{},
 	}, nil
 }
 
@@ -201,11 +255,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.started = true
 	r.mu.Unlock()
 	defer close(r.loopDone)
+	defer context.AfterFunc(ctx, r.endLife)()
 	if err := r.Recover(ctx); err != nil {
 		return err
 	}
 	t := time.NewTicker(r.cfg.PollInterval)
 	defer t.Stop()
+	reapT := time.NewTicker(r.cfg.ReapInterval)
+	defer reapT.Stop()
 	for {
 		select {
 		case <-r.stop:
@@ -224,7 +281,59 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-r.wake:
 		case <-t.C:
+		case <-reapT.C:
+			r.Reap(ctx)
+		case <-r.reap:
+			r.Reap(ctx)
 		}
+	}
+}
+
+// Reap takes back, through the Reaper, the jobs this runner's worker holds
+// as processing in the store but does not run (their outcome could not be
+// written), and removes their outputs. It returns how many it took back.
+// It holds the claim lock, so no job is claimed or started meanwhile: a job
+// is in the running set from its claim until its outcome is written or
+// given up.
+func (r *Runner) Reap(ctx context.Context) int {
+	if r.cfg.Reaper == nil {
+		return 0
+	}
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	r.mu.Lock()
+	held := make([]string, 0, len(r.running))
+	for id := range r.running {
+		held = append(held, id)
+	}
+	r.mu.Unlock()
+	jobs, err := r.cfg.Reaper.ReapJobs(ctx, r.cfg.Worker, held, r.cfg.MaxAttempts)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("reaping jobs no runner holds; trying again at the next interval", slog.Any("error", err))
+		}
+		return 0
+	}
+	for _, j := range jobs {
+		r.removeOutput(j)
+		log := r.log.With(slog.String("job_id", j.ID))
+		if j.Status == vidmatte.StatusFailed {
+			log.Warn("job held by no runner and past its attempts; failed", slog.Int("attempts", j.Attempts))
+			r.event(ctx, vidmatte.EventJobFailed, j)
+			continue
+		}
+		log.Warn("job held by no runner; requeued", slog.Int("attempts", j.Attempts))
+	}
+	if len(jobs) > 0 {
+		r.Wake()
+	}
+	return len(jobs)
+}
+
+func (r *Runner) reapSoon() {
+	select {
+	case r.reap <- struct{}{}:
+	default:
 	}
 }
 
@@ -314,12 +423,47 @@ func (r *Runner) start(j *vidmatte.Job) {
 		defer func() {
 			r.mu.Lock()
 			delete(r.running, j.ID)
+			unsettled := r.unsettled[j.ID]
+			delete(r.unsettled, j.ID)
 			r.mu.Unlock()
 			cancel(nil)
+			if unsettled {
+				r.reapSoon()
+			}
 			r.Wake()
+		}()
+		defer func() {
+			// A panic outside the processor (the processor's own is an
+			// error of runJob): this job fails, the others go on.
+			if err := recovered("runner", recover()); err != nil {
+				r.panicked(j, err)
+			}
 		}()
 		r.runJob(ctx, j)
 	}()
+}
+
+// panicked fails a job whose goroutine panicked outside the processor.
+// The job may have been settled already (a panic in an event sink after
+// its completion): then the failure is a conflict and only logged.
+func (r *Runner) panicked(j *vidmatte.Job, err error) {
+	log := r.log.With(slog.String("job_id", j.ID))
+	logPanic(log, err)
+	if err := protect("runner", func() error {
+		r.removeOutput(j)
+		r.fail(context.Background(), log, j, err, 0)
+		return nil
+	}); err != nil {
+		logPanic(log, err)
+	}
+}
+
+// logPanic logs a recovered panic with its stack.
+func logPanic(log *slog.Logger, err error) {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		log.Error("job panicked", slog.String("where", pe.Where), slog.Any("panic", pe.Value), slog.String("stack", string(pe.Stack)))
+	}
 }
 
 func (r *Runner) event(ctx context.Context, event string, j *vidmatte.Job) {
@@ -365,55 +509,152 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		rep := newProgressReporter(r, j, log, context.CancelCauseFunc(r.cancelFunc(j.ID)))
 		req.Progress = rep.update
 		go rep.run(ctx)
-		res, err = r.cfg.Processor.Process(ctx, req)
+		err = protect("processor", func() error {
+			var perr error
+			res, perr = r.cfg.Processor.Process(ctx, req)
+			return perr
+		})
 		rep.stop()
 	}
 	elapsed := time.Since(start)
 	cause := context.Cause(ctx)
+	var pe *PanicError
 	switch {
 	case err == nil:
 		if res.Frames > 0 {
-			if _, perr := r.cfg.Jobs.SetJobProgress(bg, j.ID, 99, res.Frames, res.Frames); perr != nil {
+			if perr := r.retry(log, "recording final progress", func() error {
+				_, err := r.cfg.Jobs.SetJobProgress(bg, j.ID, 99, res.Frames, res.Frames)
+				return err
+			}); perr != nil {
 				log.Warn("recording final progress", slog.Any("error", perr))
 			}
 		}
-		done, cerr := r.cfg.Jobs.CompleteJob(bg, j.ID, out)
+		done, cerr := r.settle(bg, log, "complete job", j.ID, vidmatte.StatusCompleted, func() (*vidmatte.Job, error) {
+			return r.cfg.Jobs.CompleteJob(bg, j.ID, out)
+		})
 		if cerr != nil {
-			// Canceled in the last moment, or gone: the output is not wanted.
+			// Canceled in the last moment, or gone, or the store is down:
+			// the output is not wanted (a job left processing is reaped).
 			r.removeOutput(j)
-			log.Warn("job finished but could not be completed", slog.Any("error", cerr))
+			r.gaveUp(j, log, "job finished but could not be completed", cerr)
 			return
 		}
 		log.Info("job completed", slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
 			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits))
 		r.observe(j.ID, vidmatte.StatusCompleted, res.Frames, res.InferTime, elapsed)
 		r.event(bg, vidmatte.EventJobCompleted, done)
+	case errors.As(err, &pe):
+		// Whatever the job's context says: a job that crashes fails, even
+		// at shutdown, so it is not started again to crash again.
+		logPanic(log, err)
+		r.removeOutput(j)
+		r.fail(bg, log, j, err, elapsed)
 	case errors.Is(cause, errClientCancel):
 		r.removeOutput(j)
 		log.Info("job canceled", slog.Duration("elapsed", elapsed))
 		r.observe(j.ID, vidmatte.StatusCanceled, 0, 0, elapsed)
 	case errors.Is(cause, errShutdown):
 		r.removeOutput(j)
-		if _, qerr := r.cfg.Jobs.RequeueJob(bg, j.ID, "daemon shut down before the job finished"); qerr != nil {
-			log.Error("requeueing a job at shutdown", slog.Any("error", qerr))
+		if _, qerr := r.settle(bg, log, "requeue job", j.ID, vidmatte.StatusQueued, func() (*vidmatte.Job, error) {
+			return r.cfg.Jobs.RequeueJob(bg, j.ID, "daemon shut down before the job finished")
+		}); qerr != nil {
+			r.gaveUp(j, log, "requeueing a job at shutdown", qerr)
 			return
 		}
 		log.Info("job requeued at shutdown", slog.Duration("elapsed", elapsed))
 	default:
 		r.removeOutput(j)
-		je := vidmatte.JobError{Code: vidmatte.ErrorCode(err), Message: vidmatte.ErrorMessage(err)}
-		if je.Code == vidmatte.CodeInternal {
-			je.Message = "internal error while processing the video"
-		}
-		log.Error("job failed", slog.String("code", string(je.Code)), slog.Any("error", err), slog.Duration("elapsed", elapsed))
-		failed, ferr := r.cfg.Jobs.FailJob(bg, j.ID, je)
-		if ferr != nil {
-			log.Error("recording a job failure", slog.Any("error", ferr))
-			return
-		}
-		r.observe(j.ID, vidmatte.StatusFailed, 0, 0, elapsed)
-		r.event(bg, vidmatte.EventJobFailed, failed)
+		r.fail(bg, log, j, err, elapsed)
 	}
+}
+
+// fail records a job's failure with err (a code of the vocabulary; an
+// internal error, a panic included, is told to the client generically)
+// and refunds it, through the store's normal failure path.
+func (r *Runner) fail(ctx context.Context, log *slog.Logger, j *vidmatte.Job, err error, elapsed time.Duration) {
+	je := vidmatte.JobError{Code: vidmatte.ErrorCode(err), Message: vidmatte.ErrorMessage(err)}
+	if je.Code == vidmatte.CodeInternal {
+		je.Message = "internal error while processing the video"
+	}
+	log.Error("job failed", slog.String("code", string(je.Code)), slog.Any("error", err), slog.Duration("elapsed", elapsed))
+	failed, ferr := r.settle(ctx, log, "fail job", j.ID, vidmatte.StatusFailed, func() (*vidmatte.Job, error) {
+		return r.cfg.Jobs.FailJob(ctx, j.ID, je)
+	})
+	if ferr != nil {
+		r.gaveUp(j, log, "recording a job failure", ferr)
+		return
+	}
+	r.observe(j.ID, vidmatte.StatusFailed, 0, 0, elapsed)
+	r.event(ctx, vidmatte.EventJobFailed, failed)
+}
+
+// gaveUp logs an outcome that could not be written. A job the store still
+// holds as processing for this worker is reaped soon.
+func (r *Runner) gaveUp(j *vidmatte.Job, log *slog.Logger, msg string, err error) {
+	if transient(err) {
+		log.Error(msg+"; the job is left to the reaper", slog.Any("error", err))
+		r.mu.Lock()
+		r.unsettled[j.ID] = true
+		r.mu.Unlock()
+		return
+	}
+	log.Warn(msg, slog.Any("error", err))
+}
+
+// transient says whether a store error may pass if the call is tried
+// again: an internal fault (busy or full database, I/O) or unavailability.
+// A conflict, a missing job or a bad argument stays what it is.
+func transient(err error) bool {
+	switch vidmatte.ErrorCode(err) {
+	case vidmatte.CodeInternal, vidmatte.CodeUnavailable, vidmatte.CodeTimeout:
+		return true
+	}
+	return false
+}
+
+// retry calls f until it succeeds, fails for good, or has been tried
+// Retry.Attempts times, waiting between tries with a capped exponential
+// backoff. The waits end early when the runner's Run context does.
+func (r *Runner) retry(log *slog.Logger, what string, f func() error) error {
+	wait := r.cfg.Retry.Base
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !transient(err) || attempt >= r.cfg.Retry.Attempts {
+			return err
+		}
+		log.Warn(what+" failed; retrying", slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.Any("error", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.life.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, r.cfg.Retry.Max)
+	}
+}
+
+// settle writes a job's outcome with retries. A try that failed may still
+// have been committed (the error came after the commit): when a later try
+// then finds the job already moved (a conflict), the job is read back, and
+// one that is in the wanted status counts as written.
+func (r *Runner) settle(ctx context.Context, log *slog.Logger, what, id string, want vidmatte.Status, write func() (*vidmatte.Job, error)) (*vidmatte.Job, error) {
+	var (
+		j      *vidmatte.Job
+		unsure bool
+	)
+	err := r.retry(log, what, func() error {
+		var err error
+		j, err = write()
+		unsure = unsure || transient(err)
+		return err
+	})
+	if err != nil && unsure && vidmatte.ErrorCode(err) == vidmatte.CodeConflict {
+		if cur, ferr := r.cfg.Jobs.FindJob(ctx, "", id); ferr == nil && cur.Status == want {
+			return cur, nil
+		}
+	}
+	return j, err
 }
 
 func (r *Runner) observe(id string, st vidmatte.Status, frames int64, infer, elapsed time.Duration) {
@@ -481,6 +722,12 @@ func (p *progressReporter) update(pr Progress) {
 
 func (p *progressReporter) run(ctx context.Context) {
 	defer close(p.done)
+	defer func() {
+		// Progress is not worth a crash: the job goes on without it.
+		if err := recovered("progress reporter", recover()); err != nil {
+			logPanic(p.log, err)
+		}
+	}()
 	t := time.NewTicker(p.r.cfg.ProgressInterval)
 	defer t.Stop()
 	for {
@@ -513,6 +760,10 @@ func (p *progressReporter) flush(ctx context.Context) {
 	st, err := p.r.cfg.Jobs.SetJobProgress(context.WithoutCancel(ctx), p.j.ID, pct, pr.FramesDone, pr.FramesTotal)
 	if err != nil {
 		p.log.Warn("recording progress", slog.Any("error", err))
+		// Tried again at the next tick, unless newer progress comes first.
+		p.mu.Lock()
+		p.fresh = true
+		p.mu.Unlock()
 		return
 	}
 	p.written, p.frames = pct, pr.FramesDone

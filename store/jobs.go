@@ -523,12 +523,14 @@ VALUES (?, ?, ?, ?, ?, ?)`, jobID, from, to, clip(cause, 1000), requestID, nanos
 	return dbError(err, "record transition")
 }
 
-// ClaimJobs moves up to limit queued jobs, oldest in the queue first, to
-// processing for worker, counting an attempt and setting started_at, and
-// returns them in queue order. It is one UPDATE … WHERE id IN (SELECT …
-// LIMIT limit) … RETURNING in one write transaction, so two callers, in
-// this process or another, never claim the same job. A limit of 0 claims
-// nothing.
+// ClaimJobs moves up to limit queued jobs to processing for worker,
+// counting an attempt and setting started_at, and returns them in queue
+// order. It is one UPDATE … WHERE id IN (SELECT … LIMIT limit) … RETURNING
+// in one write transaction, so two callers, in this process or another,
+// never claim the same job. A limit of 0 claims nothing.
+//
+// Claiming is fair across keys (see claimOrder): one key's long queue
+// does not keep another key's job waiting behind it.
 func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidmatte.Job, error) {
 	if worker == "" {
 		return nil, vidmatte.FieldErrorf("worker", "is required")
@@ -545,9 +547,7 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 		now := db.now()
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
 SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?
-WHERE status = 'queued' AND id IN (
-	SELECT id FROM jobs WHERE status = 'queued' ORDER BY queued_at, created_at, id LIMIT ?
-)
+WHERE status = 'queued' AND id IN (`+claimOrder+`)
 RETURNING `+jobColumns, worker, nanos(now), nanos(now), limit)
 		if err != nil {
 			return dbError(err, "claim jobs")
@@ -579,6 +579,30 @@ RETURNING `+jobColumns, worker, nanos(now), nanos(now), limit)
 	}
 	return claimed, nil
 }
+
+// claimOrder selects the ids of the next queued jobs to claim, at most one
+// bound parameter (the limit) of them, fairly across keys: each key's
+// queued jobs take turns numbered from how many of its jobs are already
+// processing, in the key's own queue order, so the keys' queues are served
+// round-robin and a key that has jobs running waits behind one that has
+// none. Between keys on the same turn the one served longest ago (or
+// never) goes first, so with one free slot at a time keys still alternate;
+// then queue order decides. One key's 300 queued jobs thus delay another
+// key's single job by at most one claim.
+const claimOrder = `WITH waiting AS (
+	SELECT DISTINCT key_id FROM jobs WHERE status = 'queued'
+), served AS MATERIALIZED (
+	SELECT w.key_id,
+		(SELECT count(*) FROM jobs p WHERE p.status = 'processing' AND p.key_id = w.key_id) AS running,
+		(SELECT max(s.started_at) FROM jobs s WHERE s.key_id = w.key_id) AS last_started
+	FROM waiting w
+), turns AS (
+	SELECT j.id, j.queued_at, j.created_at, s.last_started,
+		s.running + row_number() OVER (PARTITION BY j.key_id ORDER BY j.queued_at, j.created_at, j.id) AS turn
+	FROM jobs j JOIN served s ON s.key_id = j.key_id
+	WHERE j.status = 'queued'
+)
+SELECT id FROM turns ORDER BY turn, last_started NULLS FIRST, queued_at, created_at, id LIMIT ?`
 
 // SetJobProgress records the progress (0..100) and frame counts of a
 // processing job. None of them goes backwards: a lower value is ignored,
@@ -727,6 +751,78 @@ func (db *DB) RecoverJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job
 					return err
 				}
 				if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, CauseRecovered, "", now); err != nil {
+					return err
+				}
+			}
+			j, err := db.reread(ctx, tx, r.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CauseReaped requeues a job that a live runner's worker held in the
+// store but no longer ran (its outcome could not be written).
+const CauseReaped = "requeued: no runner holds it"
+
+// ReapJobs takes back the jobs that worker holds as processing in the
+// store but does not run any more: every processing job of worker whose id
+// is not in held. It is what a runner calls periodically when the write of
+// a job's outcome (completion, failure, requeue) failed for good, so that
+// no job stays processing with its credits reserved until a restart. Like
+// RecoverJobs, a job that has used fewer than maxAttempts attempts goes
+// back to the queue at its old place with its reservation, the attempt
+// counted; one that has used them all fails with cause "too many attempts"
+// and is refunded. It returns the jobs it touched, in queue order. Jobs of
+// other workers are left alone: RecoverJobs takes those of a dead daemon
+// when the next one starts.
+func (db *DB) ReapJobs(ctx context.Context, worker string, held []string, maxAttempts int) ([]*vidmatte.Job, error) {
+	if worker == "" {
+		return nil, vidmatte.FieldErrorf("worker", "is required")
+	}
+	if maxAttempts < 1 {
+		return nil, vidmatte.FieldErrorf("max_attempts", "must be at least 1")
+	}
+	if held == nil {
+		held = []string{}
+	}
+	ids, err := json.Marshal(held)
+	if err != nil {
+		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "held job ids cannot be encoded")
+	}
+	out := []*vidmatte.Job{}
+	err = db.write(ctx, "reap jobs", func(tx *sql.Tx) error {
+		out = out[:0]
+		rs, err := tx.QueryContext(ctx, "SELECT "+jobColumns+` FROM jobs
+WHERE status = 'processing' AND worker = ? AND id NOT IN (SELECT value FROM json_each(?))
+ORDER BY queued_at, created_at, id`, worker, string(ids))
+		if err != nil {
+			return dbError(err, "reap jobs")
+		}
+		rows, err := scanJobs(rs, "reap jobs")
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		for _, r := range rows {
+			if r.Attempts >= maxAttempts {
+				msg := fmt.Sprintf("processing was interrupted %d times; giving up", r.Attempts)
+				if err := db.end(ctx, tx, r, vidmatte.StatusFailed, CauseTooManyAttempts, "", now,
+					"worker = '', error_code = ?, error_message = ?", vidmatte.CodeInternal, msg); err != nil {
+					return err
+				}
+			} else {
+				if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = ''"); err != nil {
+					return err
+				}
+				if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, CauseReaped, "", now); err != nil {
 					return err
 				}
 			}

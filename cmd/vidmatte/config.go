@@ -41,6 +41,7 @@ import (
 //	idempotency_lease = "15m"         # VIDMATTE_IDEMPOTENCY_LEASE (an unfinished Idempotency-Key claim is taken over after it)
 //	metrics_token = ""                # VIDMATTE_METRICS_TOKEN (bearer token /metrics requires; empty = public)
 //	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
+//	reap_interval = "30s"             # VIDMATTE_REAP_INTERVAL (how often jobs left processing by a failed store write are taken back)
 //	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
 //	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
 //
@@ -95,6 +96,7 @@ type serveConfig struct {
 	OutputURLTTL      duration           `toml:"output_url_ttl"`
 	IdempotencyLease  duration           `toml:"idempotency_lease"`
 	MaxAttempts       int                `toml:"max_attempts"`
+	ReapInterval      duration           `toml:"reap_interval"`
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
 	Limits            limitsConfig       `toml:"limits"`
@@ -169,6 +171,7 @@ func defaultServeConfig() serveConfig {
 		ShutdownDeadline: duration{30 * time.Second},
 		OutputURLTTL:     duration{24 * time.Hour},
 		MaxAttempts:      3,
+		ReapInterval:     duration{30 * time.Second},
 		LogFormat:        "auto",
 		LogLevel:         "info",
 		Limits: limitsConfig{
@@ -424,6 +427,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	dur("VIDMATTE_SHUTDOWN_DEADLINE", &c.ShutdownDeadline)
 	dur("VIDMATTE_OUTPUT_URL_TTL", &c.OutputURLTTL)
 	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)
+	dur("VIDMATTE_REAP_INTERVAL", &c.ReapInterval)
 	str("VIDMATTE_LOG_FORMAT", &c.LogFormat)
 	str("VIDMATTE_LOG_LEVEL", &c.LogLevel)
 	int64v("VIDMATTE_MAX_UPLOAD_BYTES", &c.Limits.UploadBytes)
@@ -539,6 +543,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.MaxAttempts < 1 {
 		bad("max_attempts: %d is under 1", c.MaxAttempts)
+	}
+	if c.ReapInterval.Duration < time.Second {
+		bad("reap_interval: %s is under a second", c.ReapInterval.Duration)
 	}
 	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log_format: %q is not auto, json or text", c.LogFormat)

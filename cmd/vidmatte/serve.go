@@ -145,8 +145,12 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		OutputDir:   outputs,
 		Slots:       cfg.Workers,
 		MaxAttempts: cfg.MaxAttempts,
-		Metrics:     metrics,
-		Logger:      d.log,
+		// Outcome writes that fail for a passing reason are retried
+		// (engine defaults); a job left processing anyway is reaped.
+		Reaper:       d.db,
+		ReapInterval: cfg.ReapInterval.Duration,
+		Metrics:      metrics,
+		Logger:       d.log,
 	})
 	if err != nil {
 		return nil, err
