@@ -1,6 +1,9 @@
 package vidmatte
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Status is where a job is in its life.
 //
@@ -226,6 +229,32 @@ type Job struct {
 	StartedAt       *time.Time
 	CompletedAt     *time.Time
 	UpdatedAt       time.Time
+}
+
+// FrameCap is the most frames a job may process on its reservation: the
+// frames of the seconds reserved (its duration rounded up, at least one)
+// at its rate, with 5 % and two frames of slack for rates that vary. 0 is
+// no cap (the job's frame count is unknown).
+func (j *Job) FrameCap() int64 {
+	if j.FramesTotal <= 0 || j.DurationSec <= 0 {
+		return 0
+	}
+	fps := float64(j.FramesTotal) / j.DurationSec
+	return int64(math.Ceil(ReservedSeconds(j.DurationSec)*fps*1.05)) + 2
+}
+
+// ReservedSeconds is what a job of the duration is priced on: the duration
+// rounded up to whole seconds, at least one.
+func ReservedSeconds(durationSec float64) float64 {
+	return max(1, math.Ceil(durationSec))
+}
+
+// JobOutput is what a finished job produced: its file, the file's size
+// and the frames processed (what the job is charged for).
+type JobOutput struct {
+	Path   string
+	Size   int64
+	Frames int64
 }
 
 // Upload is a video a client streamed to the daemon.

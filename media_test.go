@@ -34,3 +34,21 @@ func TestMediaLimitsCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameCap(t *testing.T) {
+	for _, tc := range []struct {
+		dur   float64
+		total int64
+		want  int64
+	}{
+		{12.5, 300, 330}, // 13 s at 24 fps, +5 %, +2
+		{0.2, 5, 29},     // 1 s at 25 fps, +5 %, +2
+		{10, 0, 0},       // unknown frames: no cap
+		{0, 10, 0},
+	} {
+		j := &Job{DurationSec: tc.dur, FramesTotal: tc.total}
+		if got := j.FrameCap(); got != tc.want {
+			t.Errorf("FrameCap(%v s, %d frames) = %d, want %d", tc.dur, tc.total, got, tc.want)
+		}
+	}
+}

@@ -106,8 +106,10 @@ type JobService interface {
 	// job's current status so a runner learns of a cancel.
 	SetJobProgress(ctx context.Context, id string, progress int, framesDone, framesTotal int64) (Status, error)
 	// CompleteJob marks a processing job completed with its output and
-	// charges the reservation.
-	CompleteJob(ctx context.Context, id, outputPath string) (*Job, error)
+	// charges what was processed (out.Frames of the job's frames; all of
+	// the reservation when unknown), returning the rest of the reservation
+	// to the balance.
+	CompleteJob(ctx context.Context, id string, out JobOutput) (*Job, error)
 	// FailJob marks a processing job failed and refunds the reservation.
 	FailJob(ctx context.Context, id string, e JobError) (*Job, error)
 	// RequeueJob puts a processing job back in the queue (a draining

@@ -480,7 +480,7 @@ func completeJob(t *testing.T, e *testEnv, id string, content []byte) {
 	if err := os.WriteFile(out, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.CompleteJob(ctx, id, out); err != nil {
+	if _, err := e.db.CompleteJob(ctx, id, vidmatte.JobOutput{Path: out}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -98,6 +98,11 @@ type Request struct {
 	Smoothing     Smoothing
 	// Batch overrides Config.Batch for this request when > 0.
 	Batch int
+	// MaxFrames, when > 0, is the most frames the request may decode: a
+	// video that runs on past it (a container that declared less than it
+	// holds, so less was reserved) fails with CodeUnprocessable instead of
+	// being processed unpaid.
+	MaxFrames int64
 	// Progress, when set, is called from the pipeline at most every
 	// ProgressEvery (default 250 ms) and once at the end.
 	Progress      func(Progress)
@@ -218,7 +223,7 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 		src: src, model: m, sink: out, info: info,
 		smooth:   smoothingFor(r.Smoothing, m),
 		progress: r.Progress, every: r.ProgressEvery,
-		start: start, total: estimateFrames(info),
+		start: start, total: estimateFrames(info), maxFrames: r.MaxFrames,
 	}
 	if p.every <= 0 {
 		p.every = 250 * time.Millisecond

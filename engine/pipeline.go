@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"time"
+	"vidmatte"
 
 	"vidmatte/codec"
 	"vidmatte/models"
@@ -97,6 +98,8 @@ type pipeline struct {
 	every    time.Duration
 	start    time.Time
 	total    int64
+
+	maxFrames int64 // > 0: the decode stage fails past this many frames
 
 	done      int64         // frames encoded (written by the encode stage only)
 	inferTime time.Duration // written by the infer stage only
@@ -239,13 +242,18 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 // decode reads frames from the source. It owns each frame until the send
 // succeeds; after that the batcher owns it. A nil frame marks the end.
 func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
-	for {
+	for n := int64(1); ; n++ {
 		f, err := p.src.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			return send(ctx, out, nil)
 		}
 		if err != nil {
 			return err
+		}
+		if p.maxFrames > 0 && n > p.maxFrames {
+			f.Release()
+			return vidmatte.Errorf(vidmatte.CodeUnprocessable,
+				"the video runs on past the %d frames its declared duration covers (and was reserved for): its container understates its length", p.maxFrames)
 		}
 		if err := send(ctx, out, f); err != nil {
 			f.Release()

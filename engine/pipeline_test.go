@@ -508,3 +508,21 @@ func TestToByte(t *testing.T) {
 		}
 	}
 }
+
+// A video that runs on past the frames its reservation covers stops with
+// unprocessable and leaves no output; at the cap it completes.
+func TestFrameCapStopsAnUnreservedRun(t *testing.T) {
+	checkNoLeaks(t)
+	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 64, Height: 48, FPS: 10, Duration: 2 * time.Second})
+	outDir := t.TempDir()
+	e := newTestEngine(t, 2)
+	_, err := e.Process(context.Background(), Request{Input: in, Output: filepath.Join(outDir, "out.webm"), Model: "chroma", MaxFrames: 7})
+	if vidmatte.ErrorCode(err) != vidmatte.CodeUnprocessable || !strings.Contains(err.Error(), "7 frames") {
+		t.Fatalf("past the cap: %v", err)
+	}
+	assertEmptyDir(t, outDir)
+	res, err := e.Process(context.Background(), Request{Input: in, Output: filepath.Join(outDir, "out.webm"), Model: "chroma", MaxFrames: 20})
+	if err != nil || res.Frames != 20 {
+		t.Fatalf("at the cap: %v %+v", err, res)
+	}
+}

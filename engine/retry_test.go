@@ -49,7 +49,7 @@ func (f *flakyJobs) count(method string) int {
 	return f.calls[method]
 }
 
-func (f *flakyJobs) CompleteJob(ctx context.Context, id, out string) (*vidmatte.Job, error) {
+func (f *flakyJobs) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput) (*vidmatte.Job, error) {
 	if fail, after := f.fail("complete"); fail {
 		if after {
 			f.JobService.CompleteJob(ctx, id, out)

@@ -502,6 +502,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		Format:      j.OutputFormat,
 		Background:  j.Background,
 		Composition: j.Composition,
+		MaxFrames:   j.FrameCap(),
 	}
 	var res *Result
 	err := r.prepareBackground(ctx, &req)
@@ -530,7 +531,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 			}
 		}
 		done, cerr := r.settle(bg, log, "complete job", j.ID, vidmatte.StatusCompleted, func() (*vidmatte.Job, error) {
-			return r.cfg.Jobs.CompleteJob(bg, j.ID, out)
+			return r.cfg.Jobs.CompleteJob(bg, j.ID, vidmatte.JobOutput{Path: out, Size: fileSize(out), Frames: res.Frames})
 		})
 		if cerr != nil {
 			// Canceled in the last moment, or gone, or the store is down:
@@ -776,4 +777,14 @@ func (p *progressReporter) flush(ctx context.Context) {
 func (p *progressReporter) stop() {
 	close(p.quit)
 	<-p.done
+}
+
+// fileSize is the size of a finished output (0 when it cannot be read: the
+// store then counts nothing against the key's stored bytes).
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }

@@ -163,8 +163,8 @@ func TestRunnerCompletesAJob(t *testing.T) {
 	if done.OutputPath != r.OutputPath(j) {
 		t.Fatalf("output %s, want %s", done.OutputPath, r.OutputPath(j))
 	}
-	if st, err := os.Stat(done.OutputPath); err != nil || st.Size() == 0 {
-		t.Fatalf("output file: %v", err)
+	if st, err := os.Stat(done.OutputPath); err != nil || st.Size() == 0 || done.OutputSize != st.Size() {
+		t.Fatalf("output file: %v (recorded size %d)", err, done.OutputSize)
 	}
 	if frames, _, _ := testmedia.Probe(t, done.OutputPath); frames != 12 {
 		t.Fatalf("output has %d frames", frames)
@@ -425,5 +425,35 @@ func TestRunnerRecoversAfterACrash(t *testing.T) {
 	got, _ := e.db.FindJob(ctx, "", j2.ID)
 	if got.Status != vidmatte.StatusFailed || got.BillingStatus != vidmatte.BillingRefunded {
 		t.Fatalf("job past its attempts: %s %s", got.Status, got.BillingStatus)
+	}
+}
+
+// A job whose video holds more frames than its probed duration covers is
+// stopped at the cap of its reservation, failed as unprocessable and
+// refunded: nothing is processed unpaid.
+func TestRunnerStopsAJobPastItsReservation(t *testing.T) {
+	e := newRunnerEnv(t)
+	long, _ := testmedia.GreenScreen(t, 96, 64, 40, false)
+	ctx := context.Background()
+	up := &vidmatte.Upload{KeyID: e.keyID, Filename: "clip.mp4", Path: long, Size: 1, DurationSec: 0.2, Width: 96, Height: 64, FPS: 10}
+	if err := e.db.CreateUpload(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	// Its container said 0.2 s (2 frames at 10 fps): 1 s is reserved.
+	j := &vidmatte.Job{KeyID: e.keyID, VideoURL: "http://x/v1/uploads/" + up.ID, UploadID: up.ID, InputPath: long,
+		Model: "chroma", OutputFormat: vidmatte.FormatWebM, Background: vidmatte.Background{Type: vidmatte.BackgroundTransparent},
+		DurationSec: 0.2, FramesTotal: 2, Credits: 1}
+	if err := e.db.CreateJob(ctx, j, true, "req_test"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runner(t, newTestEngine(t, 1), 1)
+	start(t, r)
+	r.Wake()
+	failed := e.waitStatus(t, j.ID, vidmatte.StatusFailed)
+	if failed.Error == nil || failed.Error.Code != vidmatte.CodeUnprocessable || failed.BillingStatus != vidmatte.BillingRefunded {
+		t.Fatalf("job past its reservation: %+v %+v", failed, failed.Error)
+	}
+	if l := e.ledger(t); l["reserve"] != 1 || l["refund"] != 1 || l["charge"] != 0 {
+		t.Fatalf("ledger %v", l)
 	}
 }

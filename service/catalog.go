@@ -123,9 +123,5 @@ func (c *Catalog) Price(id string) float64 { return c.price[id] }
 // Credits is what a job of the duration costs on the model:
 // ceil(duration_seconds) × price / 60, to three decimals.
 func (c *Catalog) Credits(id string, durationSec float64) float64 {
-	secs := math.Ceil(durationSec)
-	if secs < 1 {
-		secs = 1
-	}
-	return math.Round(secs*c.price[id]/60*1000) / 1000
+	return math.Round(vidmatte.ReservedSeconds(durationSec)*c.price[id]/60*1000) / 1000
 }

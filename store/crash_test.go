@@ -76,7 +76,7 @@ func TestCrashHelperProcess(t *testing.T) {
 		ack("progress %s %d", c.ID, p)
 		switch i % 3 {
 		case 0:
-			if _, err := db.CompleteJob(ctx, c.ID, "/out/"+c.ID); err != nil {
+			if _, err := db.CompleteJob(ctx, c.ID, vidmatte.JobOutput{Path: "/out/" + c.ID}); err != nil {
 				fail(err)
 			}
 			ack("completed %s", c.ID)

@@ -639,12 +639,19 @@ RETURNING status`, progress, framesDone, framesTotal, nanos(db.now()), id, progr
 }
 
 // CompleteJob marks a processing job completed with its output, progress
-// 100, and charges its reservation (a charge ledger row, once). Any other
+// 100, and charges its reservation (a charge ledger row, once): all of it,
+// or, when out.Frames says fewer frames were processed than the job was
+// reserved for, the seconds processed (rounded up) at the reserved rate,
+// the rest going back to the balance in the same transaction. Any other
 // status, a second completion included, is CodeConflict with nothing
 // changed.
-func (db *DB) CompleteJob(ctx context.Context, id, outputPath string) (*vidmatte.Job, error) {
+func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput) (*vidmatte.Job, error) {
+	outputPath := out.Path
 	if outputPath == "" {
 		return nil, vidmatte.FieldErrorf("output_path", "is required")
+	}
+	if out.Size < 0 || out.Frames < 0 {
+		return nil, vidmatte.FieldErrorf("output", "size and frames must not be negative")
 	}
 	return db.changeJob(ctx, "complete job", "", id, func(tx *sql.Tx, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
@@ -656,12 +663,21 @@ func (db *DB) CompleteJob(ctx context.Context, id, outputPath string) (*vidmatte
 		}
 		now := db.now()
 		if err := setStatus(ctx, tx, r, vidmatte.StatusCompleted, now,
-			"progress = 100, output_path = ?, billing_status = ?, completed_at = ?", outputPath, billing, nanos(now)); err != nil {
+			"progress = 100, output_path = ?, output_size = ?, billing_status = ?, completed_at = ?", outputPath, out.Size, billing, nanos(now)); err != nil {
 			return err
 		}
 		if r.BillingStatus == vidmatte.BillingReserved {
-			if err := charge(ctx, tx, &r.Job, r.milli, now); err != nil {
+			milli, secs := processedCharge(&r.Job, r.milli, out.Frames)
+			if err := charge(ctx, tx, &r.Job, milli, secs, now); err != nil {
 				return err
+			}
+			if back := r.milli - milli; back > 0 {
+				if _, err := tx.ExecContext(ctx, "UPDATE keys SET balance_milli = balance_milli + ? WHERE id = ?", back, r.KeyID); err != nil {
+					return dbError(err, "return unprocessed credits")
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE jobs SET credits_milli = ? WHERE id = ?", milli, id); err != nil {
+				return dbError(err, "record the charge")
 			}
 		}
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusCompleted, CauseCompleted, "", now); err != nil {

@@ -139,7 +139,7 @@ func TestJobLifecycle(t *testing.T) {
 	if st != vidmatte.StatusProcessing {
 		t.Fatalf("progress status %s", st)
 	}
-	done, err := db.CompleteJob(ctx, j.ID, "/data/out/"+j.ID+".webm")
+	done, err := db.CompleteJob(ctx, j.ID, vidmatte.JobOutput{Path: "/data/out/" + j.ID + ".webm"})
 	must(t, err)
 	if done.Status != vidmatte.StatusCompleted || done.Progress != 100 || done.BillingStatus != vidmatte.BillingCharged ||
 		done.CompletedAt == nil || done.OutputPath == "" || done.FramesDone != 120 {
@@ -342,13 +342,13 @@ func TestIllegalTransitionsAreConflicts(t *testing.T) {
 	draft := createJob(t, db, k.ID, 1, false)
 	queued := createJob(t, db, k.ID, 1, true)
 
-	_, err := db.CompleteJob(ctx, queued.ID, "/out")
+	_, err := db.CompleteJob(ctx, queued.ID, vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	_, err = db.FailJob(ctx, draft.ID, vidmatte.JobError{Message: "x"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	_, err = db.RequeueJob(ctx, queued.ID, "drain")
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.CompleteJob(ctx, "job_nope", "/out")
+	_, err = db.CompleteJob(ctx, "job_nope", vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeNotFound)
 
 	claimOne(t, db, queued.ID)
@@ -364,7 +364,7 @@ func TestIllegalTransitionsAreConflicts(t *testing.T) {
 	wantCode(t, err, vidmatte.CodeConflict)
 	_, err = db.RequeueJob(ctx, queued.ID, "x")
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.CompleteJob(ctx, queued.ID, "/out")
+	_, err = db.CompleteJob(ctx, queued.ID, vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	if js, _ := db.ClaimJobs(ctx, "w", 10); len(js) != 0 {
 		t.Fatalf("claimed %v", jobIDs(js))
@@ -385,9 +385,9 @@ func TestCreditsExactlyOnce(t *testing.T) {
 	// Completed twice: one charge.
 	a := createJob(t, db, k.ID, 2, true)
 	claimOne(t, db, a.ID)
-	_, err := db.CompleteJob(ctx, a.ID, "/out/a")
+	_, err := db.CompleteJob(ctx, a.ID, vidmatte.JobOutput{Path: "/out/a"})
 	must(t, err)
-	_, err = db.CompleteJob(ctx, a.ID, "/out/a")
+	_, err = db.CompleteJob(ctx, a.ID, vidmatte.JobOutput{Path: "/out/a"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	// Failed after completion: no refund.
 	_, err = db.FailJob(ctx, a.ID, vidmatte.JobError{Message: "late"})
@@ -414,7 +414,7 @@ func TestCreditsExactlyOnce(t *testing.T) {
 	if st != vidmatte.StatusCanceled {
 		t.Fatalf("progress after cancel says %s", st)
 	}
-	_, err = db.CompleteJob(ctx, b.ID, "/out/b")
+	_, err = db.CompleteJob(ctx, b.ID, vidmatte.JobOutput{Path: "/out/b"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	_, err = db.FailJob(ctx, b.ID, vidmatte.JobError{Message: "x"})
 	wantCode(t, err, vidmatte.CodeConflict)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"math"
 	"strconv"
 	"time"
 
@@ -67,10 +68,25 @@ func reserve(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, at t
 	return insertLedger(ctx, tx, j.KeyID, vidmatte.LedgerReserve, j.ID, milli, j.DurationSec, j.Model, at)
 }
 
-// charge turns a job's reservation into spent credits: a charge ledger row;
-// the balance already went down at the reservation.
-func charge(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, at time.Time) error {
-	return insertLedger(ctx, tx, j.KeyID, vidmatte.LedgerCharge, j.ID, milli, j.DurationSec, j.Model, at)
+// charge turns a job's reservation into spent credits: a charge ledger row
+// of what was spent for the seconds processed; the balance already went
+// down at the reservation (the caller gives back what was not spent).
+func charge(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, seconds float64, at time.Time) error {
+	return insertLedger(ctx, tx, j.KeyID, vidmatte.LedgerCharge, j.ID, milli, seconds, j.Model, at)
+}
+
+// processedCharge is what a job that processed frames of its FramesTotal
+// is charged of its reservation reserved: the seconds processed, rounded
+// up, at the reservation's rate per reserved second; all of it when the
+// frames are unknown (0) or cover the whole video.
+func processedCharge(j *vidmatte.Job, reserved, frames int64) (int64, float64) {
+	if frames <= 0 || j.FramesTotal <= 0 || frames >= j.FramesTotal {
+		return reserved, j.DurationSec
+	}
+	secs := j.DurationSec * float64(frames) / float64(j.FramesTotal)
+	full := vidmatte.ReservedSeconds(j.DurationSec)
+	milli := int64(math.Round(float64(reserved) * vidmatte.ReservedSeconds(secs) / full))
+	return min(milli, reserved), secs
 }
 
 // refund gives a job's reservation back to its key: a refund ledger row and
