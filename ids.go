@@ -3,6 +3,7 @@ package vidmatte
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"net/url"
 	"strings"
 )
 
@@ -14,6 +15,16 @@ func NewID(prefix string) string {
 	var b [13]byte
 	_, _ = rand.Read(b[:])
 	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
+}
+
+// URLHost is the lower-cased host (and port) of a URL, "" when it has none:
+// what per-host limits count by.
+func URLHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }
 
 // ValidID reports whether s can be an identifier the daemon handed out: 1

@@ -256,8 +256,9 @@ type WebhookDelivery struct {
 // restarts.
 type WebhookService interface {
 	EnqueueWebhook(ctx context.Context, d *WebhookDelivery) error
-	// DueWebhooks returns undelivered deliveries due at now, oldest first.
-	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]*WebhookDelivery, error)
+	// DueWebhooks returns undelivered deliveries due at now, oldest first,
+	// but for those to the hosts in except.
+	DueWebhooks(ctx context.Context, now time.Time, limit int, except []string) ([]*WebhookDelivery, error)
 	// RecordWebhookAttempt stores the outcome of an attempt: delivered, or
 	// the next time to try, or failed for good.
 	RecordWebhookAttempt(ctx context.Context, id string, delivered, failed bool, status int, errMsg string, next time.Time) error

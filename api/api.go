@@ -1,10 +1,8 @@
 // Package api is the daemon's HTTP face: the /v1 contract of docs/API.md and
 // its legacy /api routes, with authentication, per-key rate limits,
 // idempotent POSTs, strict request validation and the structured error
-// payload; streaming uploads and remote fetching with address checks;
-// signed, expiring output URLs served by the daemon; signed webhook
-// delivery with persisted retries; health, Prometheus metrics and the
-// OpenAPI document. It is the only package that knows HTTP status codes:
+// payload; streaming uploads; signed, expiring output URLs served by the
+// daemon; health, Prometheus metrics and the OpenAPI document. It is the only package that knows HTTP status codes:
 // handlers decode, validate, make one service call and encode.
 package api
 
@@ -21,7 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"vidmatte/fetch"
 	"vidmatte/service"
 
 	"vidmatte"
@@ -54,22 +51,10 @@ type Limits struct {
 	ConcurrentUploads int
 }
 
-// WebhookOptions tune webhook delivery.
-type WebhookOptions struct {
-	Timeout      time.Duration // one attempt (default 10 s)
-	MaxAttempts  int           // then the delivery fails for good (default 8)
-	BaseDelay    time.Duration // delay after the first failure, doubled each time (default 5 s)
-	MaxDelay     time.Duration // cap of the delay (default 1 h)
-	PollInterval time.Duration // how often due deliveries are looked for (default 1 s)
-}
-
 // Config is everything the api is built from.
 type Config struct {
 	Store   Store
 	Service *service.Service
-	// Fetcher carries webhook deliveries (its dialer refuses private
-	// addresses unless the daemon allows them).
-	Fetcher *fetch.Client
 	// Secret signs output URLs (LoadSecret keeps one in the data dir).
 	Secret []byte
 	// PublicURL is the daemon's base URL as clients reach it, used for
@@ -89,7 +74,6 @@ type Config struct {
 	RateLimit    float64 // requests per second per key (default 10)
 	RateBurst    int     // bucket size (default 20)
 	OutputURLTTL time.Duration
-	Webhooks     WebhookOptions
 
 	// ModelsReady reports whether the models can be loaded (for /health).
 	ModelsReady func(ctx context.Context) error
@@ -99,8 +83,8 @@ type Config struct {
 	Now     func() time.Time
 }
 
-// Server is the daemon's HTTP handler and its background loops (webhook
-// delivery, idempotency purge).
+// Server is the daemon's HTTP handler and its background loop (the purge
+// of idempotency records).
 type Server struct {
 	cfg Config
 	// createUpload creates an upload's file (createUploadFile when nil);
@@ -113,7 +97,6 @@ type Server struct {
 	limiter      *limiter
 	signer       *signer
 	svc          *service.Service
-	webhooks     *webhookDeliverer
 	draining     atomic.Bool
 
 	uploadsMu sync.Mutex
@@ -128,9 +111,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("api: no service")
 	}
-	if cfg.Fetcher == nil {
-		return nil, errors.New("api: no fetcher")
-	}
+
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("api: the output URL secret is shorter than 16 bytes")
 	}
@@ -180,7 +161,6 @@ func New(cfg Config) (*Server, error) {
 		signer:  &signer{secret: cfg.Secret, now: cfg.Now},
 		svc:     cfg.Service,
 	}
-	s.webhooks = newWebhookDeliverer(s, cfg.Webhooks)
 	cfg.Metrics.watchStore(cfg.Store)
 	s.routes()
 	return s, nil
@@ -211,14 +191,10 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // jobs are still accepted into the queue for the next start.
 func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
 
-// Run runs the background loops (webhook delivery, purge of idempotency
-// records older than a day) until ctx is done.
+// Run purges idempotency records older than a day, hourly, until ctx is
+// done.
 func (s *Server) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.webhooks.run(ctx) }()
-	go func() { defer wg.Done(); s.purgeLoop(ctx) }()
-	wg.Wait()
+	s.purgeLoop(ctx)
 	return nil
 }
 

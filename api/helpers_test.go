@@ -117,7 +117,6 @@ func newEnv(t testing.TB, tweak func(*envConfig)) *testEnv {
 			Secret:    secret,
 			RateLimit: 1000,
 			RateBurst: 1000,
-			Webhooks:  WebhookOptions{BaseDelay: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond, Timeout: 2 * time.Second},
 			Logger:    logger,
 			Now:       now,
 		},
@@ -135,7 +134,6 @@ func newEnv(t testing.TB, tweak func(*envConfig)) *testEnv {
 		tweak(&cfg)
 	}
 	cfg.Service.Fetcher = fetch.New(cfg.Fetch)
-	cfg.Config.Fetcher = cfg.Service.Fetcher
 	e.svc, err = service.New(cfg.Service)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,12 @@ func timePtr(t *time.Time) *string {
 	}
 	s := timeText(*t)
 	return &s
+}
+
+// RenderJob is the job object as JSON, with output URLs on the daemon's
+// public URL: the body of a webhook delivery.
+func (s *Server) RenderJob(j *vidmatte.Job) ([]byte, error) {
+	return json.Marshal(s.renderJob(j, s.cfg.PublicURL))
 }
 
 // renderJob makes the job object; base is the daemon's URL for output_url.

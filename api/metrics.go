@@ -104,7 +104,8 @@ func (m *Metrics) ObserveJob(_ string, status vidmatte.Status, frames int64, inf
 	}
 }
 
-func (m *Metrics) observeWebhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }
+// ObserveWebhook counts a webhook delivery attempt by outcome.
+func (m *Metrics) ObserveWebhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }
 
 // watchStore adds the gauges read from the store at scrape time.
 func (m *Metrics) watchStore(s vidmatte.JobService) {

@@ -490,6 +490,11 @@ func (db *DB) end(ctx context.Context, tx *sql.Tx, r *jobRow, to vidmatte.Status
 			return err
 		}
 	}
+	if to == vidmatte.StatusFailed {
+		if err := queueEvent(ctx, tx, &r.Job, vidmatte.EventJobFailed, now); err != nil {
+			return err
+		}
+	}
 	return recordTransition(ctx, tx, r.ID, r.Status, to, cause, requestID, now)
 }
 
@@ -557,6 +562,9 @@ RETURNING `+jobColumns, worker, nanos(now), nanos(now), limit)
 		}
 		for _, r := range rows {
 			if err := recordTransition(ctx, tx, r.ID, vidmatte.StatusQueued, vidmatte.StatusProcessing, CauseClaimed+" by "+worker, "", now); err != nil {
+				return err
+			}
+			if err := queueEvent(ctx, tx, &r.Job, vidmatte.EventJobStarted, now); err != nil {
 				return err
 			}
 		}
@@ -681,6 +689,9 @@ func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput
 			}
 		}
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusCompleted, CauseCompleted, "", now); err != nil {
+			return err
+		}
+		if err := queueEvent(ctx, tx, &r.Job, vidmatte.EventJobCompleted, now); err != nil {
 			return err
 		}
 		return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -24,6 +25,19 @@ func scanDelivery(row interface{ Scan(...any) error }) (*vidmatte.WebhookDeliver
 	d.NextAttemptAt = fromNanos(next)
 	d.CreatedAt = fromNanos(created)
 	return &d, nil
+}
+
+// queueEvent writes the delivery of a job's event, when the job has a
+// webhook URL, inside the transaction of the change that fires it (the
+// outbox): the change and its delivery commit together or not at all, so
+// no crash can lose an event. The body is rendered when it is sent.
+func queueEvent(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, event string, now time.Time) error {
+	if j.WebhookURL == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, job_id, key_id, event, url, host, payload, next_attempt_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, newID(prefixDelivery), j.ID, j.KeyID, event, j.WebhookURL, vidmatte.URLHost(j.WebhookURL), []byte{}, nanos(now), nanos(now))
+	return dbError(err, "queue webhook")
 }
 
 // EnqueueWebhook persists a delivery of one event of a job and fills d.ID
@@ -67,8 +81,8 @@ func (db *DB) EnqueueWebhook(ctx context.Context, d *vidmatte.WebhookDelivery) e
 		if d.KeyID != "" && d.KeyID != keyID {
 			return vidmatte.FieldErrorf("key_id", "is not the key of job %s", d.JobID)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, job_id, key_id, event, url, payload, next_attempt_at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, d.JobID, keyID, d.Event, d.URL, payload, nanos(next), nanos(now))
+		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, job_id, key_id, event, url, host, payload, next_attempt_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, d.JobID, keyID, d.Event, d.URL, vidmatte.URLHost(d.URL), payload, nanos(next), nanos(now))
 		return dbError(err, "enqueue webhook")
 	})
 	if err != nil {
@@ -81,16 +95,25 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, d.JobID, keyID, d.Event, d.URL, payload, n
 
 // DueWebhooks returns up to limit (1..100, 0 meaning 20) deliveries neither
 // delivered nor given up whose next attempt is at or before now, oldest
-// first. It only reads: a sender keeps a delivery it is working on from
-// being sent twice (one sending loop per database).
-func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]*vidmatte.WebhookDelivery, error) {
+// first, leaving out those to the hosts in except (a sender's hosts at
+// their limit, so that they cannot fill the page). It only reads: a sender
+// keeps a delivery it is working on from being sent twice (one sending
+// loop per database).
+func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int, except []string) ([]*vidmatte.WebhookDelivery, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, err
 	}
+	if except == nil {
+		except = []string{}
+	}
+	hosts, err := json.Marshal(except)
+	if err != nil {
+		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "hosts cannot be encoded")
+	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+deliveryColumns+` FROM webhook_deliveries
-WHERE delivered = 0 AND failed = 0 AND next_attempt_at <= ?
-ORDER BY created_at, id LIMIT ?`, nanos(now), limit)
+WHERE delivered = 0 AND failed = 0 AND next_attempt_at <= ? AND host NOT IN (SELECT value FROM json_each(?))
+ORDER BY created_at, id LIMIT ?`, nanos(now), string(hosts), limit)
 	if err != nil {
 		return nil, dbError(err, "read due webhooks")
 	}

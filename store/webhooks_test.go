@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestWebhooks(t *testing.T) {
 
 	due := func(at time.Time) []string {
 		t.Helper()
-		ds, err := db.DueWebhooks(ctx, at, 10)
+		ds, err := db.DueWebhooks(ctx, at, 10, nil)
 		must(t, err)
 		var ids []string
 		for _, d := range ds {
@@ -122,9 +123,76 @@ func TestWebhooksSurviveReopen(t *testing.T) {
 	db, err = Open(path)
 	must(t, err)
 	defer db.Close()
-	ds, err := db.DueWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0)
+	ds, err := db.DueWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0, nil)
 	must(t, err)
 	if len(ds) != 1 || ds[0].Attempts != 1 || string(ds[0].Payload) != "p" || ds[0].LastError != "boom" {
 		t.Fatalf("after reopen %+v", ds)
+	}
+}
+
+// A job's events are written in the transactions of the changes that fire
+// them: started with the claim, completed with the completion, failed with
+// the failure; a change that is refused writes no event, a job without a
+// webhook URL none at all, and the deliveries outlive a restart.
+func TestWebhookOutbox(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/vidmatte.db"
+	db, err := Open(path)
+	must(t, err)
+	k, _ := newKey(t, db, 100)
+	hooked := newJobFor(k.ID, 1)
+	hooked.WebhookURL = "https://Hooks.Example.com:8443/in"
+	must(t, db.CreateJob(ctx, hooked, true, ""))
+	plain := createJob(t, db, k.ID, 1, true)
+	failing := newJobFor(k.ID, 1)
+	failing.WebhookURL = "https://other.example.com/in"
+	must(t, db.CreateJob(ctx, failing, true, ""))
+
+	events := func() []string {
+		t.Helper()
+		ds, err := db.DueWebhooks(ctx, time.Now().Add(time.Hour), 100, nil)
+		must(t, err)
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.JobID+" "+d.Event)
+		}
+		return out
+	}
+	if e := events(); len(e) != 0 {
+		t.Fatalf("events before any change: %v", e)
+	}
+	js, err := db.ClaimJobs(ctx, "w1", 3)
+	must(t, err)
+	if len(js) != 3 {
+		t.Fatalf("claimed %d", len(js))
+	}
+	_, err = db.CompleteJob(ctx, hooked.ID, vidmatte.JobOutput{Path: "/out/h.webm"})
+	must(t, err)
+	_, err = db.CompleteJob(ctx, hooked.ID, vidmatte.JobOutput{Path: "/out/h.webm"})
+	wantCode(t, err, vidmatte.CodeConflict)
+	_, err = db.CompleteJob(ctx, plain.ID, vidmatte.JobOutput{Path: "/out/p.webm"})
+	must(t, err)
+	_, err = db.FailJob(ctx, failing.ID, vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "bad frames"})
+	must(t, err)
+	want := []string{hooked.ID + " job.started", failing.ID + " job.started", hooked.ID + " job.completed", failing.ID + " job.failed"}
+	got := events()
+	sort.Strings(got)
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("outbox\n got %v\nwant %v", got, want)
+	}
+	// Delivery concurrency goes by host: the host is recorded, lower-case,
+	// and a sender's busy hosts can be left out.
+	ds, err := db.DueWebhooks(ctx, time.Now().Add(time.Hour), 100, []string{"hooks.example.com:8443"})
+	must(t, err)
+	if len(ds) != 2 || ds[0].JobID != failing.ID || ds[1].JobID != failing.ID {
+		t.Fatalf("due but for the busy host: %+v", ds)
+	}
+	must(t, db.Close())
+	db, err = Open(path)
+	must(t, err)
+	defer db.Close()
+	if got := events(); len(got) != 4 {
+		t.Fatalf("after a restart: %v", got)
 	}
 }

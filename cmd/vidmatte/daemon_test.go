@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"vidmatte/api"
 	"vidmatte/internal/testmedia"
+	"vidmatte/webhook"
 )
 
 // client talks to a daemon over real HTTP.
@@ -242,7 +242,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		ts, _ := strconv.ParseInt(h.timestamp, 10, 64)
 		// The receiver verifies with the secret the operator reads out.
 		ws, _, _ := runCmd(t, "keys", "webhook-secret", "--data", dir, keyIDOf(t, dir))
-		if h.signature != api.SignWebhook(strings.TrimSpace(ws), ts, h.body) {
+		if h.signature != webhook.Sign(strings.TrimSpace(ws), ts, h.body) {
 			t.Fatalf("webhook %s: signature does not verify", h.event)
 		}
 		events[h.event]++

@@ -21,6 +21,7 @@ import (
 	"vidmatte/models"
 	"vidmatte/service"
 	"vidmatte/store"
+	"vidmatte/webhook"
 )
 
 func init() {
@@ -71,6 +72,7 @@ type daemon struct {
 	rt     *models.Runtime
 	svc    *service.Service
 	api    *api.Server
+	hooks  *webhook.Deliverer
 	runner *engine.Runner
 	srv    *http.Server
 	ln     net.Listener
@@ -189,7 +191,6 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	d.api, err = api.New(api.Config{
 		Store:        d.db,
 		Service:      d.svc,
-		Fetcher:      fetcher,
 		Secret:       secret,
 		PublicURL:    public,
 		MetricsToken: cfg.MetricsToken,
@@ -223,7 +224,17 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.runner.SetEvents(d.api, d.svc.FetchBackground)
+	d.hooks, err = webhook.New(webhook.Config{
+		Store:   d.db,
+		Client:  fetcher.HTTP(),
+		Render:  d.api.RenderJob,
+		Observe: metrics.ObserveWebhook,
+		Logger:  d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.runner.SetEvents(d.hooks, d.svc.FetchBackground)
 	d.srv = &http.Server{
 		Handler:           d.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -296,8 +307,9 @@ func (d *daemon) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); _ = d.api.Run(bgCtx) }()
+	go func() { defer bg.Done(); d.hooks.Run(bgCtx) }()
 	go func() { defer bg.Done(); d.svc.RunRetention(bgCtx) }()
 
 	runnerCtx, stopRunner := context.WithCancel(context.Background())
