@@ -57,12 +57,12 @@ func (db *DB) BeginIdempotent(ctx context.Context, rec *vidmatte.IdempotencyReco
 		now = db.now()
 	}
 	now = fromNanos(nanos(now))
-	err := db.write(ctx, "begin idempotent request", func(tx *sql.Tx) error {
+	err := db.write(ctx, "begin idempotent request", func(tx *txn) error {
 		if _, err := lockKey(ctx, tx, rec.KeyID); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key_id, key, method, path, body_hash, done, created_at, lease_until)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID, rec.Key, rec.Method, rec.Path, rec.BodyHash, nanos(now), leaseNanos(rec.LeaseUntil))
+VALUES (?, ?, ?, ?, ?, FALSE, ?, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID, rec.Key, rec.Method, rec.Path, rec.BodyHash, nanos(now), leaseNanos(rec.LeaseUntil))
 		if err != nil {
 			return dbError(err, "begin idempotent request")
 		}
@@ -80,7 +80,7 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (key_id, key) DO NOTHING`, rec.KeyID
 		}
 		// The claim's request died: take it over.
 		res, err = tx.ExecContext(ctx, `UPDATE idempotency SET created_at = ?, lease_until = ?
-WHERE key_id = ? AND key = ? AND done = 0 AND lease_until = ?`, nanos(now), leaseNanos(rec.LeaseUntil), rec.KeyID, rec.Key, nanos(existing.LeaseUntil))
+WHERE key_id = ? AND key = ? AND done = FALSE AND lease_until = ?`, nanos(now), leaseNanos(rec.LeaseUntil), rec.KeyID, rec.Key, nanos(existing.LeaseUntil))
 		if err != nil {
 			return dbError(err, "take over idempotency claim")
 		}
@@ -111,9 +111,9 @@ func (db *DB) FinishIdempotent(ctx context.Context, rec *vidmatte.IdempotencyRec
 	if body == nil {
 		body = []byte{}
 	}
-	return db.write(ctx, "finish idempotent request", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE idempotency SET done = 1, status = ?, content_type = ?, body = ?
-WHERE key_id = ? AND key = ? AND done = 0`, rec.Status, rec.ContentType, body, rec.KeyID, rec.Key)
+	return db.write(ctx, "finish idempotent request", func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `UPDATE idempotency SET done = TRUE, status = ?, content_type = ?, body = ?
+WHERE key_id = ? AND key = ? AND done = FALSE`, rec.Status, rec.ContentType, body, rec.KeyID, rec.Key)
 		if err != nil {
 			return dbError(err, "finish idempotent request")
 		}
@@ -132,16 +132,16 @@ WHERE key_id = ? AND key = ? AND done = 0`, rec.Status, rec.ContentType, body, r
 // missing claim is no error; a record already done is CodeConflict and
 // stays.
 func (db *DB) AbandonIdempotent(ctx context.Context, keyID, key string) error {
-	return db.write(ctx, "abandon idempotent request", func(tx *sql.Tx) error {
+	return db.write(ctx, "abandon idempotent request", func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE idempotency SET lease_until = ?
-WHERE key_id = ? AND key = ? AND done = 0 AND resource_id != ''`, nanos(db.now()), keyID, key)
+WHERE key_id = ? AND key = ? AND done = FALSE AND resource_id != ''`, nanos(db.now()), keyID, key)
 		if err != nil {
 			return dbError(err, "abandon idempotent request")
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			return nil
 		}
-		res, err = tx.ExecContext(ctx, "DELETE FROM idempotency WHERE key_id = ? AND key = ? AND done = 0", keyID, key)
+		res, err = tx.ExecContext(ctx, "DELETE FROM idempotency WHERE key_id = ? AND key = ? AND done = FALSE", keyID, key)
 		if err != nil {
 			return dbError(err, "abandon idempotent request")
 		}
@@ -157,7 +157,7 @@ WHERE key_id = ? AND key = ? AND done = 0 AND resource_id != ''`, nanos(db.now()
 
 // idempotencyState explains why a claim could not be updated: it is gone
 // (CodeNotFound) or done already (CodeConflict).
-func idempotencyState(ctx context.Context, tx *sql.Tx, keyID, key string) error {
+func idempotencyState(ctx context.Context, tx *txn, keyID, key string) error {
 	var done bool
 	err := tx.QueryRowContext(ctx, "SELECT done FROM idempotency WHERE key_id = ? AND key = ?", keyID, key).Scan(&done)
 	switch {
@@ -176,7 +176,7 @@ func idempotencyState(ctx context.Context, tx *sql.Tx, keyID, key string) error 
 // Keeping them 24 hours is the caller's schedule.
 func (db *DB) PurgeIdempotent(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := db.write(ctx, "purge idempotency records", func(tx *sql.Tx) error {
+	err := db.write(ctx, "purge idempotency records", func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM idempotency WHERE created_at < ?", nanos(before))
 		if err != nil {
 			return dbError(err, "purge idempotency records")
@@ -197,11 +197,11 @@ func leaseNanos(t time.Time) int64 {
 
 // markIdempotent records resourceID in the idempotency claim ctx carries,
 // inside the transaction of the change that made it.
-func markIdempotent(ctx context.Context, tx *sql.Tx, resourceID string) error {
+func markIdempotent(ctx context.Context, tx *txn, resourceID string) error {
 	keyID, key, ok := vidmatte.IdempotencyClaimFrom(ctx)
 	if !ok {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, "UPDATE idempotency SET resource_id = ? WHERE key_id = ? AND key = ? AND done = 0", resourceID, keyID, key)
+	_, err := tx.ExecContext(ctx, "UPDATE idempotency SET resource_id = ? WHERE key_id = ? AND key = ? AND done = FALSE", resourceID, keyID, key)
 	return dbError(err, "record the idempotent change")
 }

@@ -161,7 +161,7 @@ func clip(s string, n int) string {
 
 // liveKey is CodeUnauthenticated for a revoked key and CodeNotFound for an
 // unknown one: credits move only for a live key.
-func liveKey(ctx context.Context, tx *sql.Tx, id string) error {
+func liveKey(ctx context.Context, tx *txn, id string) error {
 	k, err := lockKey(ctx, tx, id)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (db *DB) CreateJob(ctx context.Context, j *vidmatte.Job, autoStart bool, re
 		errCode, errMsg = string(j.Error.Code), j.Error.Message
 	}
 	var stored *jobRow
-	err = db.write(ctx, "create job", func(tx *sql.Tx) error {
+	err = db.write(ctx, "create job", func(tx *txn) error {
 		if err := liveKey(ctx, tx, j.KeyID); err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, '',
 // status is CodeConflict; a short balance is CodeInsufficientCredits with
 // nothing changed.
 func (db *DB) StartJob(ctx context.Context, keyID, id string, patch vidmatte.JobPatch, requestID string) (*vidmatte.Job, error) {
-	return db.changeJob(ctx, "start job", keyID, id, func(tx *sql.Tx, r *jobRow) error {
+	return db.changeJob(ctx, "start job", keyID, id, func(tx *txn, r *jobRow) error {
 		if r.Status != vidmatte.StatusPending {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a pending draft can be started", id, r.Status)
 		}
@@ -340,11 +340,17 @@ func (db *DB) FindJob(ctx context.Context, keyID, id string) (*vidmatte.Job, err
 }
 
 func findJob(ctx context.Context, q queryer, keyID, id string) (*jobRow, error) {
+	return readJob(ctx, q, keyID, id, "")
+}
+
+// readJob reads a job, with a row lock when lock is " FOR_UPDATE".
+func readJob(ctx context.Context, q queryer, keyID, id, lock string) (*jobRow, error) {
 	query, args := "SELECT "+jobColumns+" FROM jobs WHERE id = ?", []any{id}
 	if keyID != "" {
 		query += " AND key_id = ?"
 		args = append(args, keyID)
 	}
+	query += lock
 	r, err := scanJob(q.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, vidmatte.Errorf(vidmatte.CodeNotFound, "no job %q", id)
@@ -355,14 +361,14 @@ func findJob(ctx context.Context, q queryer, keyID, id string) (*jobRow, error) 
 	return r, nil
 }
 
-// lockJob reads a job inside a write transaction (PostgreSQL would say
-// FOR UPDATE).
-func lockJob(ctx context.Context, tx *sql.Tx, keyID, id string) (*jobRow, error) {
-	return findJob(ctx, tx, keyID, id)
+// lockJob reads a job inside a write transaction, locking its row
+// (SQLite's write transactions hold the whole database already).
+func lockJob(ctx context.Context, tx *txn, keyID, id string) (*jobRow, error) {
+	return readJob(ctx, tx, keyID, id, " FOR_UPDATE")
 }
 
 // reread returns the job as the transaction now sees it.
-func (db *DB) reread(ctx context.Context, tx *sql.Tx, id string) (*vidmatte.Job, error) {
+func (db *DB) reread(ctx context.Context, tx *txn, id string) (*vidmatte.Job, error) {
 	r, err := lockJob(ctx, tx, "", id)
 	if err != nil {
 		return nil, err
@@ -430,9 +436,9 @@ func scanJobs(rs *sql.Rows, what string) ([]*jobRow, error) {
 
 // changeJob locks a job of the key (keyID "" = any key) in a write
 // transaction, runs change on it, and returns the job as it is afterwards.
-func (db *DB) changeJob(ctx context.Context, what, keyID, id string, change func(tx *sql.Tx, r *jobRow) error) (*vidmatte.Job, error) {
+func (db *DB) changeJob(ctx context.Context, what, keyID, id string, change func(tx *txn, r *jobRow) error) (*vidmatte.Job, error) {
 	var out *vidmatte.Job
-	err := db.write(ctx, what, func(tx *sql.Tx) error {
+	err := db.write(ctx, what, func(tx *txn) error {
 		r, err := lockJob(ctx, tx, keyID, id)
 		if err != nil {
 			return err
@@ -460,7 +466,7 @@ func (db *DB) CancelJob(ctx context.Context, keyID, id, cause, requestID string)
 	if cause = strings.TrimSpace(cause); cause == "" {
 		cause = "canceled"
 	}
-	return db.changeJob(ctx, "cancel job", keyID, id, func(tx *sql.Tx, r *jobRow) error {
+	return db.changeJob(ctx, "cancel job", keyID, id, func(tx *txn, r *jobRow) error {
 		if r.Status.Terminal() {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is already %s", id, r.Status)
 		}
@@ -473,7 +479,7 @@ func (db *DB) CancelJob(ctx context.Context, keyID, id, cause, requestID string)
 }
 
 // end moves a job to canceled or failed and refunds its reservation.
-func (db *DB) end(ctx context.Context, tx *sql.Tx, r *jobRow, to vidmatte.Status, cause, requestID string, now time.Time, extra string, args ...any) error {
+func (db *DB) end(ctx context.Context, tx *txn, r *jobRow, to vidmatte.Status, cause, requestID string, now time.Time, extra string, args ...any) error {
 	billing := r.BillingStatus
 	if billing == vidmatte.BillingReserved {
 		billing = vidmatte.BillingRefunded
@@ -501,7 +507,7 @@ func (db *DB) end(ctx context.Context, tx *sql.Tx, r *jobRow, to vidmatte.Status
 // setStatus moves a job from its status to another, with more columns to
 // set, after checking the move is allowed. The UPDATE is guarded by the
 // status read, so a job changed behind the caller's back is a conflict.
-func setStatus(ctx context.Context, tx *sql.Tx, r *jobRow, to vidmatte.Status, now time.Time, set string, args ...any) error {
+func setStatus(ctx context.Context, tx *txn, r *jobRow, to vidmatte.Status, now time.Time, set string, args ...any) error {
 	if !r.Status.CanTransition(to) {
 		return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; it cannot become %s", r.ID, r.Status, to)
 	}
@@ -522,7 +528,7 @@ func setStatus(ctx context.Context, tx *sql.Tx, r *jobRow, to vidmatte.Status, n
 }
 
 // recordTransition writes one row of a job's status history.
-func recordTransition(ctx context.Context, tx *sql.Tx, jobID string, from, to vidmatte.Status, cause, requestID string, at time.Time) error {
+func recordTransition(ctx context.Context, tx *txn, jobID string, from, to vidmatte.Status, cause, requestID string, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO job_transitions (job_id, from_status, to_status, cause, request_id, at)
 VALUES (?, ?, ?, ?, ?, ?)`, jobID, from, to, clip(cause, 1000), requestID, nanos(at))
 	return dbError(err, "record transition")
@@ -548,7 +554,7 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 		return claimed, nil
 	}
 	var rows []*jobRow
-	err := db.write(ctx, "claim jobs", func(tx *sql.Tx) error {
+	err := db.write(ctx, "claim jobs", func(tx *txn) error {
 		now := db.now()
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
 SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?
@@ -625,10 +631,10 @@ func (db *DB) SetJobProgress(ctx context.Context, id string, progress int, frame
 		return "", vidmatte.FieldErrorf("frames", "must not be negative")
 	}
 	var status vidmatte.Status
-	err := db.write(ctx, "set job progress", func(tx *sql.Tx) error {
+	err := db.write(ctx, "set job progress", func(tx *txn) error {
 		var s string
 		err := tx.QueryRowContext(ctx, `UPDATE jobs
-SET progress = max(progress, ?), frames_done = max(frames_done, ?), frames_total = max(frames_total, ?), updated_at = ?
+SET progress = greatest(progress, ?), frames_done = greatest(frames_done, ?), frames_total = greatest(frames_total, ?), updated_at = ?
 WHERE id = ? AND status = 'processing' AND (progress < ? OR frames_done < ? OR frames_total < ?)
 RETURNING status`, progress, framesDone, framesTotal, nanos(db.now()), id, progress, framesDone, framesTotal).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -661,7 +667,7 @@ func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput
 	if out.Size < 0 || out.Frames < 0 {
 		return nil, vidmatte.FieldErrorf("output", "size and frames must not be negative")
 	}
-	return db.changeJob(ctx, "complete job", "", id, func(tx *sql.Tx, r *jobRow) error {
+	return db.changeJob(ctx, "complete job", "", id, func(tx *txn, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be completed", id, r.Status)
 		}
@@ -708,7 +714,7 @@ func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vid
 	if e.Message == "" {
 		e.Message = "processing failed"
 	}
-	return db.changeJob(ctx, "fail job", "", id, func(tx *sql.Tx, r *jobRow) error {
+	return db.changeJob(ctx, "fail job", "", id, func(tx *txn, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can fail", id, r.Status)
 		}
@@ -728,12 +734,12 @@ func (db *DB) RequeueJob(ctx context.Context, id, cause string) (*vidmatte.Job, 
 	if cause = strings.TrimSpace(cause); cause == "" {
 		cause = "requeued"
 	}
-	return db.changeJob(ctx, "requeue job", "", id, func(tx *sql.Tx, r *jobRow) error {
+	return db.changeJob(ctx, "requeue job", "", id, func(tx *txn, r *jobRow) error {
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be requeued", id, r.Status)
 		}
 		now := db.now()
-		if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', attempts = max(attempts - 1, 0)"); err != nil {
+		if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', attempts = greatest(attempts - 1, 0)"); err != nil {
 			return err
 		}
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {
@@ -755,7 +761,7 @@ func (db *DB) RecoverJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job
 		return nil, vidmatte.FieldErrorf("max_attempts", "must be at least 1")
 	}
 	out := []*vidmatte.Job{}
-	err := db.write(ctx, "recover jobs", func(tx *sql.Tx) error {
+	err := db.write(ctx, "recover jobs", func(tx *txn) error {
 		out = out[:0]
 		rs, err := tx.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE status = 'processing' ORDER BY queued_at, created_at, id")
 		if err != nil {
@@ -825,10 +831,10 @@ func (db *DB) ReapJobs(ctx context.Context, worker string, held []string, maxAtt
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "held job ids cannot be encoded")
 	}
 	out := []*vidmatte.Job{}
-	err = db.write(ctx, "reap jobs", func(tx *sql.Tx) error {
+	err = db.write(ctx, "reap jobs", func(tx *txn) error {
 		out = out[:0]
 		rs, err := tx.QueryContext(ctx, "SELECT "+jobColumns+` FROM jobs
-WHERE status = 'processing' AND worker = ? AND id NOT IN (SELECT value FROM json_each(?))
+WHERE status = 'processing' AND worker = ? AND id NOT IN json_values(?)
 ORDER BY queued_at, created_at, id`, worker, string(ids))
 		if err != nil {
 			return dbError(err, "reap jobs")

@@ -66,7 +66,7 @@ func (db *DB) CreateKey(ctx context.Context, name string, credits float64) (*vid
 		WebhookSecret: prefixWebhook + randomString(secretChars),
 		CreatedAt:     now,
 	}
-	err = db.write(ctx, "create key", func(tx *sql.Tx) error {
+	err = db.write(ctx, "create key", func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, secret_hash, balance_milli, webhook_secret, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`, k.ID, k.Name, k.Prefix, hashSecret(secret), milli, k.WebhookSecret, nanos(now))
 		if err != nil {
@@ -181,7 +181,7 @@ func (db *DB) ListKeys(ctx context.Context) ([]*vidmatte.Key, error) {
 // RevokeKey revokes a key: its secret no longer authenticates. Revoking a
 // revoked key changes nothing (it keeps its first revocation time).
 func (db *DB) RevokeKey(ctx context.Context, id string) error {
-	return db.write(ctx, "revoke key", func(tx *sql.Tx) error {
+	return db.write(ctx, "revoke key", func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", nanos(db.now()), id)
 		if err != nil {
 			return dbError(err, "revoke key")
@@ -205,7 +205,7 @@ func (db *DB) GrantCredits(ctx context.Context, id string, credits float64) (*vi
 		return nil, vidmatte.FieldErrorf("credits", "must be at least 0.001")
 	}
 	var k *vidmatte.Key
-	err = db.write(ctx, "grant credits", func(tx *sql.Tx) error {
+	err = db.write(ctx, "grant credits", func(tx *txn) error {
 		if _, err := lockKey(ctx, tx, id); err != nil {
 			return err
 		}
@@ -227,8 +227,8 @@ func (db *DB) GrantCredits(ctx context.Context, id string, credits float64) (*vi
 // lockKey reads a key inside a write transaction (which already holds the
 // database's write lock; PostgreSQL would say FOR UPDATE). A missing key is
 // CodeNotFound.
-func lockKey(ctx context.Context, tx *sql.Tx, id string) (*vidmatte.Key, error) {
-	k, err := scanKey(tx.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM keys WHERE id = ?", id))
+func lockKey(ctx context.Context, tx *txn, id string) (*vidmatte.Key, error) {
+	k, err := scanKey(tx.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM keys WHERE id = ? FOR_UPDATE", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, vidmatte.Errorf(vidmatte.CodeNotFound, "no key %q", id)
 	}

@@ -36,7 +36,7 @@ func formatCredits(m int64) string { return strconv.FormatFloat(fromMilli(m), 'f
 // insertLedger writes one credit movement. The unique (job_id, type)
 // constraint and the ledger_settle_once trigger make a second reserve,
 // charge or refund of a job fail, so a movement is never applied twice.
-func insertLedger(ctx context.Context, tx *sql.Tx, keyID, typ, jobID string, milli int64, seconds float64, model string, at time.Time) error {
+func insertLedger(ctx context.Context, tx *txn, keyID, typ, jobID string, milli int64, seconds float64, model string, at time.Time) error {
 	var job any
 	if jobID != "" {
 		job = jobID
@@ -48,7 +48,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, newID(prefixEvent), keyID, typ, job, milli, se
 
 // reserve takes a job's credits off its key's balance, with the reserve
 // ledger row, or fails with CodeInsufficientCredits having written nothing.
-func reserve(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, at time.Time) error {
+func reserve(ctx context.Context, tx *txn, j *vidmatte.Job, milli int64, at time.Time) error {
 	res, err := tx.ExecContext(ctx, "UPDATE keys SET balance_milli = balance_milli - ? WHERE id = ? AND balance_milli >= ?", milli, j.KeyID, milli)
 	if err != nil {
 		return dbError(err, "reserve credits")
@@ -71,7 +71,7 @@ func reserve(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, at t
 // charge turns a job's reservation into spent credits: a charge ledger row
 // of what was spent for the seconds processed; the balance already went
 // down at the reservation (the caller gives back what was not spent).
-func charge(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, seconds float64, at time.Time) error {
+func charge(ctx context.Context, tx *txn, j *vidmatte.Job, milli int64, seconds float64, at time.Time) error {
 	return insertLedger(ctx, tx, j.KeyID, vidmatte.LedgerCharge, j.ID, milli, seconds, j.Model, at)
 }
 
@@ -91,7 +91,7 @@ func processedCharge(j *vidmatte.Job, reserved, frames int64) (int64, float64) {
 
 // refund gives a job's reservation back to its key: a refund ledger row and
 // the balance raised by the same amount.
-func refund(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, milli int64, at time.Time) error {
+func refund(ctx context.Context, tx *txn, j *vidmatte.Job, milli int64, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE keys SET balance_milli = balance_milli + ? WHERE id = ?", milli, j.KeyID); err != nil {
 		return dbError(err, "refund credits")
 	}
@@ -158,7 +158,7 @@ func (db *DB) UsageSummary(ctx context.Context, keyID string, days int, now time
 
 	var balance, reserved int64
 	err = tx.QueryRowContext(ctx, `SELECT balance_milli,
-	(SELECT coalesce(sum(credits_milli), 0) FROM jobs WHERE key_id = keys.id AND billing_status = 'reserved')
+	(SELECT CAST(coalesce(sum(credits_milli), 0) AS BIGINT) FROM jobs WHERE key_id = keys.id AND billing_status = 'reserved')
 FROM keys WHERE id = ?`, keyID).Scan(&balance, &reserved)
 	if err == sql.ErrNoRows {
 		return nil, vidmatte.Errorf(vidmatte.CodeNotFound, "no key %q", keyID)
@@ -171,7 +171,7 @@ FROM keys WHERE id = ?`, keyID).Scan(&balance, &reserved)
 	for i := range s.Days {
 		s.Days[i].Date = first.AddDate(0, 0, i).Format(time.DateOnly)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT created_at / ?, type, count(*), coalesce(sum(seconds), 0), coalesce(sum(credits_milli), 0)
+	rows, err := tx.QueryContext(ctx, `SELECT created_at / ?, type, count(*), coalesce(sum(seconds), 0), CAST(coalesce(sum(credits_milli), 0) AS BIGINT)
 FROM ledger
 WHERE key_id = ? AND type IN ('charge', 'refund') AND created_at >= ? AND created_at < ?
 GROUP BY created_at / ?, type`, nanosPerDay, keyID, nanos(first), nanos(end), nanosPerDay)

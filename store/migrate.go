@@ -86,7 +86,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			"store: database %s has schema version %d, newer than this program's %d", db.path, newest.Int64, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		err := db.write(ctx, "apply migration "+m.name, func(tx *sql.Tx) error {
+		err := db.write(ctx, "apply migration "+m.name, func(tx *txn) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
 				return dbError(err, "read schema_migrations")

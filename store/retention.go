@@ -21,8 +21,8 @@ func (db *DB) KeyHoldings(ctx context.Context, keyID string) (*vidmatte.KeyHoldi
 func keyHoldings(ctx context.Context, q queryer, keyID string) (*vidmatte.KeyHoldings, error) {
 	var h vidmatte.KeyHoldings
 	err := q.QueryRowContext(ctx, `SELECT
-	(SELECT coalesce(sum(size), 0) FROM uploads WHERE key_id = ?1 AND expired_at IS NULL) +
-	(SELECT coalesce(sum(output_size), 0) FROM jobs WHERE key_id = ?1 AND status = 'completed' AND output_expired_at IS NULL),
+	CAST((SELECT coalesce(sum(size), 0) FROM uploads WHERE key_id = ?1 AND expired_at IS NULL) +
+	(SELECT coalesce(sum(output_size), 0) FROM jobs WHERE key_id = ?1 AND status = 'completed' AND output_expired_at IS NULL) AS BIGINT),
 	(SELECT count(*) FROM jobs WHERE key_id = ?1 AND status IN ('queued', 'processing')),
 	(SELECT count(*) FROM jobs WHERE key_id = ?1 AND status = 'pending')`, keyID).Scan(&h.StoredBytes, &h.QueuedJobs, &h.Drafts)
 	if err != nil {
@@ -33,7 +33,7 @@ func keyHoldings(ctx context.Context, q queryer, keyID string) (*vidmatte.KeyHol
 
 // checkStoredBytes refuses adding bytes to what the key stores past its
 // quota.
-func (db *DB) checkStoredBytes(ctx context.Context, tx *sql.Tx, keyID string, adding int64) error {
+func (db *DB) checkStoredBytes(ctx context.Context, tx *txn, keyID string, adding int64) error {
 	if db.quotas.StoredBytes <= 0 {
 		return nil
 	}
@@ -49,7 +49,7 @@ func (db *DB) checkStoredBytes(ctx context.Context, tx *sql.Tx, keyID string, ad
 
 // checkJobCounts refuses one more queued job (queued) or draft (!queued)
 // past the key's quota.
-func (db *DB) checkJobCounts(ctx context.Context, tx *sql.Tx, keyID string, queued bool) error {
+func (db *DB) checkJobCounts(ctx context.Context, tx *txn, keyID string, queued bool) error {
 	if (queued && db.quotas.QueuedJobs <= 0) || (!queued && db.quotas.Drafts <= 0) {
 		return nil
 	}
@@ -70,7 +70,7 @@ func (db *DB) checkJobCounts(ctx context.Context, tx *sql.Tx, keyID string, queu
 // refers to (the creation it was made for was refused). An upload a job
 // refers to is CodeConflict; a missing one CodeNotFound.
 func (db *DB) DeleteUpload(ctx context.Context, keyID, id string) error {
-	return db.write(ctx, "delete upload", func(tx *sql.Tx) error {
+	return db.write(ctx, "delete upload", func(tx *txn) error {
 		var refs int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM jobs WHERE upload_id = ?", id).Scan(&refs); err != nil {
 			return dbError(err, "delete upload")
@@ -95,11 +95,11 @@ func (db *DB) DeleteUpload(ctx context.Context, keyID, id string) error {
 // delete; from now on FindUpload and CreateJob do not see them.
 func (db *DB) ExpireUploads(ctx context.Context, before, fetchedBefore time.Time, limit int) ([]*vidmatte.Upload, error) {
 	var out []*vidmatte.Upload
-	err := db.write(ctx, "expire uploads", func(tx *sql.Tx) error {
+	err := db.write(ctx, "expire uploads", func(tx *txn) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE uploads SET expired_at = ?
 WHERE id IN (SELECT u.id FROM uploads u
-	WHERE u.expired_at IS NULL AND u.created_at < (CASE u.fetched WHEN 1 THEN ? ELSE ? END)
+	WHERE u.expired_at IS NULL AND u.created_at < (CASE WHEN u.fetched THEN ? ELSE ? END)
 	AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.upload_id = u.id AND j.status IN ('pending', 'queued', 'processing'))
 	ORDER BY u.created_at LIMIT ?)
 RETURNING `+uploadColumns, nanos(db.now()), nanos(fetchedBefore), nanos(before), limit)
@@ -124,7 +124,7 @@ RETURNING `+uploadColumns, nanos(db.now()), nanos(fetchedBefore), nanos(before),
 // output URL is no longer given, and the files are the caller's to delete.
 func (db *DB) ExpireOutputs(ctx context.Context, before time.Time, limit int) ([]vidmatte.ExpiredOutput, error) {
 	var out []vidmatte.ExpiredOutput
-	err := db.write(ctx, "expire outputs", func(tx *sql.Tx) error {
+	err := db.write(ctx, "expire outputs", func(tx *txn) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET output_expired_at = ?1, updated_at = ?1
 WHERE id IN (SELECT id FROM jobs WHERE status = 'completed' AND output_expired_at IS NULL AND completed_at < ?2

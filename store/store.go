@@ -54,8 +54,9 @@ const busyTimeout = 10 * time.Second
 // DB is the daemon's SQLite database. It is safe for concurrent use.
 type DB struct {
 	path string
-	w    *sql.DB // exactly one connection: every write transaction
-	r    *sql.DB // read-only connections
+	d    dialect
+	w    *conn // SQLite: exactly one connection, every write transaction; PostgreSQL: the pool
+	r    *conn // SQLite: read-only connections; PostgreSQL: the same pool
 	now  func() time.Time
 
 	quotas vidmatte.Quotas // per key, enforced in the write transactions
@@ -102,7 +103,7 @@ func Open(path string) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{path: abs, w: w, now: func() time.Time { return time.Now().UTC().Round(0) }}
+	db := &DB{path: abs, d: sqliteDialect, w: &conn{DB: w, d: sqliteDialect}, now: func() time.Time { return time.Now().UTC().Round(0) }}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := db.checkWriter(ctx); err != nil {
@@ -122,7 +123,7 @@ func Open(path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	db.r = r
+	db.r = &conn{DB: r, d: sqliteDialect}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -191,7 +192,7 @@ func (db *DB) Close() error {
 // write runs fn in one write transaction (BEGIN IMMEDIATE on the single
 // writer connection) and commits it when fn returns nil. An error from fn
 // is returned as it is, after the rollback.
-func (db *DB) write(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, what string, fn func(tx *txn) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return dbError(err, what)
@@ -261,7 +262,7 @@ func nullNanos(n sql.NullInt64) *time.Time {
 	return &t
 }
 
-// queryer is what both *sql.DB and *sql.Tx offer for reading.
+// queryer is what both *sql.DB and *txn offer for reading.
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

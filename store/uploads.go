@@ -21,7 +21,7 @@ func (db *DB) CreateUpload(ctx context.Context, u *vidmatte.Upload) error {
 		return vidmatte.FieldErrorf("size", "must not be negative")
 	}
 	id, now := newID(prefixUpload), db.now()
-	err := db.write(ctx, "create upload", func(tx *sql.Tx) error {
+	err := db.write(ctx, "create upload", func(tx *txn) error {
 		if _, err := lockKey(ctx, tx, u.KeyID); err != nil {
 			return err
 		}

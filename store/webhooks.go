@@ -31,7 +31,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (*vidmatte.WebhookDeliver
 // webhook URL, inside the transaction of the change that fires it (the
 // outbox): the change and its delivery commit together or not at all, so
 // no crash can lose an event. The body is rendered when it is sent.
-func queueEvent(ctx context.Context, tx *sql.Tx, j *vidmatte.Job, event string, now time.Time) error {
+func queueEvent(ctx context.Context, tx *txn, j *vidmatte.Job, event string, now time.Time) error {
 	if j.WebhookURL == "" {
 		return nil
 	}
@@ -70,7 +70,7 @@ func (db *DB) EnqueueWebhook(ctx context.Context, d *vidmatte.WebhookDelivery) e
 		payload = []byte{}
 	}
 	var keyID string
-	err := db.write(ctx, "enqueue webhook", func(tx *sql.Tx) error {
+	err := db.write(ctx, "enqueue webhook", func(tx *txn) error {
 		err := tx.QueryRowContext(ctx, "SELECT key_id FROM jobs WHERE id = ?", d.JobID).Scan(&keyID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return vidmatte.Errorf(vidmatte.CodeNotFound, "no job %q", d.JobID)
@@ -112,7 +112,7 @@ func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int, except 
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "hosts cannot be encoded")
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+deliveryColumns+` FROM webhook_deliveries
-WHERE delivered = 0 AND failed = 0 AND next_attempt_at <= ? AND host NOT IN (SELECT value FROM json_each(?))
+WHERE delivered = FALSE AND failed = FALSE AND next_attempt_at <= ? AND host NOT IN json_values(?)
 ORDER BY created_at, id LIMIT ?`, nanos(now), string(hosts), limit)
 	if err != nil {
 		return nil, dbError(err, "read due webhooks")
@@ -151,7 +151,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id string, delivered, fa
 		return vidmatte.Errorf(vidmatte.CodeInvalid, "a webhook attempt cannot both deliver and fail")
 	}
 	errMsg = clip(errMsg, 1000)
-	return db.write(ctx, "record webhook attempt", func(tx *sql.Tx) error {
+	return db.write(ctx, "record webhook attempt", func(tx *txn) error {
 		var (
 			attempts        int
 			wasDel, wasFail bool
