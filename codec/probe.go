@@ -256,6 +256,9 @@ func (in *input) complete(ctx context.Context, info *Info) error {
 		}
 		if pkt.StreamIndex() == idx {
 			count++
+			if completeHook != nil {
+				completeHook(count)
+			}
 			p := pkt.Pts()
 			if p != astiav.NoPtsValue {
 				pts = append(pts, p)
@@ -302,13 +305,23 @@ func (in *input) complete(ctx context.Context, info *Info) error {
 	return nil
 }
 
+// completeHook, when a test sets it, sees the number of video packets
+// complete has read so far after each one.
+var completeHook func(videoPackets int64)
+
 // estimateFrames is the frame count of a constant-rate video stream s as
 // its declared duration (the stream's own, else the container's) at the
 // frame rate.
 func estimateFrames(s *astiav.Stream, info *Info) int64 {
 	d := info.Duration
-	if ticks := declaredDuration(s); ticks > 0 {
+	if ticks := s.Duration(); ticks > 0 && ticks != astiav.NoPtsValue {
 		d = ticksToDuration(ticks, info.TimeBase)
+	} else if end := declaredDuration(s); end > 0 {
+		// Matroska's DURATION tag is where the track ends.
+		if start := s.StartTime(); start != astiav.NoPtsValue && start > 0 && start < end {
+			end -= start
+		}
+		d = ticksToDuration(end, info.TimeBase)
 	}
 	return int64(math.Round(d.Seconds() * info.FrameRate.Float64()))
 }
