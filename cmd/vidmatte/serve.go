@@ -239,9 +239,10 @@ func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*api
 	return c, offered, err
 }
 
-// probeMedia adapts codec.Probe to the api.
-func probeMedia(_ context.Context, path string) (*api.MediaInfo, error) {
-	info, err := codec.Probe(path)
+// probeMedia adapts codec.ProbeContext to the api: the request's context
+// interrupts the probe.
+func probeMedia(ctx context.Context, path string) (*api.MediaInfo, error) {
+	info, err := codec.ProbeContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
