@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -54,6 +55,12 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 	fail := func(err error) error {
 		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the audio of the input cannot be read", Err: err}
 	}
+	// The same demuxers as for the video: chosen before any header is
+	// read, local files only.
+	ifmt, _, err := chooseInputFormat(path)
+	if err != nil {
+		return nil, err
+	}
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, fail(errors.New("out of memory"))
@@ -61,7 +68,8 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 	opts := astiav.NewDictionary()
 	defer opts.Free()
 	_ = opts.Set("protocol_whitelist", "file", 0)
-	if err := fc.OpenInput("file:"+path, nil, opts); err != nil {
+	_ = opts.Set("format_whitelist", strings.Join(InputFormats, ","), 0)
+	if err := fc.OpenInput("file:"+path, ifmt, opts); err != nil {
 		fc.Free()
 		return nil, fail(err)
 	}

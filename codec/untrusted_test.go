@@ -156,7 +156,8 @@ func TestPlaylistsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := filepath.Join(outputs, "victim.ts")
-	testmedia.FFmpeg(t, "-f", "lavfi", "-i", "color=c=red:s=96x64:r=25:d=1", "-c:v", "libx264", "-preset", "veryfast", victim)
+	testmedia.FFmpeg(t, "-f", "lavfi", "-i", "color=c=red:s=96x64:r=25:d=1", "-f", "lavfi", "-i", "sine=d=1",
+		"-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", victim)
 	src := testmedia.Clip(t, testmedia.ClipOptions{Width: 96, Height: 64, Duration: 120 * time.Millisecond})
 	for name, path := range playlists(t, victim) {
 		t.Run(name, func(t *testing.T) {
@@ -186,6 +187,12 @@ func TestPlaylistsRefused(t *testing.T) {
 				AudioFrom:  src,
 				Background: vidmatte.Background{Type: vidmatte.BackgroundImage, ImagePath: path}})
 			wantCode(t, err, codec.ErrNotImage, vidmatte.CodeUnprocessable)
+
+			// Nor is the audio carried over from one.
+			_, err = codec.NewEncoder(filepath.Join(t.TempDir(), "out.webm"), codec.EncoderOptions{
+				Format: vidmatte.FormatWebM, Width: 96, Height: 64, TimeBase: codec.Rational{Num: 1, Den: 25}, FrameRate: codec.Rational{Num: 25, Den: 1},
+				AudioFrom: path})
+			wantCode(t, err, codec.ErrNotMedia, vidmatte.CodeUnsupportedMedia)
 		})
 	}
 }
