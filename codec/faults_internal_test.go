@@ -82,9 +82,17 @@ func TestProbeInterrupted(t *testing.T) {
 	testmedia.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=30", "-c:v", "libx264", "-preset", "veryfast", "-f", "h264", path)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Two inputs are open while complete counts: the probe's and the
+	// counting one. The hook waits until the cancel has raised both
+	// flags (context.AfterFunc raises them on its own goroutine).
+	raised := make(chan struct{}, 2)
+	interruptHook = func() { raised <- struct{}{} }
+	t.Cleanup(func() { interruptHook = nil })
 	most := watchComplete(t, func(n int64) {
 		if n == 10 {
 			cancel()
+			<-raised
+			<-raised
 		}
 	})
 	_, err := ProbeContext(ctx, path)

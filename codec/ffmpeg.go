@@ -139,10 +139,17 @@ func bindContext(ctx context.Context, fc *astiav.FormatContext) (*interrupter, e
 		defer it.mu.Unlock()
 		if it.flag != nil {
 			C.vm_interrupt_raise(it.flag)
+			if interruptHook != nil {
+				interruptHook()
+			}
 		}
 	})
 	return it, nil
 }
+
+// interruptHook, when a test sets it, runs each time a context's end has
+// raised an interrupter's flag (on the goroutine that raised it).
+var interruptHook func()
 
 // release frees the flag. Safe on nil and twice.
 func (it *interrupter) release() {
