@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -29,12 +30,16 @@ type audioTrack struct {
 	copy bool
 	out  *astiav.Stream
 
-	dec   *astiav.CodecContext
-	enc   *astiav.CodecContext
-	graph *videoGraph
-	frame *astiav.Frame
-	pkt   *astiav.Packet
-	opkt  *astiav.Packet
+	dec *astiav.CodecContext
+	// decoder is dec, or a test's wrapper of it that makes faults happen.
+	decoder audioDecoder
+	// badInARow counts the decoding failures since the last good frame.
+	badInARow int
+	enc       *astiav.CodecContext
+	graph     *videoGraph
+	frame     *astiav.Frame
+	pkt       *astiav.Packet
+	opkt      *astiav.Packet
 
 	// origin is the first video frame's time in the input's time base:
 	// output time zero.
@@ -50,6 +55,12 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 	fail := func(err error) error {
 		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the audio of the input cannot be read", Err: err}
 	}
+	// The same demuxers as for the video: chosen before any header is
+	// read, local files only.
+	ifmt, _, err := chooseInputFormat(path)
+	if err != nil {
+		return nil, err
+	}
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, fail(errors.New("out of memory"))
@@ -57,7 +68,8 @@ func openAudio(path string, f vidmatte.OutputFormat, ofc *astiav.FormatContext, 
 	opts := astiav.NewDictionary()
 	defer opts.Free()
 	_ = opts.Set("protocol_whitelist", "file", 0)
-	if err := fc.OpenInput("file:"+path, nil, opts); err != nil {
+	_ = opts.Set("format_whitelist", strings.Join(InputFormats, ","), 0)
+	if err := fc.OpenInput("file:"+path, ifmt, opts); err != nil {
 		fc.Free()
 		return nil, fail(err)
 	}
@@ -129,6 +141,7 @@ func (a *audioTrack) openTranscoder(f vidmatte.OutputFormat, ofc *astiav.FormatC
 	if err := a.dec.Open(dcodec, nil); err != nil {
 		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the audio of the input cannot be decoded", Err: err}
 	}
+	a.decoder = a.dec
 
 	name, rate, bitrate := "aac", cp.SampleRate(), 128000
 	if f == vidmatte.FormatWebM {
@@ -208,6 +221,17 @@ func (a *audioTrack) setOrigin(pts int64, tb Rational) {
 	a.origin = astiav.RescaleQ(pts, tb.av(), a.inTB)
 }
 
+// audioDecoder is the part of a decoder's codec context the audio path
+// drives.
+type audioDecoder interface {
+	SendPacket(p *astiav.Packet) error
+	ReceiveFrame(f *astiav.Frame) error
+}
+
+// maxAudioErrors is how many audio packets or frames in a row may fail to
+// decode (each skipped) before the audio is given up as damaged.
+const maxAudioErrors = 16
+
 type packetWriter func(p *astiav.Packet, st *astiav.Stream, from astiav.Rational) error
 
 // pump carries the audio up to time until (from the output's start).
@@ -256,25 +280,53 @@ func (a *audioTrack) process(write packetWriter) error {
 		}
 		return write(p, a.out, a.inTB)
 	}
-	err := a.dec.SendPacket(p)
+	err := a.decoder.SendPacket(p)
+	if isAgain(err) {
+		// The decoder has output waiting: take it, then give the packet
+		// again (it was not consumed).
+		if err := a.receiveFrames(write); err != nil {
+			p.Unref()
+			return err
+		}
+		err = a.decoder.SendPacket(p)
+	}
 	p.Unref()
-	if err != nil && !isAgain(err) {
-		// A damaged audio packet is skipped.
-		return nil
+	if isAgain(err) {
+		return internalErr("decoding the audio", fmt.Errorf("the decoder takes no packet even with its output read: %w", err))
+	}
+	if err != nil {
+		// A damaged audio packet is skipped, unless the damage persists.
+		return a.decodeFailed(err)
 	}
 	return a.receiveFrames(write)
 }
 
-// receiveFrames moves decoded audio through the graph into the encoder.
+// decodeFailed counts a decoding failure; too many in a row are an error.
+func (a *audioTrack) decodeFailed(err error) error {
+	a.badInARow++
+	if a.badInARow >= maxAudioErrors {
+		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable,
+			Message: fmt.Sprintf("the audio of the input is damaged: %d packets or frames in a row failed to decode", a.badInARow), Err: err}
+	}
+	return nil
+}
+
+// receiveFrames moves decoded audio through the graph into the encoder
+// until the decoder wants more input. A frame that fails to decode is
+// skipped; maxAudioErrors in a row end the audio with an error.
 func (a *audioTrack) receiveFrames(write packetWriter) error {
 	for {
-		err := a.dec.ReceiveFrame(a.frame)
+		err := a.decoder.ReceiveFrame(a.frame)
 		if err != nil {
 			if isAgain(err) || isEOF(err) {
 				return nil
 			}
+			if err := a.decodeFailed(err); err != nil {
+				return err
+			}
 			continue
 		}
+		a.badInARow = 0
 		if err := a.filter(a.frame, write); err != nil {
 			return err
 		}
@@ -387,7 +439,7 @@ func (a *audioTrack) finish(write packetWriter) error {
 	if a.copy {
 		return nil
 	}
-	if err := a.dec.SendPacket(nil); err == nil {
+	if err := a.decoder.SendPacket(nil); err == nil {
 		if err := a.receiveFrames(write); err != nil {
 			return err
 		}

@@ -6,9 +6,18 @@ package codec
 import "C"
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"image/jpeg"
+	"image/png"
+	"io"
 	"math"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/asticode/go-astiav"
 
@@ -42,10 +51,18 @@ func (e *Encoder) makeBackground() (*astiav.Frame, error) {
 }
 
 // loadBackgroundImage decodes the background image, as NewEncoder checks
-// it before any frame arrives.
-func loadBackgroundImage(path string) (*astiav.Frame, error) {
-	pic, err := decodeFirstPicture(path)
+// it before any frame arrives. maxPixels <= 0 means
+// DefaultMaxBackgroundPixels.
+func loadBackgroundImage(path string, maxPixels int) (*astiav.Frame, error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxBackgroundPixels
+	}
+	pic, err := decodeFirstPicture(path, maxPixels)
 	if err != nil {
+		var ve *vidmatte.Error
+		if errors.As(err, &ve) {
+			return nil, err
+		}
 		return nil, &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: "the background image cannot be read", Err: err}
 	}
 	return pic, nil
@@ -109,8 +126,109 @@ func coverCanvas(src *astiav.Frame, w, h int, bt709, fullRange bool, threads int
 	return out, nil
 }
 
-// decodeFirstPicture decodes the first video frame of a file (an image).
-func decodeFirstPicture(path string) (*astiav.Frame, error) {
+// ImageFormats are the FFmpeg demuxers a background image may be read
+// with: PNG, JPEG and WebP, one picture each. The demuxer is chosen from
+// the file's signature (never its name) before FFmpeg reads it, and
+// FFmpeg checks the whitelist again; playlists, videos and image
+// sequences are refused. Do not modify.
+var ImageFormats = []string{"png_pipe", "jpeg_pipe", "webp_pipe"}
+
+// imageCodecs are the decoders a background image may use.
+var imageCodecs = map[astiav.CodecID]bool{astiav.CodecIDPng: true, astiav.CodecIDMjpeg: true, astiav.CodecIDWebp: true}
+
+// DefaultMaxBackgroundPixels is the largest background image decoded
+// (EncoderOptions.MaxBackgroundPixels): 40 megapixels.
+const DefaultMaxBackgroundPixels = 40_000_000
+
+// sniffImage names the demuxer of ImageFormats that reads an image with
+// the signature at the start of head, and the image's kind; "" when none
+// does.
+func sniffImage(head []byte) (demuxer, kind string) {
+	switch {
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return "png_pipe", "PNG"
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
+		return "jpeg_pipe", "JPEG"
+	case len(head) >= 12 && string(head[0:4]) == "RIFF" && string(head[8:12]) == "WEBP":
+		return "webp_pipe", "WebP"
+	}
+	return "", ""
+}
+
+// imageSize reads the picture size an image's header declares, without
+// decoding it; ok is false when the header cannot be read.
+func imageSize(path, kind string) (w, h int, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	switch kind {
+	case "PNG":
+		c, err := png.DecodeConfig(r)
+		return c.Width, c.Height, err == nil
+	case "JPEG":
+		c, err := jpeg.DecodeConfig(r)
+		return c.Width, c.Height, err == nil
+	}
+	var b [30]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, 0, false
+	}
+	le24 := func(p []byte) int { return int(p[0]) | int(p[1])<<8 | int(p[2])<<16 }
+	switch string(b[12:16]) {
+	case "VP8 ":
+		if b[23] != 0x9d || b[24] != 0x01 || b[25] != 0x2a {
+			return 0, 0, false
+		}
+		return int(binary.LittleEndian.Uint16(b[26:28]) & 0x3fff), int(binary.LittleEndian.Uint16(b[28:30]) & 0x3fff), true
+	case "VP8L":
+		if b[20] != 0x2f {
+			return 0, 0, false
+		}
+		v := binary.LittleEndian.Uint32(b[21:25])
+		return int(v&0x3fff) + 1, int(v>>14&0x3fff) + 1, true
+	case "VP8X":
+		return le24(b[24:27]) + 1, le24(b[27:30]) + 1, true
+	}
+	return 0, 0, false
+}
+
+// imageErr is the typed error of an unusable background image.
+func imageErr(sentinel error, format string, args ...any) error {
+	return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Message: fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// tooManyPixels is the error for a w x h background beyond maxPixels.
+func tooManyPixels(w, h, maxPixels int) error {
+	return imageErr(ErrImageTooLarge, "the background image is %dx%d (%.1f megapixels), beyond the limit of %.1f megapixels",
+		w, h, float64(w)*float64(h)/1e6, float64(maxPixels)/1e6)
+}
+
+// decodeFirstPicture decodes the picture of a PNG, JPEG or WebP file of at
+// most maxPixels pixels. Anything else (a playlist, a video, an image
+// sequence pattern, text) is refused before FFmpeg reads it.
+func decodeFirstPicture(path string, maxPixels int) (*astiav.Frame, error) {
+	head, err := readHead(path, 16)
+	if err != nil {
+		return nil, err
+	}
+	demuxer, kind := sniffImage(head)
+	if demuxer == "" {
+		full, _ := readHead(path, probeBytes)
+		if name, score := probeFormat(full); name != "" && score > 25 {
+			return nil, imageErr(ErrNotImage, "the background is not a PNG, JPEG or WebP image (it reads as %s)", name)
+		}
+		return nil, imageErr(ErrNotImage, "the background is not a PNG, JPEG or WebP image")
+	}
+	if w, h, ok := imageSize(path, kind); ok && int64(w)*int64(h) > int64(maxPixels) {
+		return nil, tooManyPixels(w, h, maxPixels)
+	}
+	ifmt := astiav.FindInputFormat(demuxer)
+	if ifmt == nil {
+		return nil, fmt.Errorf("FFmpeg has no %s demuxer", demuxer)
+	}
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, errors.New("out of memory")
@@ -118,19 +236,18 @@ func decodeFirstPicture(path string) (*astiav.Frame, error) {
 	opts := astiav.NewDictionary()
 	defer opts.Free()
 	_ = opts.Set("protocol_whitelist", "file", 0)
-	// A file name is a name, never an image2 sequence pattern.
-	_ = opts.Set("pattern_type", "none", 0)
-	if err := fc.OpenInput("file:"+path, nil, opts); err != nil {
+	_ = opts.Set("format_whitelist", strings.Join(ImageFormats, ","), 0)
+	_ = opts.Set("codec_whitelist", "png,mjpeg,webp", 0)
+	if err := fc.OpenInput("file:"+path, ifmt, opts); err != nil {
 		fc.Free()
-		return nil, err
+		return nil, imageErr(ErrCorrupt, "the background %s image is damaged and cannot be opened", kind)
 	}
 	defer func() {
 		fc.CloseInput()
 		fc.Free()
 	}()
-	if err := fc.FindStreamInfo(nil); err != nil {
-		return nil, err
-	}
+	// The image demuxers know the codec from their header; stream
+	// information would decode the picture before its size is checked.
 	var st *astiav.Stream
 	for _, s := range fc.Streams() {
 		if s.CodecParameters().MediaType() == astiav.MediaTypeVideo {
@@ -138,8 +255,8 @@ func decodeFirstPicture(path string) (*astiav.Frame, error) {
 			break
 		}
 	}
-	if st == nil {
-		return nil, errors.New("no picture in the file")
+	if st == nil || !imageCodecs[st.CodecParameters().CodecID()] {
+		return nil, imageErr(ErrNotImage, "the background is not a PNG, JPEG or WebP image")
 	}
 	codec := astiav.FindDecoder(st.CodecParameters().CodecID())
 	if codec == nil {
@@ -150,7 +267,13 @@ func decodeFirstPicture(path string) (*astiav.Frame, error) {
 	if err := st.CodecParameters().ToCodecContext(cc); err != nil {
 		return nil, err
 	}
-	if err := cc.Open(codec, nil); err != nil {
+	copts := astiav.NewDictionary()
+	defer copts.Free()
+	// The decoder refuses much larger pictures too, whatever the header
+	// said (it counts the rows padded to its alignment, hence the slack);
+	// the decoded size is checked exactly below.
+	_ = copts.Set("max_pixels", strconv.FormatInt(2*int64(maxPixels)+1<<16, 10), 0)
+	if err := cc.Open(codec, copts); err != nil {
 		return nil, err
 	}
 	pkt := astiav.AllocPacket()
@@ -160,15 +283,20 @@ func decodeFirstPicture(path string) (*astiav.Frame, error) {
 	for {
 		err := cc.ReceiveFrame(frame)
 		if err == nil {
+			if int64(frame.Width())*int64(frame.Height()) > int64(maxPixels) {
+				w, h := frame.Width(), frame.Height()
+				frame.Free()
+				return nil, tooManyPixels(w, h, maxPixels)
+			}
 			return frame, nil
 		}
 		if !isAgain(err) {
 			frame.Free()
-			return nil, err
+			return nil, imageErr(ErrCorrupt, "the background %s image is damaged and cannot be decoded", kind)
 		}
 		if flushed {
 			frame.Free()
-			return nil, errors.New("no picture could be decoded")
+			return nil, imageErr(ErrCorrupt, "the background %s image holds no picture that can be decoded", kind)
 		}
 		if err := fc.ReadFrame(pkt); err != nil {
 			flushed = true

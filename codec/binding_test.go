@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // accessors.
 func TestBindingLayout(t *testing.T) {
 	path := testmedia.Clip(t, testmedia.ClipOptions{Width: 96, Height: 64, Duration: 80 * time.Millisecond, Audio: true})
-	in, err := openInput(path)
+	in, err := openInput(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

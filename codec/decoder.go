@@ -89,7 +89,7 @@ func OpenDecoder(path string, opts DecoderOptions) (*Decoder, error) {
 	if opts.MaxHeight <= 0 {
 		opts.MaxHeight = DefaultMaxHeight
 	}
-	in, err := openInput(path)
+	in, err := openInput(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,10 @@ func OpenDecoder(path string, opts DecoderOptions) (*Decoder, error) {
 		in.close()
 		return nil, err
 	}
-	in.complete(info)
+	if err := in.complete(context.Background(), info); err != nil {
+		in.close()
+		return nil, err
+	}
 	d := &Decoder{in: in, info: info, idx: in.video.Index(), tb: info.TimeBase}
 	if s := in.video.StartTime(); s != astiav.NoPtsValue {
 		d.start = s

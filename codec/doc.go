@@ -18,10 +18,17 @@
 // # Input
 //
 // Probe and OpenDecoder only open local files (FFmpeg's protocols are
-// limited to file), and refuse still images, text and playlists. Every
-// failure to open or read an input is a *vidmatte.Error wrapping one of
-// ErrEmpty, ErrNotMedia, ErrNoVideo, ErrUnsupportedCodec, ErrTruncated,
-// ErrCorrupt or ErrDimensions. A file is "cut short" when its container's
+// limited to file) with a demuxer of InputFormats, chosen from the file's
+// first bytes before any header is parsed (FFmpeg's format_whitelist
+// checks it again): still images, text and playlists (HLS, ffconcat, …)
+// are refused. Background images are PNG, JPEG or WebP only (ImageFormats,
+// chosen by signature) of at most DefaultMaxBackgroundPixels unless
+// EncoderOptions say otherwise. ProbeContext stops when its context ends;
+// a duration the container does not declare is derived from the video
+// packets. Every failure to open or read an input is a *vidmatte.Error
+// wrapping one of ErrEmpty, ErrNotMedia, ErrNoVideo, ErrUnsupportedCodec,
+// ErrTruncated, ErrCorrupt, ErrDimensions or ErrNoDuration (ErrNotImage and
+// ErrImageTooLarge for backgrounds). A file is "cut short" when its container's
 // own structure (MP4 boxes, the Matroska segment, RIFF chunks) declares more
 // bytes than the file holds: Probe refuses it, a Decoder returns the frames
 // before the cut and then ErrTruncated (see Decoder for the full rule).

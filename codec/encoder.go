@@ -37,6 +37,9 @@ type EncoderOptions struct {
 	Background vidmatte.Background
 	// Composition optionally places the foreground on a canvas.
 	Composition *vidmatte.Composition
+	// MaxBackgroundPixels is the largest background image (width ×
+	// height) accepted; 0 means DefaultMaxBackgroundPixels.
+	MaxBackgroundPixels int
 	// Settings tune the encoders; the zero value gives the defaults.
 	Settings EncoderSettings
 }
@@ -242,7 +245,7 @@ func (e *Encoder) prepare() error {
 		e.audio = a
 	}
 	if e.lay.needsBackgroundInput() && e.lay.bg.Type == vidmatte.BackgroundImage {
-		pic, err := loadBackgroundImage(e.lay.bg.ImagePath)
+		pic, err := loadBackgroundImage(e.lay.bg.ImagePath, e.opts.MaxBackgroundPixels)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,8 @@ import (
 //
 // ErrNotMedia, ErrNoVideo and ErrUnsupportedCodec carry
 // vidmatte.CodeUnsupportedMedia; ErrEmpty, ErrTruncated, ErrCorrupt and
-// ErrDimensions carry vidmatte.CodeUnprocessable.
+// ErrDimensions carry vidmatte.CodeUnprocessable, as do ErrNoDuration and
+// the background image errors ErrNotImage and ErrImageTooLarge.
 var (
 	// ErrEmpty is a file of zero bytes.
 	ErrEmpty = errors.New("codec: empty file")
@@ -32,6 +33,14 @@ var (
 	ErrCorrupt = errors.New("codec: corrupt file")
 	// ErrDimensions is a picture size that is zero or beyond the limits.
 	ErrDimensions = errors.New("codec: unacceptable picture size")
+	// ErrNoDuration is a video whose container declares no duration and
+	// whose packets give none either (no timestamps, no frame rate).
+	ErrNoDuration = errors.New("codec: unknown duration")
+	// ErrNotImage is a background that is not a PNG, JPEG or WebP image
+	// (a playlist, a video, text, …).
+	ErrNotImage = errors.New("codec: not an accepted image")
+	// ErrImageTooLarge is a background image of more pixels than allowed.
+	ErrImageTooLarge = errors.New("codec: image too large")
 )
 
 // codeOf is the vocabulary code each sentinel carries.

@@ -282,3 +282,24 @@ void vm_frame_default_layout(AVFrame *f) {
 int vm_layout_name(const AVFrame *f, char *buf, int size) {
     return av_channel_layout_describe(&f->ch_layout, buf, size);
 }
+
+static int vm_interrupt_cb(void *opaque) {
+    return __atomic_load_n((int *)opaque, __ATOMIC_ACQUIRE);
+}
+
+int *vm_interrupt_new(void) {
+    return av_mallocz(sizeof(int));
+}
+
+void vm_interrupt_bind(AVFormatContext *fc, int *flag) {
+    fc->interrupt_callback.callback = vm_interrupt_cb;
+    fc->interrupt_callback.opaque = flag;
+}
+
+void vm_interrupt_raise(int *flag) {
+    __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+}
+
+void vm_interrupt_free(int *flag) {
+    av_free(flag);
+}

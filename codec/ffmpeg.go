@@ -8,7 +8,10 @@ package codec
 import "C"
 
 import (
+	"context"
 	"errors"
+	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/asticode/go-astiav"
@@ -107,3 +110,70 @@ func isFullRangeFormat(f astiav.PixelFormat) bool {
 
 // cInt64 lets tests (which cannot use cgo) name C int64 fields.
 type cInt64 = C.int64_t
+
+// interrupter stops the I/O of one demuxer when a context ends: FFmpeg's
+// next read (or its stream-info loop) on the bound format context returns
+// AVERROR_EXIT, and the caller reports the context's error.
+type interrupter struct {
+	mu   sync.Mutex
+	flag *C.int // C memory, read by FFmpeg's threads; nil once released
+	stop func() bool
+}
+
+// bindContext makes ctx interrupt fc, which must not be opened yet. It
+// returns nil for a context that never ends. release it after closing fc.
+func bindContext(ctx context.Context, fc *astiav.FormatContext) (*interrupter, error) {
+	if ctx.Done() == nil {
+		return nil, nil
+	}
+	it := &interrupter{flag: C.vm_interrupt_new()}
+	if it.flag == nil {
+		return nil, errors.New("out of memory")
+	}
+	C.vm_interrupt_bind(cFormatContext(fc), it.flag)
+	if ctx.Err() != nil {
+		C.vm_interrupt_raise(it.flag)
+	}
+	it.stop = context.AfterFunc(ctx, func() {
+		it.mu.Lock()
+		defer it.mu.Unlock()
+		if it.flag != nil {
+			C.vm_interrupt_raise(it.flag)
+			if interruptHook != nil {
+				interruptHook()
+			}
+		}
+	})
+	return it, nil
+}
+
+// interruptHook, when a test sets it, runs each time a context's end has
+// raised an interrupter's flag (on the goroutine that raised it).
+var interruptHook func()
+
+// release frees the flag. Safe on nil and twice.
+func (it *interrupter) release() {
+	if it == nil {
+		return
+	}
+	it.stop()
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if it.flag != nil {
+		C.vm_interrupt_free(it.flag)
+		it.flag = nil
+	}
+}
+
+// matchFormat reports whether the FFmpeg demuxer name (a comma-separated
+// list of names, such as "mov,mp4,m4a,3gp,3g2,mj2") names one of allowed.
+func matchFormat(name string, allowed []string) bool {
+	for _, n := range strings.Split(name, ",") {
+		for _, a := range allowed {
+			if n == a {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -38,6 +38,15 @@ const char *vm_probe_format(const uint8_t *buf, int size, const char *filename, 
 int vm_stream_is_attached_pic(const AVStream *st);
 int vm_query_codec(const char *muxer, int codec_id);
 
+// Interrupting a demuxer: vm_interrupt_new allocates a flag (0), which
+// vm_interrupt_bind makes fc's interrupt callback read; vm_interrupt_raise
+// sets it from any thread, and FFmpeg's next I/O on fc gives AVERROR_EXIT.
+// The flag is freed with vm_interrupt_free after fc is closed.
+int *vm_interrupt_new(void);
+void vm_interrupt_bind(AVFormatContext *fc, int *flag);
+void vm_interrupt_raise(int *flag);
+void vm_interrupt_free(int *flag);
+
 // Colour names.
 const char *vm_color_range_name(int r);
 const char *vm_color_space_name(int s);

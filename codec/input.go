@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,11 +14,24 @@ import (
 	"vidmatte"
 )
 
+// InputFormats are the FFmpeg demuxers an input video may be read with:
+// QuickTime/MP4 ("mov", which also reads m4a, 3gp, 3g2 and mj2), Matroska
+// and WebM ("matroska"), AVI, MPEG transport streams (camera .ts/.mts),
+// animated GIF, and raw H.264 and HEVC elementary streams. The demuxer is
+// chosen from the file's first bytes and must be one of these before any
+// header is parsed; everything else (playlists such as HLS or ffconcat,
+// still images, text) is refused. Do not modify.
+var InputFormats = []string{"mov", "matroska", "avi", "mpegts", "gif", "h264", "hevc"}
+
+// probeBytes is how much of a file's start the demuxer is chosen from.
+const probeBytes = 1 << 20
+
 // input is an opened container and its chosen video stream.
 type input struct {
 	path  string
 	size  int64
 	fc    *astiav.FormatContext
+	intr  *interrupter
 	video *astiav.Stream
 	audio *astiav.Stream // nil when there is none
 	// cutShort is whether the container's own structure declares more
@@ -33,13 +47,15 @@ func (in *input) close() {
 	in.fc.CloseInput()
 	in.fc.Free()
 	in.fc = nil
+	in.intr.release()
+	in.intr = nil
 }
 
-// demuxers that read something other than a video file: still images,
-// text, playlists and lists of other files.
+// refusedDemuxer names what a demuxer outside InputFormats reads, for the
+// message: still images, text, playlists and lists of other files.
 func refusedDemuxer(name string) (string, bool) {
 	switch {
-	case name == "image2" || (strings.HasSuffix(name, "_pipe") && name != "gif_pipe"):
+	case name == "image2" || strings.HasSuffix(name, "_pipe"):
 		return "a still image", true
 	case name == "tty" || name == "bin" || name == "xbin" || name == "idf" || name == "adp":
 		return "a text file", true
@@ -49,9 +65,64 @@ func refusedDemuxer(name string) (string, bool) {
 	return "", false
 }
 
+// canceled is the typed error for a read stopped because ctx ended, or nil
+// while ctx goes on.
+func canceled(ctx context.Context) error {
+	err := ctx.Err()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return &vidmatte.Error{Code: vidmatte.CodeTimeout, Message: "reading the input took too long", Err: err}
+	}
+	return &vidmatte.Error{Code: vidmatte.CodeCanceled, Message: "reading the input was canceled", Err: err}
+}
+
+// readHead reads up to n bytes from the start of path.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	m, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return head[:m], nil
+}
+
+// chooseInputFormat decides, from the file's first bytes alone, which
+// demuxer of InputFormats reads it, or why none may.
+func chooseInputFormat(path string) (*astiav.InputFormat, string, error) {
+	head, err := readHead(path, probeBytes)
+	if err != nil {
+		return nil, "", &vidmatte.Error{Code: vidmatte.CodeInternal, Message: "cannot read the input file", Err: err}
+	}
+	name, score := probeFormat(head)
+	if name == "" || score <= 25 {
+		return nil, "", inputErr(ErrNotMedia, "the file is not a video FFmpeg can read")
+	}
+	if !matchFormat(name, InputFormats) {
+		if what, refused := refusedDemuxer(name); refused {
+			return nil, "", inputErr(ErrNotMedia, "the file is %s (%s), not a video", what, name)
+		}
+		return nil, "", inputErr(ErrNotMedia, "the file is in the %s format, which is not an accepted video container (%s)", name, strings.Join(InputFormats, ", "))
+	}
+	short, _, _ := strings.Cut(name, ",")
+	f := astiav.FindInputFormat(short)
+	if f == nil {
+		return nil, "", internalErr("finding the "+name+" demuxer", errors.New("FFmpeg has no such demuxer"))
+	}
+	return f, name, nil
+}
+
 // openInput opens path as a container and picks its video stream, turning
-// every failure into one of the typed errors.
-func openInput(path string) (*input, error) {
+// every failure into one of the typed errors. The demuxer is one of
+// InputFormats, chosen before any header is parsed; only local files are
+// read. ctx interrupts the reads of the input (until it is closed).
+func openInput(ctx context.Context, path string) (*input, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -65,28 +136,44 @@ func openInput(path string) (*input, error) {
 	if st.Size() == 0 {
 		return nil, inputErr(ErrEmpty, "the file is empty (0 bytes)")
 	}
+	if err := canceled(ctx); err != nil {
+		return nil, err
+	}
+	ifmt, name, err := chooseInputFormat(path)
+	if err != nil {
+		return nil, err
+	}
 	in := &input{path: path, size: st.Size()}
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, internalErr("allocating a demuxer", errors.New("out of memory"))
 	}
+	intr, err := bindContext(ctx, fc)
+	if err != nil {
+		fc.Free()
+		return nil, internalErr("allocating a demuxer", err)
+	}
 	opts := astiav.NewDictionary()
 	defer opts.Free()
-	// Only local files: a playlist must not make the demuxer reach out.
+	// Only local files, and only the accepted demuxers (FFmpeg checks the
+	// whitelist again before reading the header).
 	_ = opts.Set("protocol_whitelist", "file", 0)
-	if err := fc.OpenInput("file:"+path, nil, opts); err != nil {
+	_ = opts.Set("format_whitelist", strings.Join(InputFormats, ","), 0)
+	if err := fc.OpenInput("file:"+path, ifmt, opts); err != nil {
 		fc.Free()
-		return nil, in.classifyOpenFailure(err)
+		intr.release()
+		if cerr := canceled(ctx); cerr != nil {
+			return nil, cerr
+		}
+		return nil, in.classifyOpenFailure(name, err)
 	}
-	in.fc = fc
-	name := fc.InputFormat().Name()
-	if what, refused := refusedDemuxer(name); refused {
-		in.close()
-		return nil, inputErr(ErrNotMedia, "the file is %s (%s), not a video", what, name)
-	}
+	in.fc, in.intr = fc, intr
 	in.cutShort = in.declaresMoreThanFile(name)
 	if err := fc.FindStreamInfo(nil); err != nil {
 		in.close()
+		if cerr := canceled(ctx); cerr != nil {
+			return nil, cerr
+		}
 		if in.cutShort {
 			return nil, inputErrCause(ErrTruncated, err, "the file is cut short: its %s container declares more data than the file holds", name)
 		}
@@ -125,26 +212,15 @@ func (in *input) pickStreams() {
 	}
 }
 
-// classifyOpenFailure decides why FFmpeg could not open the file: content
-// it does not recognise at all is not media; a recognised container that
-// fails to open is truncated when its structure runs past the end of the
-// file, and corrupt otherwise.
-func (in *input) classifyOpenFailure(openErr error) error {
+// classifyOpenFailure decides why FFmpeg could not open a file its name
+// demuxer recognised: truncated when its structure runs past the end of
+// the file, and corrupt otherwise.
+func (in *input) classifyOpenFailure(name string, openErr error) error {
 	f, err := os.Open(in.path)
 	if err != nil {
 		return &vidmatte.Error{Code: vidmatte.CodeInternal, Message: "cannot read the input file", Err: err}
 	}
 	defer f.Close()
-	head := make([]byte, 1<<20)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	name, score := probeFormat(head)
-	if name == "" || score <= 25 {
-		return inputErrCause(ErrNotMedia, openErr, "the file is not a video FFmpeg can read")
-	}
-	if what, refused := refusedDemuxer(name); refused {
-		return inputErrCause(ErrNotMedia, openErr, "the file is %s (%s), not a video", what, name)
-	}
 	if cutShort(f, in.size, name) {
 		return inputErrCause(ErrTruncated, openErr, "the file is cut short: its %s container declares more data than the file holds", name)
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -13,9 +14,11 @@ import (
 // Info is what Probe learns about a media file.
 type Info struct {
 	Path      string
-	Size      int64         // bytes
-	Container string        // demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-	Duration  time.Duration // of the whole file
+	Size      int64  // bytes
+	Container string // demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+	// Duration is that of the whole file as the container declares it,
+	// else derived from the video stream's packets.
+	Duration time.Duration
 	// VideoCodec is FFmpeg's name of the video codec, e.g. "h264".
 	VideoCodec string
 	// Width and Height are the display size: after rotation.
@@ -32,8 +35,8 @@ type Info struct {
 	// repeated frames, screen recordings, …).
 	VariableFrameRate bool
 	// FrameCount is the number of video frames: as an MP4/QuickTime file
-	// declares it, else counted by reading (not decoding) the stream. 0
-	// when unknown.
+	// declares it, else the declared duration at a constant frame rate,
+	// else counted by reading (not decoding) the stream. 0 when unknown.
 	FrameCount  int64
 	TimeBase    Rational // of the video stream
 	PixelFormat string   // as stored, e.g. "yuv420p"
@@ -52,12 +55,22 @@ const (
 	DefaultMaxHeight = 8192
 )
 
-// Probe opens path, checks that it holds a decodable video stream of an
-// acceptable size (the default limits) in a complete file, and describes
-// it. Failures are the typed errors of this package; a file cut short is
-// ErrTruncated here, while a Decoder still reads the frames it has.
+// Probe is ProbeContext with a context that never ends.
 func Probe(path string) (*Info, error) {
-	in, err := openInput(path)
+	return ProbeContext(context.Background(), path)
+}
+
+// ProbeContext opens path, checks that it holds a decodable video stream
+// of an acceptable size (the default limits) and a known duration in a
+// complete file, and describes it. Failures are the typed errors of this
+// package; a file cut short is ErrTruncated here, while a Decoder still
+// reads the frames it has. A duration the container does not declare is
+// derived from the video packets' timestamps (else their count and the
+// frame rate); a file whose duration cannot be known is ErrNoDuration.
+// When ctx ends, the reading stops and the error carries ctx's error
+// (vidmatte.CodeCanceled or CodeTimeout).
+func ProbeContext(ctx context.Context, path string) (*Info, error) {
+	in, err := openInput(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +82,12 @@ func Probe(path string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.complete(info)
+	if err := in.complete(ctx, info); err != nil {
+		return nil, err
+	}
+	if info.Duration <= 0 {
+		return nil, inputErr(ErrNoDuration, "the %s file declares no duration and none can be derived from its video stream", info.Container)
+	}
 	return info, nil
 }
 
@@ -181,48 +199,131 @@ func (in *input) describe(maxW, maxH int) (*Info, error) {
 	return info, nil
 }
 
-// complete counts the frames, unless the container is an MP4/QuickTime
-// file (whose sample tables count them exactly; AVI headers also count
-// empty chunks, Matroska does not count at all), and looks at their
-// timestamps for a variable rate: all of them when counting, else the
-// first vfrScanPackets. It reads the file through a second demuxer (no
-// decoding) and leaves in untouched.
-func (in *input) complete(info *Info) {
+// complete fills in what the header does not say, reading the file
+// through a second demuxer (no decoding) and leaving in untouched:
+//   - the frame count: an MP4/QuickTime file's sample tables count frames
+//     exactly; where the container declares the duration and the frame
+//     rate is constant, the count is duration × rate; otherwise (AVI headers
+//     also count empty chunks, Matroska does not count at all, a variable
+//     rate) the video packets are counted, reading the whole file;
+//   - a variable rate, from the timestamps of the packets read: all of
+//     them when counting, else the first vfrScanPackets (a variable rate
+//     found there turns an estimate into a count);
+//   - the duration, when the container declares none: from the packets'
+//     timestamps (first to the end of the last), else their count at the
+//     frame rate. It stays 0 when neither is known.
+//
+// It returns an error only when ctx ends.
+func (in *input) complete(ctx context.Context, info *Info) error {
 	exact := strings.HasPrefix(info.Container, "mov,") && info.FrameCount > 0
 	if !exact {
 		info.FrameCount = 0
 	}
-	if exact && info.VariableFrameRate {
-		return
+	if exact && info.VariableFrameRate && info.Duration > 0 {
+		return nil
 	}
-	other, err := openInput(in.path)
+	estimate := !exact && info.Duration > 0 && info.FrameRate.Valid() && !info.VariableFrameRate
+	other, err := openInput(ctx, in.path)
 	if err != nil {
-		return
+		return canceled(ctx)
 	}
 	defer other.close()
 	idx := other.video.Index()
 	pkt := astiav.AllocPacket()
 	defer pkt.Free()
+	var step int64 // one frame in the stream's time base, 0 when unknown
+	if info.FrameRate.Valid() && info.TimeBase.Valid() {
+		step = int64(math.Round(float64(info.TimeBase.Den) * float64(info.FrameRate.Den) / (float64(info.TimeBase.Num) * float64(info.FrameRate.Num))))
+	}
 	var pts []int64
 	var count int64
-	for !exact || count < vfrScanPackets {
+	var first, end int64
+	haveTS := false
+	limited := exact || estimate
+	stopped := false // the scan stopped before the end of the file
+	for {
+		if limited && count >= vfrScanPackets {
+			if exact || !irregular(pts) {
+				stopped = true
+				break
+			}
+			// Frames were dropped or repeated: duration × rate is wrong.
+			info.VariableFrameRate = true
+			limited = false
+		}
 		if err := other.fc.ReadFrame(pkt); err != nil {
 			break
 		}
 		if pkt.StreamIndex() == idx {
 			count++
-			if p := pkt.Pts(); p != astiav.NoPtsValue {
+			if completeHook != nil {
+				completeHook(count)
+			}
+			p := pkt.Pts()
+			if p != astiav.NoPtsValue {
 				pts = append(pts, p)
+			} else {
+				p = pkt.Dts()
+			}
+			if p != astiav.NoPtsValue {
+				d := pkt.Duration()
+				if d <= 0 {
+					d = step
+				}
+				if !haveTS || p < first {
+					first = p
+				}
+				if !haveTS || p+d > end {
+					end = p + d
+				}
+				haveTS = true
 			}
 		}
 		pkt.Unref()
 	}
-	if !exact {
+	if err := canceled(ctx); err != nil {
+		return err
+	}
+	switch {
+	case exact:
+	case estimate && stopped:
+		info.FrameCount = estimateFrames(in.video, info)
+	default:
 		info.FrameCount = count
 	}
 	if !info.VariableFrameRate && irregular(pts) {
 		info.VariableFrameRate = true
 	}
+	if info.Duration <= 0 {
+		switch {
+		case haveTS && end > first:
+			info.Duration = ticksToDuration(end-first, info.TimeBase)
+		case count > 0 && info.FrameRate.Valid():
+			info.Duration = time.Duration(float64(count) / info.FrameRate.Float64() * float64(time.Second))
+		}
+	}
+	return nil
+}
+
+// completeHook, when a test sets it, sees the number of video packets
+// complete has read so far after each one.
+var completeHook func(videoPackets int64)
+
+// estimateFrames is the frame count of a constant-rate video stream s as
+// its declared duration (the stream's own, else the container's) at the
+// frame rate.
+func estimateFrames(s *astiav.Stream, info *Info) int64 {
+	d := info.Duration
+	if ticks := s.Duration(); ticks > 0 && ticks != astiav.NoPtsValue {
+		d = ticksToDuration(ticks, info.TimeBase)
+	} else if end := declaredDuration(s); end > 0 {
+		// Matroska's DURATION tag is where the track ends.
+		if start := s.StartTime(); start != astiav.NoPtsValue && start > 0 && start < end {
+			end -= start
+		}
+		d = ticksToDuration(end, info.TimeBase)
+	}
+	return int64(math.Round(d.Seconds() * info.FrameRate.Float64()))
 }
 
 // vfrScanPackets is how many packets of a file whose frames are counted

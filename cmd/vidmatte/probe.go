@@ -48,7 +48,7 @@ type probeJSON struct {
 	AudioChannels     int     `json:"audio_channels,omitempty"`
 }
 
-func runProbe(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("probe", stderr)
 	asJSON := fs.Bool("json", false, "print JSON with snake_case keys")
 	fs.Usage = func() {
@@ -66,7 +66,7 @@ func runProbe(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(files) != 1 {
 		return usageErrorf("one FILE is needed, got %d", len(files))
 	}
-	info, err := codec.Probe(files[0])
+	info, err := codec.ProbeContext(ctx, files[0])
 	if err != nil {
 		if vidmatte.ErrorCode(err) == vidmatte.CodeInternal {
 			return err

@@ -281,9 +281,10 @@ func buildCatalog(reg *models.Registry, cfg serveConfig, log *slog.Logger) (*ser
 	return c, offered, err
 }
 
-// probeMedia adapts codec.Probe to the service.
-func probeMedia(_ context.Context, path string) (*vidmatte.MediaInfo, error) {
-	info, err := codec.Probe(path)
+// probeMedia adapts codec.ProbeContext to the service: the request's
+// context interrupts the probe.
+func probeMedia(ctx context.Context, path string) (*vidmatte.MediaInfo, error) {
+	info, err := codec.ProbeContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
