@@ -117,6 +117,7 @@ func TestCrashHelperProcess(t *testing.T) {
 // integrity_check and foreign_key_check, keeps the ledger's invariants, and
 // holds every write the process acknowledged.
 func TestCrashDurability(t *testing.T) {
+	sqliteOnly(t)
 	path := filepath.Join(t.TempDir(), "crash.db")
 	db, err := Open(path)
 	must(t, err)

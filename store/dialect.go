@@ -97,6 +97,11 @@ func (c *conn) QueryRow(q string, args ...any) *sql.Row {
 	return c.QueryRowContext(context.Background(), q, args...)
 }
 
+// Query is QueryContext without a context (tests).
+func (c *conn) Query(q string, args ...any) (*sql.Rows, error) {
+	return c.QueryContext(context.Background(), q, args...)
+}
+
 // Exec is ExecContext without a context (tests).
 func (c *conn) Exec(q string, args ...any) (sql.Result, error) {
 	return c.ExecContext(context.Background(), q, args...)

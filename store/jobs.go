@@ -555,6 +555,13 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 	}
 	var rows []*jobRow
 	err := db.write(ctx, "claim jobs", func(tx *txn) error {
+		if db.d == postgresDialect {
+			// One claim at a time in the cluster: the fair order reads
+			// every key's queue, which a row lock cannot cover.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", advisoryClaim); err != nil {
+				return dbError(err, "claim jobs")
+			}
+		}
 		now := db.now()
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
 SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?

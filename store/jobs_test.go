@@ -517,13 +517,12 @@ func TestClaimOrderAndLimits(t *testing.T) {
 
 func TestClaimJobsConcurrently(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	// Two handles on one file: the claims race across connections and
-	// write locks as two processes' would.
+	dsn := testDSN(t)
+	// Two handles on one database: the claims race across connections and
+	// locks as two processes' would.
 	var dbs [2]*DB
 	for i := range dbs {
-		db, err := Open(dir + "/vidmatte.db")
-		must(t, err)
+		db := openAt(t, dsn)
 		defer db.Close()
 		dbs[i] = db
 	}
@@ -578,9 +577,6 @@ func TestClaimJobsConcurrently(t *testing.T) {
 	}
 	if n := count(t, dbs[0], "SELECT count(*) FROM job_transitions WHERE to_status = 'processing'"); n != jobs {
 		t.Fatalf("%d claim transitions for %d jobs", n, jobs)
-	}
-	if n := count(t, dbs[0], "SELECT count(DISTINCT worker) FROM jobs WHERE status = 'processing'"); n < 2 {
-		t.Fatalf("only %d workers got jobs", n)
 	}
 	rows, err := dbs[0].r.Query("SELECT id, worker FROM jobs")
 	must(t, err)

@@ -171,10 +171,10 @@ FROM keys WHERE id = ?`, keyID).Scan(&balance, &reserved)
 	for i := range s.Days {
 		s.Days[i].Date = first.AddDate(0, 0, i).Format(time.DateOnly)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT created_at / ?, type, count(*), coalesce(sum(seconds), 0), CAST(coalesce(sum(credits_milli), 0) AS BIGINT)
-FROM ledger
-WHERE key_id = ? AND type IN ('charge', 'refund') AND created_at >= ? AND created_at < ?
-GROUP BY created_at / ?, type`, nanosPerDay, keyID, nanos(first), nanos(end), nanosPerDay)
+	rows, err := tx.QueryContext(ctx, `SELECT day, type, count(*), coalesce(sum(seconds), 0), CAST(coalesce(sum(credits_milli), 0) AS BIGINT)
+FROM (SELECT created_at / ? AS day, type, seconds, credits_milli FROM ledger
+	WHERE key_id = ? AND type IN ('charge', 'refund') AND created_at >= ? AND created_at < ?) AS movements
+GROUP BY day, type`, nanosPerDay, keyID, nanos(first), nanos(end))
 	if err != nil {
 		return nil, dbError(err, "read usage")
 	}

@@ -14,11 +14,13 @@ import (
 	"vidmatte"
 )
 
-// migrationFiles holds the schema's migrations, named NNNN_what.sql and
-// applied in the order of their numbers. A migration, once released, is
-// never edited: a change of schema is a new file.
+// migrationFiles holds the schema's migrations, one folder per dialect
+// (migrations/sqlite, migrations/postgres), named NNNN_what.sql and
+// applied in the order of their numbers; a version makes the same change
+// in both. A migration, once released, is never edited: a change of schema
+// is a new file.
 //
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // migration is one numbered schema change.
@@ -28,9 +30,10 @@ type migration struct {
 	sql     string
 }
 
-// migrations reads and orders the embedded migrations.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+// migrations reads and orders the embedded migrations of a dialect.
+func migrations(d dialect) ([]migration, error) {
+	dir := path.Join("migrations", d.String())
+	entries, err := fs.ReadDir(migrationFiles, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,7 @@ func migrations() ([]migration, error) {
 			return nil, fmt.Errorf("migrations %s and %s share version %d", other, file, v)
 		}
 		seen[v] = file
-		body, err := migrationFiles.ReadFile(path.Join("migrations", file))
+		body, err := migrationFiles.ReadFile(path.Join(dir, file))
 		if err != nil {
 			return nil, err
 		}
@@ -66,16 +69,22 @@ func migrations() ([]migration, error) {
 // processes opening the same database at once serialise on the write lock
 // and the second finds the work done.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrations(db.d)
 	if err != nil {
 		return vidmatte.Wrap(err, vidmatte.CodeInternal, "store: read migrations")
 	}
-	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if err := db.write(ctx, "create schema_migrations", func(tx *txn) error {
+		if err := db.lockSchema(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    INTEGER PRIMARY KEY,
 	name       TEXT NOT NULL,
-	applied_at INTEGER NOT NULL
-)`); err != nil {
+	applied_at BIGINT NOT NULL
+)`)
 		return dbError(err, "create schema_migrations")
+	}); err != nil {
+		return err
 	}
 	var newest sql.NullInt64
 	if err := db.w.QueryRowContext(ctx, "SELECT max(version) FROM schema_migrations").Scan(&newest); err != nil {
@@ -87,6 +96,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range ms {
 		err := db.write(ctx, "apply migration "+m.name, func(tx *txn) error {
+			if err := db.lockSchema(ctx, tx); err != nil {
+				return err
+			}
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
 				return dbError(err, "read schema_migrations")
@@ -106,4 +118,15 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lockSchema serialises schema changes of the daemons sharing a database:
+// on PostgreSQL a transaction-scoped advisory lock (SQLite's write
+// transaction holds the database already).
+func (db *DB) lockSchema(ctx context.Context, tx *txn) error {
+	if db.d != postgresDialect {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", advisoryMigrate)
+	return dbError(err, "lock the schema")
 }

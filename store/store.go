@@ -1,17 +1,22 @@
-// Package store owns the daemon's state: one SQLite database holding API
-// keys (hashed), uploads, jobs and every transition of their status, the
-// credit ledger, idempotency records and webhook deliveries. It implements
-// the domain services of package vidmatte (KeyService, UploadService,
-// JobService, UsageService, IdempotencyService, WebhookService) and is the
-// only package that imports the SQLite driver.
+// Package store owns the daemon's state: API keys (hashed), uploads, jobs
+// and every transition of their status, the credit ledger, idempotency
+// records and webhook deliveries. It implements the domain services of
+// package vidmatte (KeyService, UploadService, JobService, UsageService,
+// IdempotencyService, WebhookService) and is the only package that imports
+// a database driver. One implementation speaks two backends: an SQLite file
+// (Open, the embedded default) and a PostgreSQL database shared by a
+// cluster of daemons (OpenPostgres). Its queries are written once in the
+// common part of both SQLs and rewritten by a small dialect (placeholders,
+// row locks, two functions); its tests run on both.
 //
-// The schema comes from numbered migrations embedded in the binary, applied
-// in transactions and recorded in schema_migrations. Every write goes
-// through a single connection in an immediate transaction; reads use a
-// separate pool of read-only connections, which WAL lets run beside the
-// writer. The SQL keeps to what a PostgreSQL backend could do the same way
-// (claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n) … RETURNING,
-// where PostgreSQL would add FOR UPDATE SKIP LOCKED to the subquery).
+// The schema comes from numbered migrations embedded in the binary, one
+// folder per dialect with the same versions, applied in transactions and
+// recorded in schema_migrations. On SQLite every write goes through a
+// single connection in an immediate transaction and reads use a separate
+// pool of read-only connections, which WAL lets run beside the writer. On
+// PostgreSQL writes lock the rows they change (SELECT … FOR UPDATE),
+// claims and migrations serialise on advisory locks, and a transaction that
+// loses a serialisation race or a deadlock runs again.
 //
 // Times are stored as unix nanoseconds (UTC) and come back exactly; credits
 // as integer thousandths. Every status change of a job is a job_transitions
@@ -160,7 +165,8 @@ func escapeURIPath(p string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(p))
 }
 
-// Path is the absolute path of the database file.
+// Path is the absolute path of the database file (PostgreSQL: its URL
+// without the password).
 func (db *DB) Path() string { return db.path }
 
 // Ping checks that both the writer and the readers can reach the database:
@@ -179,7 +185,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes the database. Calls in flight finish first.
 func (db *DB) Close() error {
 	var errs []error
-	if db.r != nil {
+	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
 	errs = append(errs, db.w.Close())
@@ -189,10 +195,22 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// write runs fn in one write transaction (BEGIN IMMEDIATE on the single
-// writer connection) and commits it when fn returns nil. An error from fn
-// is returned as it is, after the rollback.
+// write runs fn in one write transaction and commits it when fn returns
+// nil; an error from fn is returned as it is, after the rollback. On
+// SQLite it is BEGIN IMMEDIATE on the single writer connection; on
+// PostgreSQL a transaction of the pool, run again (up to 5 times) when it
+// lost a serialisation race or a deadlock, so fn must not keep state from
+// a try it made before.
 func (db *DB) write(ctx context.Context, what string, fn func(tx *txn) error) error {
+	for try := 1; ; try++ {
+		err := db.writeOnce(ctx, what, fn)
+		if err == nil || db.d != postgresDialect || try == 5 || !pgRetryable(err) {
+			return err
+		}
+	}
+}
+
+func (db *DB) writeOnce(ctx context.Context, what string, fn func(tx *txn) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return dbError(err, what)
@@ -225,8 +243,11 @@ func dbError(err error, what string) error {
 		return vidmatte.Wrap(err, vidmatte.CodeTimeout, "store: "+what+": timed out")
 	}
 	var se sqlite3.Error
-	if errors.As(err, &se) && se.Code == sqlite3.ErrInterrupt {
+	if errors.As(err, &se) && se.Code == sqlite3.ErrInterrupt || pgCanceled(err) {
 		return vidmatte.Wrap(err, vidmatte.CodeCanceled, "store: "+what+": interrupted")
+	}
+	if pgRetryable(err) {
+		return &vidmatte.Error{Code: vidmatte.CodeUnavailable, Message: "store: " + what + ": lost a race with another writer", Err: err}
 	}
 	return vidmatte.Wrap(err, vidmatte.CodeInternal, "store: "+what)
 }

@@ -38,21 +38,6 @@ func (c *testClock) set(t time.Time) {
 	c.t = t.UTC()
 }
 
-// openTest opens a fresh database in the test's temporary directory.
-func openTest(t testing.TB) *DB {
-	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "state", "vidmatte.db"))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return db
-}
-
 // withClock gives db a test clock starting at start.
 func withClock(db *DB, start time.Time) *testClock {
 	c := &testClock{t: start.UTC()}
@@ -161,6 +146,7 @@ FROM jobs j`)
 }
 
 func TestOpenMigratesOnceAndRecords(t *testing.T) {
+	sqliteOnly(t)
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	path := filepath.Join(dir, "vidmatte.db")
 	db, err := Open(path)
@@ -171,7 +157,7 @@ func TestOpenMigratesOnceAndRecords(t *testing.T) {
 	must(t, db.Ping(context.Background()))
 	var applied int64
 	must(t, db.r.QueryRow("SELECT applied_at FROM schema_migrations WHERE version = 1 AND name = 'init'").Scan(&applied))
-	all, err := migrations()
+	all, err := migrations(sqliteDialect)
 	must(t, err)
 	if n := count(t, db, "SELECT count(*) FROM schema_migrations"); n != len(all) {
 		t.Fatalf("%d migrations recorded, want %d", n, len(all))
@@ -202,7 +188,7 @@ func TestOpenMigratesOnceAndRecords(t *testing.T) {
 		t.Fatalf("key lost across reopen: %v", err)
 	}
 	// Every embedded migration is recorded.
-	ms, err := migrations()
+	ms, err := migrations(sqliteDialect)
 	must(t, err)
 	if len(ms) == 0 || count(t, db, "SELECT count(*) FROM schema_migrations") != len(ms) {
 		t.Fatalf("%d migrations embedded, recorded differently", len(ms))
@@ -210,7 +196,7 @@ func TestOpenMigratesOnceAndRecords(t *testing.T) {
 }
 
 func TestOpenTwiceConcurrently(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vidmatte.db")
+	path := testDSN(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	dbs := make([]*DB, 4)
@@ -218,7 +204,7 @@ func TestOpenTwiceConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dbs[i], errs[i] = Open(path)
+			dbs[i], errs[i] = openBackend(path)
 		}()
 	}
 	wg.Wait()
@@ -228,7 +214,7 @@ func TestOpenTwiceConcurrently(t *testing.T) {
 		}
 		defer dbs[i].Close()
 	}
-	all, err := migrations()
+	all, err := migrations(dbs[0].d)
 	must(t, err)
 	if n := count(t, dbs[0], "SELECT count(*) FROM schema_migrations"); n != len(all) {
 		t.Fatalf("%d migration rows after concurrent opens", n)
@@ -236,13 +222,12 @@ func TestOpenTwiceConcurrently(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vidmatte.db")
-	db, err := Open(path)
-	must(t, err)
-	_, err = db.w.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
+	path := testDSN(t)
+	db := openAt(t, path)
+	_, err := db.w.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
 	must(t, err)
 	must(t, db.Close())
-	if db, err := Open(path); err == nil {
+	if db, err := openBackend(path); err == nil {
 		db.Close()
 		t.Fatal("Open accepted a database from a newer program")
 	} else if !strings.Contains(err.Error(), "9999") {
@@ -251,6 +236,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 }
 
 func TestOpenPathWithURICharacters(t *testing.T) {
+	sqliteOnly(t)
 	path := filepath.Join(t.TempDir(), "odd?dir#x%20", "v.db")
 	db, err := Open(path)
 	must(t, err)
@@ -361,6 +347,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestSecretsAreNotInTheDatabaseFile(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := Open(filepath.Join(dir, "vidmatte.db"))
@@ -453,6 +440,7 @@ func TestTimesRoundTrip(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	before := goleak.IgnoreCurrent()
 	db, err := Open(filepath.Join(t.TempDir(), "v.db"))

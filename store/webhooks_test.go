@@ -110,9 +110,8 @@ func TestWebhooks(t *testing.T) {
 
 func TestWebhooksSurviveReopen(t *testing.T) {
 	ctx := context.Background()
-	path := t.TempDir() + "/v.db"
-	db, err := Open(path)
-	must(t, err)
+	dsn := testDSN(t)
+	db := openAt(t, dsn)
 	k, _ := newKey(t, db, 10)
 	j := createJob(t, db, k.ID, 1, true)
 	d := &vidmatte.WebhookDelivery{JobID: j.ID, Event: vidmatte.EventJobStarted, URL: "https://x", Payload: []byte("p")}
@@ -120,8 +119,7 @@ func TestWebhooksSurviveReopen(t *testing.T) {
 	must(t, db.RecordWebhookAttempt(ctx, d.ID, false, false, 500, "boom", d.CreatedAt.Add(time.Second)))
 	must(t, db.Close())
 
-	db, err = Open(path)
-	must(t, err)
+	db = openAt(t, dsn)
 	defer db.Close()
 	ds, err := db.DueWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0, nil)
 	must(t, err)
@@ -136,9 +134,8 @@ func TestWebhooksSurviveReopen(t *testing.T) {
 // webhook URL none at all, and the deliveries outlive a restart.
 func TestWebhookOutbox(t *testing.T) {
 	ctx := context.Background()
-	path := t.TempDir() + "/vidmatte.db"
-	db, err := Open(path)
-	must(t, err)
+	dsn := testDSN(t)
+	db := openAt(t, dsn)
 	k, _ := newKey(t, db, 100)
 	hooked := newJobFor(k.ID, 1)
 	hooked.WebhookURL = "https://Hooks.Example.com:8443/in"
@@ -189,8 +186,7 @@ func TestWebhookOutbox(t *testing.T) {
 		t.Fatalf("due but for the busy host: %+v", ds)
 	}
 	must(t, db.Close())
-	db, err = Open(path)
-	must(t, err)
+	db = openAt(t, dsn)
 	defer db.Close()
 	if got := events(); len(got) != 4 {
 		t.Fatalf("after a restart: %v", got)
