@@ -35,6 +35,8 @@ type Store interface {
 	vidmatte.IdempotencyService
 	vidmatte.WebhookService
 	Ping(ctx context.Context) error
+	// Backend names the database: sqlite or postgres.
+	Backend() string
 }
 
 // Limits bound what a client can make the daemon read.

@@ -35,6 +35,7 @@ func (s *Server) handlePricing(w http.ResponseWriter, r *http.Request, _ params)
 type healthJSON struct {
 	Status     string            `json:"status"`
 	Checks     map[string]string `json:"checks"`
+	Backends   map[string]string `json:"backends"`
 	QueueDepth int               `json:"queue_depth"`
 	Processing int               `json:"processing"`
 	Error      *errorDetail      `json:"error,omitempty"`
@@ -43,7 +44,7 @@ type healthJSON struct {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ params) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	out := healthJSON{Status: "ok", Checks: map[string]string{}}
+	out := healthJSON{Status: "ok", Checks: map[string]string{}, Backends: map[string]string{"store": s.store.Backend(), "artifacts": "local"}}
 	var problems []string
 	if err := s.store.Ping(ctx); err != nil {
 		out.Checks["store"] = "unreachable"

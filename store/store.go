@@ -165,6 +165,9 @@ func escapeURIPath(p string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(p))
 }
 
+// Backend names the database the store runs on: sqlite or postgres.
+func (db *DB) Backend() string { return db.d.String() }
+
 // Path is the absolute path of the database file (PostgreSQL: its URL
 // without the password).
 func (db *DB) Path() string { return db.path }

@@ -24,6 +24,8 @@ import (
 //
 //	listen = "127.0.0.1:8080"         # VIDMATTE_LISTEN, --listen
 //	data = "/var/lib/vidmatte"        # VIDMATTE_DATA, --data
+//	store = "postgres://vidmatte@db.internal/vidmatte"  # VIDMATTE_STORE, --store: the job store; "" = SQLite
+//	                                  #  in the data dir; a PostgreSQL URL for a cluster of daemons
 //	public_url = "https://matte.example.com"  # VIDMATTE_PUBLIC_URL, --public-url
 //	default_model = "isnet"           # VIDMATTE_DEFAULT_MODEL, --default-model
 //	workers = 1                       # VIDMATTE_WORKERS, --workers (jobs at once)
@@ -81,6 +83,7 @@ import (
 type serveConfig struct {
 	Listen            string             `toml:"listen"`
 	Data              string             `toml:"data"`
+	Store             string             `toml:"store"`
 	PublicURL         string             `toml:"public_url"`
 	MetricsToken      string             `toml:"metrics_token"`
 	DefaultModel      string             `toml:"default_model"`
@@ -218,10 +221,14 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 	cf := &configFlags{fs: fs}
 	cf.config = fs.String("config", "", "TOML configuration `file` (default $VIDMATTE_CONFIG)")
 	data := fs.String("data", d.Data, "data `dir`: vidmatte.db, uploads/, outputs/, secret")
+	storeURL := fs.String("store", "", "job store: empty for SQLite in the data dir, or a postgres:// `URL` shared by a cluster")
 	if !all {
 		cf.apply = func(c *serveConfig) error {
 			if flagSet(fs, "data") {
 				c.Data = *data
+			}
+			if flagSet(fs, "store") {
+				c.Store = *storeURL
 			}
 			return nil
 		}
@@ -258,6 +265,8 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 			switch f.Name {
 			case "data":
 				c.Data = *data
+			case "store":
+				c.Store = *storeURL
 			case "listen":
 				c.Listen = *listen
 			case "public-url":
@@ -412,6 +421,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	}
 	str("VIDMATTE_LISTEN", &c.Listen)
 	str("VIDMATTE_DATA", &c.Data)
+	str("VIDMATTE_STORE", &c.Store)
 	str("VIDMATTE_PUBLIC_URL", &c.PublicURL)
 	str("VIDMATTE_METRICS_TOKEN", &c.MetricsToken)
 	str("VIDMATTE_DEFAULT_MODEL", &c.DefaultModel)
@@ -516,6 +526,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.Data == "" {
 		bad("data: empty")
+	}
+	if s := c.Store; s != "" && s != "sqlite" && !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+		bad("store: %q is neither empty (SQLite), sqlite nor a postgres:// URL", s)
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		bad("workers: %d is not in 1..64", c.Workers)

@@ -75,7 +75,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !needID && len(pos) != 0 {
 		return usageErrorf("keys %s takes no arguments", sub)
 	}
-	db, err := openStore(cfg.Data)
+	db, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -151,11 +151,16 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // openStore opens (creating) the database of a data dir.
-func openStore(dataDir string) (*store.DB, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+// openStore opens the configured job store: PostgreSQL when the store
+// setting is a postgres:// URL, else the SQLite file of the data dir.
+func openStore(cfg serveConfig) (*store.DB, error) {
+	if cfg.Store != "" && cfg.Store != "sqlite" {
+		return store.OpenPostgres(context.Background(), cfg.Store)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, err
 	}
-	return store.Open(filepath.Join(dataDir, "vidmatte.db"))
+	return store.Open(filepath.Join(cfg.Data, "vidmatte.db"))
 }
 
 func formatCredits(c float64) string { return strconv.FormatFloat(c, 'f', -1, 64) }

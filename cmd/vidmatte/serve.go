@@ -103,7 +103,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if d.lock, err = lockDataDir(cfg.Data); err != nil {
 		return nil, err
 	}
-	if d.db, err = openStore(cfg.Data); err != nil {
+	if d.db, err = openStore(cfg); err != nil {
 		return nil, err
 	}
 	d.db.SetQuotas(vidmatte.Quotas{StoredBytes: cfg.Quotas.StoredBytes, QueuedJobs: cfg.Quotas.QueuedJobs, Drafts: cfg.Quotas.Drafts})

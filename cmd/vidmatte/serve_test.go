@@ -128,7 +128,7 @@ func TestServeShutdownAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	done <- nil // for the cleanup
-	db, err := openStore(dir)
+	db, err := openStore(serveConfig{Data: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
