@@ -1,6 +1,7 @@
 package vidmatte
 
 import (
+	"errors"
 	"math"
 	"time"
 )
@@ -224,12 +225,31 @@ type Job struct {
 	Credits         float64
 	BillingStatus   BillingStatus
 	Attempts        int
-	RequestID       string
-	CreatedAt       time.Time
-	StartedAt       *time.Time
-	CompletedAt     *time.Time
-	UpdatedAt       time.Time
+	// LeaseToken is the fencing token of the claim that holds a processing
+	// job (it grows at every claim); LeaseUntil when that lease runs out
+	// unless its runner renews it.
+	LeaseToken  int64
+	LeaseUntil  *time.Time
+	RequestID   string
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	CompletedAt *time.Time
+	UpdatedAt   time.Time
 }
+
+// ErrLeaseLost is in the chain of the conflict a runner's write gets when
+// the lease it carries is no longer the job's.
+var ErrLeaseLost = errors.New("the job's lease was lost")
+
+// Lease is a runner's hold on a processing job: the job's id and the
+// fencing token of the claim that took it.
+type Lease struct {
+	JobID string
+	Token int64
+}
+
+// Lease is the job's current lease.
+func (j *Job) Lease() Lease { return Lease{JobID: j.ID, Token: j.LeaseToken} }
 
 // FrameCap is the most frames a job may process on its reservation: the
 // frames of the seconds reserved (its duration rounded up, at least one)

@@ -98,26 +98,44 @@ type JobService interface {
 	// reservation; a job already terminal is CodeConflict.
 	CancelJob(ctx context.Context, keyID, id, cause, requestID string) (*Job, error)
 
-	// ClaimJobs moves up to max queued jobs, oldest first, to processing for
-	// this worker and returns them. Two workers never claim the same job.
+	// ClaimJobs moves up to max queued jobs, fairly across keys, to
+	// processing for this worker and returns them, each with a lease (a
+	// new fencing token and an expiry on the database's clock). Two
+	// workers never claim the same job.
 	ClaimJobs(ctx context.Context, worker string, max int) ([]*Job, error)
+	// Heartbeat extends the leases the worker holds and returns those it
+	// no longer holds, with their job's status: a job canceled by a client
+	// (through any daemon), or rescued after the lease ran out and perhaps
+	// claimed again. A runner stops a job whose lease it lost.
+	Heartbeat(ctx context.Context, worker string, leases []Lease) (map[string]Status, error)
+	// The runner's writes carry the job's lease: a write with a lease
+	// that is not the job's current one is CodeConflict and changes
+	// nothing, so a stale runner (killed, frozen, cut off) can never
+	// overwrite, complete or charge a job another runner holds.
+	//
 	// SetJobProgress records progress of a processing job; progress and
 	// frames never go backwards (a lower value is ignored). It returns the
 	// job's current status so a runner learns of a cancel.
-	SetJobProgress(ctx context.Context, id string, progress int, framesDone, framesTotal int64) (Status, error)
+	SetJobProgress(ctx context.Context, l Lease, progress int, framesDone, framesTotal int64) (Status, error)
 	// CompleteJob marks a processing job completed with its output and
 	// charges what was processed (out.Frames of the job's frames; all of
 	// the reservation when unknown), returning the rest of the reservation
 	// to the balance.
-	CompleteJob(ctx context.Context, id string, out JobOutput) (*Job, error)
+	CompleteJob(ctx context.Context, l Lease, out JobOutput) (*Job, error)
 	// FailJob marks a processing job failed and refunds the reservation.
-	FailJob(ctx context.Context, id string, e JobError) (*Job, error)
+	FailJob(ctx context.Context, l Lease, e JobError) (*Job, error)
 	// RequeueJob puts a processing job back in the queue (a draining
 	// daemon), keeping its reservation.
-	RequeueJob(ctx context.Context, id, cause string) (*Job, error)
-	// RecoverJobs requeues the jobs a crashed daemon left processing,
-	// counting the attempt; a job past maxAttempts fails (and is refunded).
-	// It returns the jobs it touched.
+	RequeueJob(ctx context.Context, l Lease, cause string) (*Job, error)
+	// RescueJobs takes back the processing jobs whose lease has run out
+	// (their runner died or stopped answering): each goes back to the
+	// queue, the attempt counted, or past maxAttempts fails and is
+	// refunded. Any daemon may call it; it returns the jobs it touched.
+	RescueJobs(ctx context.Context, maxAttempts int) ([]*Job, error)
+	// RecoverJobs requeues every job left processing, as a daemon that is
+	// the only one on its database does at start (SQLite, under the data
+	// folder's lock), counting the attempt; a job past maxAttempts fails
+	// (and is refunded). It returns the jobs it touched.
 	RecoverJobs(ctx context.Context, maxAttempts int) ([]*Job, error)
 	Transitions(ctx context.Context, id string) ([]Transition, error)
 	// CountJobs counts jobs by status (for metrics and health).

@@ -480,7 +480,13 @@ func completeJob(t *testing.T, e *testEnv, id string, content []byte) {
 	if err := os.WriteFile(out, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.CompleteJob(ctx, id, vidmatte.JobOutput{Path: out}); err != nil {
+	var lease vidmatte.Lease
+	for _, j := range jobs {
+		if j.ID == id {
+			lease = j.Lease()
+		}
+	}
+	if _, err := e.db.CompleteJob(ctx, lease, vidmatte.JobOutput{Path: out}); err != nil {
 		t.Fatal(err)
 	}
 }

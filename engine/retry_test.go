@@ -49,35 +49,35 @@ func (f *flakyJobs) count(method string) int {
 	return f.calls[method]
 }
 
-func (f *flakyJobs) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput) (*vidmatte.Job, error) {
+func (f *flakyJobs) CompleteJob(ctx context.Context, l vidmatte.Lease, out vidmatte.JobOutput) (*vidmatte.Job, error) {
 	if fail, after := f.fail("complete"); fail {
 		if after {
-			f.JobService.CompleteJob(ctx, id, out)
+			f.JobService.CompleteJob(ctx, l, out)
 		}
 		return nil, errBusy
 	}
-	return f.JobService.CompleteJob(ctx, id, out)
+	return f.JobService.CompleteJob(ctx, l, out)
 }
 
-func (f *flakyJobs) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vidmatte.Job, error) {
+func (f *flakyJobs) FailJob(ctx context.Context, l vidmatte.Lease, e vidmatte.JobError) (*vidmatte.Job, error) {
 	if fail, _ := f.fail("fail"); fail {
 		return nil, errBusy
 	}
-	return f.JobService.FailJob(ctx, id, e)
+	return f.JobService.FailJob(ctx, l, e)
 }
 
-func (f *flakyJobs) RequeueJob(ctx context.Context, id, cause string) (*vidmatte.Job, error) {
+func (f *flakyJobs) RequeueJob(ctx context.Context, l vidmatte.Lease, cause string) (*vidmatte.Job, error) {
 	if fail, _ := f.fail("requeue"); fail {
 		return nil, errBusy
 	}
-	return f.JobService.RequeueJob(ctx, id, cause)
+	return f.JobService.RequeueJob(ctx, l, cause)
 }
 
-func (f *flakyJobs) SetJobProgress(ctx context.Context, id string, p int, done, total int64) (vidmatte.Status, error) {
+func (f *flakyJobs) SetJobProgress(ctx context.Context, l vidmatte.Lease, p int, done, total int64) (vidmatte.Status, error) {
 	if fail, _ := f.fail("progress"); fail {
 		return "", errBusy
 	}
-	return f.JobService.SetJobProgress(ctx, id, p, done, total)
+	return f.JobService.SetJobProgress(ctx, l, p, done, total)
 }
 
 func (e *runnerEnv) flakyRunner(t *testing.T, jobs vidmatte.JobService, p Processor, retry StoreRetry) *Runner {

@@ -82,6 +82,16 @@ type RunnerConfig struct {
 	// JobReaper; with neither there is no reaping.
 	Reaper       JobReaper
 	ReapInterval time.Duration
+	// Shared says other daemons run jobs from the same store (a cluster):
+	// Run then does not take back every processing job when it starts,
+	// only, like every daemon, those whose lease has run out.
+	Shared bool
+	// HeartbeatInterval is how often the leases of running jobs are
+	// renewed (default 10 s; keep it well under the store's lease).
+	HeartbeatInterval time.Duration
+	// RescueInterval is how often jobs whose lease ran out are taken back
+	// (default 15 s).
+	RescueInterval time.Duration
 }
 
 // Runner claims queued jobs up to its free slots, runs each through the
@@ -111,6 +121,7 @@ type Runner struct {
 	claimMu sync.Mutex // held while claiming, reaping and starting jobs
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
+	leases  map[string]vidmatte.Lease // of the running jobs
 	// unsettled lists the running jobs whose outcome could not be written;
 	// the reaper is asked to run once they have left running.
 	unsettled map[string]bool
@@ -121,6 +132,7 @@ type Runner struct {
 var (
 	errClientCancel = errors.New("canceled by the client")
 	errShutdown     = errors.New("the daemon is shutting down")
+	errLeaseLost    = errors.New("the job's lease was lost")
 )
 
 // NewRunner returns a runner; Run starts it.
@@ -165,6 +177,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = 30 * time.Second
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.RescueInterval <= 0 {
+		cfg.RescueInterval = 15 * time.Second
+	}
 	if err := os.MkdirAll(cfg.OutputDir, 0o750); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -179,6 +197,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		stop:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
 		running:   map[string]context.CancelCauseFunc{},
+		leases:    map[string]vidmatte.Lease{},
 		unsettled: map[string]bool{},
 	}, nil
 }
@@ -256,13 +275,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	defer close(r.loopDone)
 	defer context.AfterFunc(ctx, r.endLife)()
-	if err := r.Recover(ctx); err != nil {
-		return err
+	if !r.cfg.Shared {
+		if err := r.Recover(ctx); err != nil {
+			return err
+		}
 	}
+	beats := make(chan struct{})
+	go func() { defer close(beats); r.heartbeats(r.life) }()
+	defer func() { r.endLife(); <-beats }()
 	t := time.NewTicker(r.cfg.PollInterval)
 	defer t.Stop()
 	reapT := time.NewTicker(r.cfg.ReapInterval)
 	defer reapT.Stop()
+	rescueT := time.NewTicker(r.cfg.RescueInterval)
+	defer rescueT.Stop()
 	for {
 		select {
 		case <-r.stop:
@@ -285,8 +311,89 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.Reap(ctx)
 		case <-r.reap:
 			r.Reap(ctx)
+		case <-rescueT.C:
+			r.Rescue(ctx)
 		}
 	}
+}
+
+// heartbeats renews the running jobs' leases until ctx ends (Run's life:
+// jobs still draining at shutdown keep their leases).
+func (r *Runner) heartbeats(ctx context.Context) {
+	t := time.NewTicker(r.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Heartbeat(ctx)
+		}
+	}
+}
+
+// Heartbeat renews the leases of the jobs running here, and stops each job
+// whose lease is no longer its own: one a client canceled (through any
+// daemon) stops as canceled; one taken back by another daemon after its
+// lease ran out is abandoned, its outcome never written. A store that does
+// not answer is tried again at the next beat; meanwhile the leases may run
+// out, and then the store refuses this runner's writes for those jobs.
+func (r *Runner) Heartbeat(ctx context.Context) {
+	r.mu.Lock()
+	leases := make([]vidmatte.Lease, 0, len(r.leases))
+	for _, l := range r.leases {
+		leases = append(leases, l)
+	}
+	r.mu.Unlock()
+	if len(leases) == 0 {
+		return
+	}
+	lost, err := r.cfg.Jobs.Heartbeat(ctx, r.cfg.Worker, leases)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("renewing job leases; trying again at the next beat", slog.Any("error", err))
+		}
+		return
+	}
+	for id, status := range lost {
+		cause := errLeaseLost
+		if status == vidmatte.StatusCanceled {
+			cause = errClientCancel
+		}
+		r.mu.Lock()
+		cancel, ok := r.running[id]
+		r.mu.Unlock()
+		if ok {
+			r.log.Info("job no longer held by this runner; stopping it", slog.String("job_id", id),
+				slog.String("status", string(status)), slog.String("cause", cause.Error()))
+			cancel(cause)
+		}
+	}
+}
+
+// Rescue takes back the jobs whose lease ran out (their runner, here or on
+// another daemon, died or stopped answering) and removes their outputs.
+func (r *Runner) Rescue(ctx context.Context) int {
+	jobs, err := r.cfg.Jobs.RescueJobs(ctx, r.cfg.MaxAttempts)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("rescuing jobs whose lease ran out", slog.Any("error", err))
+		}
+		return 0
+	}
+	for _, j := range jobs {
+		r.removeOutput(j)
+		log := r.log.With(slog.String("job_id", j.ID))
+		if j.Status == vidmatte.StatusFailed {
+			log.Warn("job's lease ran out past its attempts; failed", slog.Int("attempts", j.Attempts))
+			continue
+		}
+		log.Warn("job's lease ran out; requeued", slog.Int("attempts", j.Attempts))
+	}
+	if len(jobs) > 0 {
+		r.Wake()
+	}
+	return len(jobs)
 }
 
 // Reap takes back, through the Reaper, the jobs this runner's worker holds
@@ -416,6 +523,7 @@ func (r *Runner) start(j *vidmatte.Job) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	r.mu.Lock()
 	r.running[j.ID] = cancel
+	r.leases[j.ID] = j.Lease()
 	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
@@ -423,6 +531,7 @@ func (r *Runner) start(j *vidmatte.Job) {
 		defer func() {
 			r.mu.Lock()
 			delete(r.running, j.ID)
+			delete(r.leases, j.ID)
 			unsettled := r.unsettled[j.ID]
 			delete(r.unsettled, j.ID)
 			r.mu.Unlock()
@@ -524,14 +633,14 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 	case err == nil:
 		if res.Frames > 0 {
 			if perr := r.retry(log, "recording final progress", func() error {
-				_, err := r.cfg.Jobs.SetJobProgress(bg, j.ID, 99, res.Frames, res.Frames)
+				_, err := r.cfg.Jobs.SetJobProgress(bg, j.Lease(), 99, res.Frames, res.Frames)
 				return err
 			}); perr != nil {
 				log.Warn("recording final progress", slog.Any("error", perr))
 			}
 		}
 		done, cerr := r.settle(bg, log, "complete job", j.ID, vidmatte.StatusCompleted, func() (*vidmatte.Job, error) {
-			return r.cfg.Jobs.CompleteJob(bg, j.ID, vidmatte.JobOutput{Path: out, Size: fileSize(out), Frames: res.Frames})
+			return r.cfg.Jobs.CompleteJob(bg, j.Lease(), vidmatte.JobOutput{Path: out, Size: fileSize(out), Frames: res.Frames})
 		})
 		if cerr != nil {
 			// Canceled in the last moment, or gone, or the store is down:
@@ -550,6 +659,11 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		logPanic(log, err)
 		r.removeOutput(j)
 		r.fail(bg, log, j, err, elapsed)
+	case errors.Is(cause, errLeaseLost):
+		// Another daemon holds the job now: nothing of this run is kept
+		// or written.
+		r.removeOutput(j)
+		log.Warn("job abandoned: its lease was lost to another runner", slog.Duration("elapsed", elapsed))
 	case errors.Is(cause, errClientCancel):
 		r.removeOutput(j)
 		log.Info("job canceled", slog.Duration("elapsed", elapsed))
@@ -557,7 +671,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 	case errors.Is(cause, errShutdown):
 		r.removeOutput(j)
 		if _, qerr := r.settle(bg, log, "requeue job", j.ID, vidmatte.StatusQueued, func() (*vidmatte.Job, error) {
-			return r.cfg.Jobs.RequeueJob(bg, j.ID, "daemon shut down before the job finished")
+			return r.cfg.Jobs.RequeueJob(bg, j.Lease(), "daemon shut down before the job finished")
 		}); qerr != nil {
 			r.gaveUp(j, log, "requeueing a job at shutdown", qerr)
 			return
@@ -579,7 +693,7 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, j *vidmatte.Job, er
 	}
 	log.Error("job failed", slog.String("code", string(je.Code)), slog.Any("error", err), slog.Duration("elapsed", elapsed))
 	failed, ferr := r.settle(ctx, log, "fail job", j.ID, vidmatte.StatusFailed, func() (*vidmatte.Job, error) {
-		return r.cfg.Jobs.FailJob(ctx, j.ID, je)
+		return r.cfg.Jobs.FailJob(ctx, j.Lease(), je)
 	})
 	if ferr != nil {
 		r.gaveUp(j, log, "recording a job failure", ferr)
@@ -758,7 +872,12 @@ func (p *progressReporter) flush(ctx context.Context) {
 	if pct == p.written && pr.FramesDone <= p.frames {
 		return
 	}
-	st, err := p.r.cfg.Jobs.SetJobProgress(context.WithoutCancel(ctx), p.j.ID, pct, pr.FramesDone, pr.FramesTotal)
+	st, err := p.r.cfg.Jobs.SetJobProgress(context.WithoutCancel(ctx), p.j.Lease(), pct, pr.FramesDone, pr.FramesTotal)
+	if errors.Is(err, vidmatte.ErrLeaseLost) {
+		p.log.Warn("job's lease was lost; stopping it")
+		p.cancel(errLeaseLost)
+		return
+	}
 	if err != nil {
 		p.log.Warn("recording progress", slog.Any("error", err))
 		// Tried again at the next tick, unless newer progress comes first.

@@ -457,3 +457,69 @@ func TestRunnerStopsAJobPastItsReservation(t *testing.T) {
 		t.Fatalf("ledger %v", l)
 	}
 }
+
+// A runner whose job was taken back by another daemon (its lease ran out
+// and the job was claimed again) learns it from its heartbeat and abandons
+// the job: it writes no outcome, keeps no output, and the new holder's
+// completion is the only charge.
+func TestRunnerAbandonsAJobWhoseLeaseIsLost(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.db.SetLease(time.Nanosecond) // every lease has run out at once: the test decides when it is taken back
+	g := &gatedProcessor{inner: newTestEngine(t, 1), gate: make(chan struct{}), started: make(chan string, 4), progress: make(chan Progress)}
+	r := e.runner(t, g, 1)
+	start(t, r)
+	ctx := context.Background()
+	j := e.queue(t, e.clip)
+	r.Wake()
+	out := <-g.started
+
+	// Another daemon rescues the job and claims it.
+	rescued, err := e.db.RescueJobs(ctx, 3)
+	if err != nil || len(rescued) != 1 {
+		t.Fatalf("rescue: %v %d", err, len(rescued))
+	}
+	taken, err := e.db.ClaimJobs(ctx, "other-daemon", 1)
+	if err != nil || len(taken) != 1 || taken[0].ID != j.ID {
+		t.Fatalf("the other daemon's claim: %v %v", err, taken)
+	}
+	r.Heartbeat(ctx)
+	e.waitIdle(t, r)
+	cur, err := e.db.FindJob(ctx, "", j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Status != vidmatte.StatusProcessing || cur.LeaseToken != taken[0].LeaseToken {
+		t.Fatalf("the stale runner touched the job: %+v", cur)
+	}
+	if _, err := os.Stat(filepath.Dir(out)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the abandoned run left its output folder: %v", err)
+	}
+	if _, err := e.db.CompleteJob(ctx, taken[0].Lease(), vidmatte.JobOutput{Path: "/elsewhere/out.webm"}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.ledger(t); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Fatalf("ledger %v", l)
+	}
+}
+
+// A cancel made through another daemon reaches the runner in its
+// heartbeat's answer, without waiting for a progress write.
+func TestRunnerLearnsACancelFromItsHeartbeat(t *testing.T) {
+	e := newRunnerEnv(t)
+	g := &gatedProcessor{inner: newTestEngine(t, 1), gate: make(chan struct{}), started: make(chan string, 4), progress: make(chan Progress)}
+	r := e.runner(t, g, 1)
+	start(t, r)
+	ctx := context.Background()
+	j := e.queue(t, e.clip)
+	r.Wake()
+	<-g.started
+	if _, err := e.db.CancelJob(ctx, e.keyID, j.ID, "canceled through another daemon", ""); err != nil {
+		t.Fatal(err)
+	}
+	r.Heartbeat(ctx)
+	e.waitIdle(t, r)
+	got, _ := e.db.FindJob(ctx, "", j.ID)
+	if got.Status != vidmatte.StatusCanceled || got.BillingStatus != vidmatte.BillingRefunded {
+		t.Fatalf("canceled job: %s %s", got.Status, got.BillingStatus)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"vidmatte"
 
 	"vidmatte/internal/testpg"
 )
@@ -129,4 +130,15 @@ func TestRebind(t *testing.T) {
 	if got := sqliteDialect.sql("SELECT greatest(a, ?) FROM t WHERE id = ? FOR_UPDATE"); got != "SELECT max(a, ?) FROM t WHERE id = ?" {
 		t.Errorf("sqlite: %q", got)
 	}
+}
+
+// leaseOf is the current lease of a job, for tests that are not about
+// fencing and act as the runner holding it.
+func leaseOf(t testing.TB, db *DB, id string) vidmatte.Lease {
+	t.Helper()
+	j, err := db.FindJob(context.Background(), "", id)
+	if err != nil {
+		return vidmatte.Lease{JobID: id}
+	}
+	return j.Lease()
 }

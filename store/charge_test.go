@@ -31,7 +31,7 @@ func TestCompleteChargesWhatWasProcessed(t *testing.T) {
 			k, _ := newKey(t, db, 100)
 			j := createJob(t, db, k.ID, 13, true) // 12.5 s, 300 frames: 13 s reserved at 1 credit/s
 			claimOne(t, db, j.ID)
-			done, err := db.CompleteJob(ctx, j.ID, vidmatte.JobOutput{Path: "/out/x.webm", Size: 4096, Frames: tc.frames})
+			done, err := db.CompleteJob(ctx, leaseOf(t, db, j.ID), vidmatte.JobOutput{Path: "/out/x.webm", Size: 4096, Frames: tc.frames})
 			must(t, err)
 			if done.Credits != tc.wantCharged || done.OutputSize != 4096 || done.BillingStatus != vidmatte.BillingCharged {
 				t.Fatalf("completed: credits %v (want %v), size %d, %s", done.Credits, tc.wantCharged, done.OutputSize, done.BillingStatus)

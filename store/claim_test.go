@@ -31,7 +31,7 @@ func TestClaimIsFairAcrossKeys(t *testing.T) {
 			if js[0].ID == lone.ID {
 				at = i
 			}
-			_, err = db.CompleteJob(ctx, js[0].ID, vidmatte.JobOutput{Path: "/out/" + js[0].ID + ".webm"})
+			_, err = db.CompleteJob(ctx, leaseOf(t, db, js[0].ID), vidmatte.JobOutput{Path: "/out/" + js[0].ID + ".webm"})
 			must(t, err)
 		}
 		if at != 1 {
@@ -94,7 +94,7 @@ func TestClaimIsFairAcrossKeys(t *testing.T) {
 			js, err := db.ClaimJobs(ctx, "w", 1)
 			must(t, err)
 			got += owner[js[0].ID]
-			_, err = db.FailJob(ctx, js[0].ID, vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "x"})
+			_, err = db.FailJob(ctx, leaseOf(t, db, js[0].ID), vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "x"})
 			must(t, err)
 		}
 		if got != "abababab" {
@@ -166,7 +166,7 @@ func TestReapJobs(t *testing.T) {
 	if js, err = db.ClaimJobs(ctx, "me", 2); err != nil || len(js) != 2 {
 		t.Fatalf("claimed %d: %v", len(js), err)
 	}
-	_, err = db.CompleteJob(ctx, b.ID, vidmatte.JobOutput{Path: "/out/b.webm"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, b.ID), vidmatte.JobOutput{Path: "/out/b.webm"})
 	must(t, err)
 	reaped, err = db.ReapJobs(ctx, "me", nil, 2)
 	must(t, err)

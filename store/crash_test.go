@@ -70,18 +70,18 @@ func TestCrashHelperProcess(t *testing.T) {
 		c := js[0]
 		ack("claimed %s", c.ID)
 		p := 10 + i%80
-		if _, err := db.SetJobProgress(ctx, c.ID, p, int64(p), 100); err != nil {
+		if _, err := db.SetJobProgress(ctx, leaseOf(t, db, c.ID), p, int64(p), 100); err != nil {
 			fail(err)
 		}
 		ack("progress %s %d", c.ID, p)
 		switch i % 3 {
 		case 0:
-			if _, err := db.CompleteJob(ctx, c.ID, vidmatte.JobOutput{Path: "/out/" + c.ID}); err != nil {
+			if _, err := db.CompleteJob(ctx, leaseOf(t, db, c.ID), vidmatte.JobOutput{Path: "/out/" + c.ID}); err != nil {
 				fail(err)
 			}
 			ack("completed %s", c.ID)
 		case 1:
-			if _, err := db.FailJob(ctx, c.ID, vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "bad input"}); err != nil {
+			if _, err := db.FailJob(ctx, leaseOf(t, db, c.ID), vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "bad input"}); err != nil {
 				fail(err)
 			}
 			ack("failed %s", c.ID)

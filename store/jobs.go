@@ -41,7 +41,7 @@ const jobColumns = `id, key_id, status, progress, video_url, coalesce(upload_id,
 	error_code, error_message, model, output_format, background, background_image_path, composition,
 	webhook_url, metadata, duration_sec, frames_total, frames_done, credits_milli, billing_status,
 	attempts, worker, request_id, created_at, coalesce(queued_at, 0), started_at, completed_at, updated_at,
-	output_size, output_expired_at`
+	output_size, output_expired_at, lease_token, lease_until`
 
 func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 	var (
@@ -51,13 +51,14 @@ func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 		composition, metadata          sql.NullString
 		created, updated               int64
 		started, completed, expired    sql.NullInt64
+		leaseUntil                     sql.NullInt64
 		status, format, billing, model string
 	)
 	err := row.Scan(&r.ID, &r.KeyID, &status, &r.Progress, &r.VideoURL, &r.UploadID, &r.InputPath, &r.OutputPath,
 		&errCode, &errMsg, &model, &format, &background, &r.Background.ImagePath, &composition,
 		&r.WebhookURL, &metadata, &r.DurationSec, &r.FramesTotal, &r.FramesDone, &r.milli, &billing,
 		&r.Attempts, &r.worker, &r.RequestID, &created, &r.queuedAt, &started, &completed, &updated,
-		&r.OutputSize, &expired)
+		&r.OutputSize, &expired, &r.LeaseToken, &leaseUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +91,7 @@ func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 	r.CompletedAt = nullNanos(completed)
 	r.UpdatedAt = fromNanos(updated)
 	r.OutputExpiredAt = nullNanos(expired)
+	r.LeaseUntil = nullNanos(leaseUntil)
 	return &r, nil
 }
 
@@ -563,10 +565,15 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 			}
 		}
 		now := db.now()
+		until, err := db.leaseUntil(ctx, tx)
+		if err != nil {
+			return err
+		}
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
-SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?
+SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?,
+	lease_token = lease_token + 1, lease_until = ?
 WHERE status = 'queued' AND id IN (`+claimOrder+`)
-RETURNING `+jobColumns, worker, nanos(now), nanos(now), limit)
+RETURNING `+jobColumns, worker, nanos(now), nanos(now), until, limit)
 		if err != nil {
 			return dbError(err, "claim jobs")
 		}
@@ -630,7 +637,8 @@ SELECT id FROM turns ORDER BY turn, last_started NULLS FIRST, queued_at, created
 // and a call that changes nothing writes nothing. It returns the job's
 // status, so a runner learns of a cancel; a job that is not processing is
 // left as it is.
-func (db *DB) SetJobProgress(ctx context.Context, id string, progress int, framesDone, framesTotal int64) (vidmatte.Status, error) {
+func (db *DB) SetJobProgress(ctx context.Context, l vidmatte.Lease, progress int, framesDone, framesTotal int64) (vidmatte.Status, error) {
+	id := l.JobID
 	switch {
 	case progress < 0 || progress > 100:
 		return "", vidmatte.FieldErrorf("progress", "must be between 0 and 100")
@@ -642,12 +650,17 @@ func (db *DB) SetJobProgress(ctx context.Context, id string, progress int, frame
 		var s string
 		err := tx.QueryRowContext(ctx, `UPDATE jobs
 SET progress = greatest(progress, ?), frames_done = greatest(frames_done, ?), frames_total = greatest(frames_total, ?), updated_at = ?
-WHERE id = ? AND status = 'processing' AND (progress < ? OR frames_done < ? OR frames_total < ?)
-RETURNING status`, progress, framesDone, framesTotal, nanos(db.now()), id, progress, framesDone, framesTotal).Scan(&s)
+WHERE id = ? AND status = 'processing' AND lease_token = ? AND (progress < ? OR frames_done < ? OR frames_total < ?)
+RETURNING status`, progress, framesDone, framesTotal, nanos(db.now()), id, l.Token, progress, framesDone, framesTotal).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
-			err = tx.QueryRowContext(ctx, "SELECT status FROM jobs WHERE id = ?", id).Scan(&s)
+			var token int64
+			err = tx.QueryRowContext(ctx, "SELECT status, lease_token FROM jobs WHERE id = ?", id).Scan(&s, &token)
 			if errors.Is(err, sql.ErrNoRows) {
 				return vidmatte.Errorf(vidmatte.CodeNotFound, "no job %q", id)
+			}
+			if err == nil && token != l.Token {
+				status = vidmatte.Status(s)
+				return errLeaseLost(id)
 			}
 		}
 		if err != nil {
@@ -666,7 +679,8 @@ RETURNING status`, progress, framesDone, framesTotal, nanos(db.now()), id, progr
 // the rest going back to the balance in the same transaction. Any other
 // status, a second completion included, is CodeConflict with nothing
 // changed.
-func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput) (*vidmatte.Job, error) {
+func (db *DB) CompleteJob(ctx context.Context, l vidmatte.Lease, out vidmatte.JobOutput) (*vidmatte.Job, error) {
+	id := l.JobID
 	outputPath := out.Path
 	if outputPath == "" {
 		return nil, vidmatte.FieldErrorf("output_path", "is required")
@@ -675,6 +689,9 @@ func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput
 		return nil, vidmatte.FieldErrorf("output", "size and frames must not be negative")
 	}
 	return db.changeJob(ctx, "complete job", "", id, func(tx *txn, r *jobRow) error {
+		if r.LeaseToken != l.Token {
+			return errLeaseLost(id)
+		}
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be completed", id, r.Status)
 		}
@@ -714,7 +731,8 @@ func (db *DB) CompleteJob(ctx context.Context, id string, out vidmatte.JobOutput
 // FailJob marks a processing job failed with e (an empty code becomes
 // internal_error) and refunds its reservation, once. Any other status is
 // CodeConflict with nothing changed. The transition's cause is the error.
-func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vidmatte.Job, error) {
+func (db *DB) FailJob(ctx context.Context, l vidmatte.Lease, e vidmatte.JobError) (*vidmatte.Job, error) {
+	id := l.JobID
 	if e.Code == "" {
 		e.Code = vidmatte.CodeInternal
 	}
@@ -722,6 +740,9 @@ func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vid
 		e.Message = "processing failed"
 	}
 	return db.changeJob(ctx, "fail job", "", id, func(tx *txn, r *jobRow) error {
+		if r.LeaseToken != l.Token {
+			return errLeaseLost(id)
+		}
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can fail", id, r.Status)
 		}
@@ -737,16 +758,20 @@ func (db *DB) FailJob(ctx context.Context, id string, e vidmatte.JobError) (*vid
 // keeping its reservation (a draining daemon). The attempt it was on is
 // given back: being interrupted by a shutdown is not the job's fault.
 // Any other status is CodeConflict.
-func (db *DB) RequeueJob(ctx context.Context, id, cause string) (*vidmatte.Job, error) {
+func (db *DB) RequeueJob(ctx context.Context, l vidmatte.Lease, cause string) (*vidmatte.Job, error) {
+	id := l.JobID
 	if cause = strings.TrimSpace(cause); cause == "" {
 		cause = "requeued"
 	}
 	return db.changeJob(ctx, "requeue job", "", id, func(tx *txn, r *jobRow) error {
+		if r.LeaseToken != l.Token {
+			return errLeaseLost(id)
+		}
 		if r.Status != vidmatte.StatusProcessing {
 			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s; only a processing job can be requeued", id, r.Status)
 		}
 		now := db.now()
-		if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', attempts = greatest(attempts - 1, 0)"); err != nil {
+		if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', lease_until = NULL, attempts = greatest(attempts - 1, 0)"); err != nil {
 			return err
 		}
 		if err := recordTransition(ctx, tx, id, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {
@@ -778,29 +803,9 @@ func (db *DB) RecoverJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job
 		if err != nil {
 			return err
 		}
-		now := db.now()
-		for _, r := range rows {
-			if r.Attempts >= maxAttempts {
-				msg := fmt.Sprintf("processing was interrupted %d times; giving up", r.Attempts)
-				if err := db.end(ctx, tx, r, vidmatte.StatusFailed, CauseTooManyAttempts, "", now,
-					"worker = '', error_code = ?, error_message = ?", vidmatte.CodeInternal, msg); err != nil {
-					return err
-				}
-			} else {
-				if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = ''"); err != nil {
-					return err
-				}
-				if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, CauseRecovered, "", now); err != nil {
-					return err
-				}
-			}
-			j, err := db.reread(ctx, tx, r.ID)
-			if err != nil {
-				return err
-			}
-			out = append(out, j)
-		}
-		return nil
+		var err2 error
+		out, err2 = db.takeBack(ctx, tx, rows, maxAttempts, CauseRecovered)
+		return err2
 	})
 	if err != nil {
 		return nil, err
@@ -850,29 +855,9 @@ ORDER BY queued_at, created_at, id`, worker, string(ids))
 		if err != nil {
 			return err
 		}
-		now := db.now()
-		for _, r := range rows {
-			if r.Attempts >= maxAttempts {
-				msg := fmt.Sprintf("processing was interrupted %d times; giving up", r.Attempts)
-				if err := db.end(ctx, tx, r, vidmatte.StatusFailed, CauseTooManyAttempts, "", now,
-					"worker = '', error_code = ?, error_message = ?", vidmatte.CodeInternal, msg); err != nil {
-					return err
-				}
-			} else {
-				if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = ''"); err != nil {
-					return err
-				}
-				if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, CauseReaped, "", now); err != nil {
-					return err
-				}
-			}
-			j, err := db.reread(ctx, tx, r.ID)
-			if err != nil {
-				return err
-			}
-			out = append(out, j)
-		}
-		return nil
+		var err2 error
+		out, err2 = db.takeBack(ctx, tx, rows, maxAttempts, CauseReaped)
+		return err2
 	})
 	if err != nil {
 		return nil, err
@@ -936,4 +921,34 @@ func (db *DB) CountJobs(ctx context.Context) (map[vidmatte.Status]int, error) {
 		counts[vidmatte.Status(s)] = n
 	}
 	return counts, dbError(rows.Err(), "count jobs")
+}
+
+// takeBack puts processing jobs back in the queue at their old place, the
+// attempt counted, or fails those that have used maxAttempts (refunded),
+// and returns them as they now are.
+func (db *DB) takeBack(ctx context.Context, tx *txn, rows []*jobRow, maxAttempts int, cause string) ([]*vidmatte.Job, error) {
+	out := []*vidmatte.Job{}
+	now := db.now()
+	for _, r := range rows {
+		if r.Attempts >= maxAttempts {
+			msg := fmt.Sprintf("processing was interrupted %d times; giving up", r.Attempts)
+			if err := db.end(ctx, tx, r, vidmatte.StatusFailed, CauseTooManyAttempts, "", now,
+				"worker = '', lease_until = NULL, error_code = ?, error_message = ?", vidmatte.CodeInternal, msg); err != nil {
+				return nil, err
+			}
+		} else {
+			if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', lease_until = NULL"); err != nil {
+				return nil, err
+			}
+			if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {
+				return nil, err
+			}
+		}
+		j, err := db.reread(ctx, tx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
 }

@@ -134,12 +134,12 @@ func TestJobLifecycle(t *testing.T) {
 	if worker != "w1" {
 		t.Fatalf("worker %q", worker)
 	}
-	st, err := db.SetJobProgress(ctx, j.ID, 40, 120, 300)
+	st, err := db.SetJobProgress(ctx, leaseOf(t, db, j.ID), 40, 120, 300)
 	must(t, err)
 	if st != vidmatte.StatusProcessing {
 		t.Fatalf("progress status %s", st)
 	}
-	done, err := db.CompleteJob(ctx, j.ID, vidmatte.JobOutput{Path: "/data/out/" + j.ID + ".webm"})
+	done, err := db.CompleteJob(ctx, leaseOf(t, db, j.ID), vidmatte.JobOutput{Path: "/data/out/" + j.ID + ".webm"})
 	must(t, err)
 	if done.Status != vidmatte.StatusCompleted || done.Progress != 100 || done.BillingStatus != vidmatte.BillingCharged ||
 		done.CompletedAt == nil || done.OutputPath == "" || done.FramesDone != 120 {
@@ -342,19 +342,19 @@ func TestIllegalTransitionsAreConflicts(t *testing.T) {
 	draft := createJob(t, db, k.ID, 1, false)
 	queued := createJob(t, db, k.ID, 1, true)
 
-	_, err := db.CompleteJob(ctx, queued.ID, vidmatte.JobOutput{Path: "/out"})
+	_, err := db.CompleteJob(ctx, leaseOf(t, db, queued.ID), vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.FailJob(ctx, draft.ID, vidmatte.JobError{Message: "x"})
+	_, err = db.FailJob(ctx, leaseOf(t, db, draft.ID), vidmatte.JobError{Message: "x"})
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.RequeueJob(ctx, queued.ID, "drain")
+	_, err = db.RequeueJob(ctx, leaseOf(t, db, queued.ID), "drain")
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.CompleteJob(ctx, "job_nope", vidmatte.JobOutput{Path: "/out"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, "job_nope"), vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeNotFound)
 
 	claimOne(t, db, queued.ID)
 	_, err = db.StartJob(ctx, k.ID, queued.ID, vidmatte.JobPatch{}, "")
 	wantCode(t, err, vidmatte.CodeConflict)
-	f, err := db.FailJob(ctx, queued.ID, vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "no video stream"})
+	f, err := db.FailJob(ctx, leaseOf(t, db, queued.ID), vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "no video stream"})
 	must(t, err)
 	if f.Status != vidmatte.StatusFailed || f.Error == nil || f.Error.Code != vidmatte.CodeUnprocessable || f.BillingStatus != vidmatte.BillingRefunded {
 		t.Fatalf("failed job %+v", f)
@@ -362,9 +362,9 @@ func TestIllegalTransitionsAreConflicts(t *testing.T) {
 	// failed is terminal.
 	_, err = db.CancelJob(ctx, k.ID, queued.ID, "x", "")
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.RequeueJob(ctx, queued.ID, "x")
+	_, err = db.RequeueJob(ctx, leaseOf(t, db, queued.ID), "x")
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.CompleteJob(ctx, queued.ID, vidmatte.JobOutput{Path: "/out"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, queued.ID), vidmatte.JobOutput{Path: "/out"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	if js, _ := db.ClaimJobs(ctx, "w", 10); len(js) != 0 {
 		t.Fatalf("claimed %v", jobIDs(js))
@@ -385,12 +385,12 @@ func TestCreditsExactlyOnce(t *testing.T) {
 	// Completed twice: one charge.
 	a := createJob(t, db, k.ID, 2, true)
 	claimOne(t, db, a.ID)
-	_, err := db.CompleteJob(ctx, a.ID, vidmatte.JobOutput{Path: "/out/a"})
+	_, err := db.CompleteJob(ctx, leaseOf(t, db, a.ID), vidmatte.JobOutput{Path: "/out/a"})
 	must(t, err)
-	_, err = db.CompleteJob(ctx, a.ID, vidmatte.JobOutput{Path: "/out/a"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, a.ID), vidmatte.JobOutput{Path: "/out/a"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	// Failed after completion: no refund.
-	_, err = db.FailJob(ctx, a.ID, vidmatte.JobError{Message: "late"})
+	_, err = db.FailJob(ctx, leaseOf(t, db, a.ID), vidmatte.JobError{Message: "late"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	_, err = db.CancelJob(ctx, k.ID, a.ID, "late", "")
 	wantCode(t, err, vidmatte.CodeConflict)
@@ -409,14 +409,14 @@ func TestCreditsExactlyOnce(t *testing.T) {
 	_, err = db.CancelJob(ctx, k.ID, b.ID, "again", "req_cancel2")
 	wantCode(t, err, vidmatte.CodeConflict)
 	// The runner finds out and its outcome is refused.
-	st, err := db.SetJobProgress(ctx, b.ID, 50, 1, 2)
+	st, err := db.SetJobProgress(ctx, leaseOf(t, db, b.ID), 50, 1, 2)
 	must(t, err)
 	if st != vidmatte.StatusCanceled {
 		t.Fatalf("progress after cancel says %s", st)
 	}
-	_, err = db.CompleteJob(ctx, b.ID, vidmatte.JobOutput{Path: "/out/b"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, b.ID), vidmatte.JobOutput{Path: "/out/b"})
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.FailJob(ctx, b.ID, vidmatte.JobError{Message: "x"})
+	_, err = db.FailJob(ctx, leaseOf(t, db, b.ID), vidmatte.JobError{Message: "x"})
 	wantCode(t, err, vidmatte.CodeConflict)
 	if rows := ledgerRows(t, db, b.ID); !reflect.DeepEqual(rows, []string{"reserve:3000", "refund:3000"}) {
 		t.Fatalf("ledger of b: %v", rows)
@@ -597,7 +597,7 @@ func TestRecoverJobs(t *testing.T) {
 	a := createJob(t, db, k.ID, 2, true)
 	b := createJob(t, db, k.ID, 1, true)
 	claimOne(t, db, a.ID)
-	_, err := db.SetJobProgress(ctx, a.ID, 30, 90, 300)
+	_, err := db.SetJobProgress(ctx, leaseOf(t, db, a.ID), 30, 90, 300)
 	must(t, err)
 
 	_, err = db.RecoverJobs(ctx, 0)
@@ -662,7 +662,7 @@ func TestRequeueJob(t *testing.T) {
 	a := createJob(t, db, k.ID, 2, true)
 	b := createJob(t, db, k.ID, 2, true)
 	claimOne(t, db, a.ID)
-	r, err := db.RequeueJob(ctx, a.ID, "draining")
+	r, err := db.RequeueJob(ctx, leaseOf(t, db, a.ID), "draining")
 	must(t, err)
 	if r.Status != vidmatte.StatusQueued || r.Attempts != 0 || r.BillingStatus != vidmatte.BillingReserved {
 		t.Fatalf("requeued %+v", r)
@@ -687,7 +687,7 @@ func TestProgressIsMonotonic(t *testing.T) {
 	k, _ := newKey(t, db, 10)
 	j := createJob(t, db, k.ID, 1, true)
 	// Not processing yet: nothing recorded, the status answered.
-	st, err := db.SetJobProgress(ctx, j.ID, 10, 1, 100)
+	st, err := db.SetJobProgress(ctx, leaseOf(t, db, j.ID), 10, 1, 100)
 	must(t, err)
 	if st != vidmatte.StatusQueued {
 		t.Fatalf("status %s", st)
@@ -706,7 +706,7 @@ func TestProgressIsMonotonic(t *testing.T) {
 		{100, 310, 310, 100, 310, 310},
 	}
 	for i, s := range steps {
-		st, err := db.SetJobProgress(ctx, j.ID, s.p, s.done, s.tot)
+		st, err := db.SetJobProgress(ctx, leaseOf(t, db, j.ID), s.p, s.done, s.tot)
 		must(t, err)
 		if st != vidmatte.StatusProcessing {
 			t.Fatalf("step %d: status %s", i, st)
@@ -718,9 +718,9 @@ func TestProgressIsMonotonic(t *testing.T) {
 		}
 	}
 	for _, bad := range [][3]int64{{-1, 0, 0}, {101, 0, 0}, {5, -1, 0}, {5, 0, -1}} {
-		_, err := db.SetJobProgress(ctx, j.ID, int(bad[0]), bad[1], bad[2])
+		_, err := db.SetJobProgress(ctx, leaseOf(t, db, j.ID), int(bad[0]), bad[1], bad[2])
 		wantCode(t, err, vidmatte.CodeInvalid)
 	}
-	_, err = db.SetJobProgress(ctx, "job_nope", 1, 1, 1)
+	_, err = db.SetJobProgress(ctx, leaseOf(t, db, "job_nope"), 1, 1, 1)
 	wantCode(t, err, vidmatte.CodeNotFound)
 }

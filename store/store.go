@@ -65,6 +65,7 @@ type DB struct {
 	now  func() time.Time
 
 	quotas vidmatte.Quotas // per key, enforced in the write transactions
+	lease  time.Duration   // how long a claim or a heartbeat holds a job
 }
 
 // Open opens the database at path, creating the file and its parent

@@ -32,10 +32,10 @@ func BenchmarkSetJobProgress(b *testing.B) {
 	db := openTest(b)
 	k, _ := newKey(b, db, 10)
 	j := createJob(b, db, k.ID, 1, true)
-	claimOne(b, db, j.ID)
+	lease := claimOne(b, db, j.ID).Lease()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		st, err := db.SetJobProgress(ctx, j.ID, i*100/b.N, int64(i+1), int64(b.N))
+		st, err := db.SetJobProgress(ctx, lease, i*100/b.N, int64(i+1), int64(b.N))
 		if err != nil || st != vidmatte.StatusProcessing {
 			b.Fatalf("progress %d: %s %v", i, st, err)
 		}
@@ -50,12 +50,12 @@ func BenchmarkSetJobProgressUnchanged(b *testing.B) {
 	k, _ := newKey(b, db, 10)
 	j := createJob(b, db, k.ID, 1, true)
 	claimOne(b, db, j.ID)
-	if _, err := db.SetJobProgress(ctx, j.ID, 50, 100, 200); err != nil {
+	if _, err := db.SetJobProgress(ctx, leaseOf(b, db, j.ID), 50, 100, 200); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := db.SetJobProgress(ctx, j.ID, 50, 100, 200); err != nil {
+		if _, err := db.SetJobProgress(ctx, leaseOf(b, db, j.ID), 50, 100, 200); err != nil {
 			b.Fatal(err)
 		}
 	}

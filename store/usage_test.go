@@ -24,10 +24,10 @@ func TestUsageSummary(t *testing.T) {
 		must(t, db.CreateJob(ctx, j, true, ""))
 		claimOne(t, db, j.ID)
 		if complete {
-			_, err := db.CompleteJob(ctx, j.ID, vidmatte.JobOutput{Path: "/out"})
+			_, err := db.CompleteJob(ctx, leaseOf(t, db, j.ID), vidmatte.JobOutput{Path: "/out"})
 			must(t, err)
 		} else {
-			_, err := db.FailJob(ctx, j.ID, vidmatte.JobError{Message: "broken"})
+			_, err := db.FailJob(ctx, leaseOf(t, db, j.ID), vidmatte.JobError{Message: "broken"})
 			must(t, err)
 		}
 	}

@@ -163,13 +163,13 @@ func TestWebhookOutbox(t *testing.T) {
 	if len(js) != 3 {
 		t.Fatalf("claimed %d", len(js))
 	}
-	_, err = db.CompleteJob(ctx, hooked.ID, vidmatte.JobOutput{Path: "/out/h.webm"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, hooked.ID), vidmatte.JobOutput{Path: "/out/h.webm"})
 	must(t, err)
-	_, err = db.CompleteJob(ctx, hooked.ID, vidmatte.JobOutput{Path: "/out/h.webm"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, hooked.ID), vidmatte.JobOutput{Path: "/out/h.webm"})
 	wantCode(t, err, vidmatte.CodeConflict)
-	_, err = db.CompleteJob(ctx, plain.ID, vidmatte.JobOutput{Path: "/out/p.webm"})
+	_, err = db.CompleteJob(ctx, leaseOf(t, db, plain.ID), vidmatte.JobOutput{Path: "/out/p.webm"})
 	must(t, err)
-	_, err = db.FailJob(ctx, failing.ID, vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "bad frames"})
+	_, err = db.FailJob(ctx, leaseOf(t, db, failing.ID), vidmatte.JobError{Code: vidmatte.CodeUnprocessable, Message: "bad frames"})
 	must(t, err)
 	want := []string{hooked.ID + " job.started", failing.ID + " job.started", hooked.ID + " job.completed", failing.ID + " job.failed"}
 	got := events()

@@ -49,10 +49,11 @@ func (e *env) job(t *testing.T, hook string) *vidmatte.Job {
 	if err := e.db.CreateJob(ctx, j, true, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.ClaimJobs(ctx, "w", 1); err != nil {
-		t.Fatal(err)
+	claimed, err := e.db.ClaimJobs(ctx, "w", 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v %d", err, len(claimed))
 	}
-	return j
+	return claimed[0]
 }
 
 // render stands for the api's job object: what matters here is that it is
@@ -112,7 +113,7 @@ func TestSignedRetriedRenderedAtDelivery(t *testing.T) {
 	if first.body["status"] != "processing" || first.body["progress"] != 0.0 {
 		t.Fatalf("first attempt: %v", first.body)
 	}
-	if _, err := e.db.SetJobProgress(context.Background(), j.ID, 60, 30, 50); err != nil {
+	if _, err := e.db.SetJobProgress(context.Background(), j.Lease(), 60, 30, 50); err != nil {
 		t.Fatal(err)
 	}
 	close(proceed)

@@ -44,6 +44,8 @@ import (
 //	metrics_token = ""                # VIDMATTE_METRICS_TOKEN (bearer token /metrics requires; empty = public)
 //	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
 //	reap_interval = "30s"             # VIDMATTE_REAP_INTERVAL (how often jobs left processing by a failed store write are taken back)
+//	lease = "30s"                     # VIDMATTE_LEASE: how long a running job is held without a heartbeat (every lease/3);
+//	                                  #  a job whose runner died is taken back by any daemon after it
 //	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
 //	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
 //
@@ -100,6 +102,7 @@ type serveConfig struct {
 	IdempotencyLease  duration           `toml:"idempotency_lease"`
 	MaxAttempts       int                `toml:"max_attempts"`
 	ReapInterval      duration           `toml:"reap_interval"`
+	Lease             duration           `toml:"lease"`
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
 	Limits            limitsConfig       `toml:"limits"`
@@ -175,6 +178,7 @@ func defaultServeConfig() serveConfig {
 		OutputURLTTL:     duration{24 * time.Hour},
 		MaxAttempts:      3,
 		ReapInterval:     duration{30 * time.Second},
+		Lease:            duration{30 * time.Second},
 		LogFormat:        "auto",
 		LogLevel:         "info",
 		Limits: limitsConfig{
@@ -438,6 +442,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	dur("VIDMATTE_OUTPUT_URL_TTL", &c.OutputURLTTL)
 	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)
 	dur("VIDMATTE_REAP_INTERVAL", &c.ReapInterval)
+	dur("VIDMATTE_LEASE", &c.Lease)
 	str("VIDMATTE_LOG_FORMAT", &c.LogFormat)
 	str("VIDMATTE_LOG_LEVEL", &c.LogLevel)
 	int64v("VIDMATTE_MAX_UPLOAD_BYTES", &c.Limits.UploadBytes)
@@ -556,6 +561,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.MaxAttempts < 1 {
 		bad("max_attempts: %d is under 1", c.MaxAttempts)
+	}
+	if c.Lease.Duration < 3*time.Second {
+		bad("lease: %s is under 3 s", c.Lease.Duration)
 	}
 	if c.ReapInterval.Duration < time.Second {
 		bad("reap_interval: %s is under a second", c.ReapInterval.Duration)

@@ -331,6 +331,19 @@ func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 // it is seen gets a job on a clip twice as long, until one is caught.
 func killMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
 	t.Helper()
+	id := freezeMidJob(t, c, cmd, dir)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	return id
+}
+
+// freezeMidJob runs a job and freezes the daemon with SIGSTOP while the
+// job's pipeline is writing its output, and returns the job's id, the
+// daemon left frozen.
+func freezeMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
+	t.Helper()
 	for sec := 8; sec <= 512; sec *= 2 {
 		clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 320, Height: 240, FPS: 25, Duration: time.Duration(sec) * time.Second})
 		up := c.upload(clip)
@@ -363,10 +376,6 @@ func killMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
 			c.waitJob(id, 2*time.Minute, nil)
 			continue
 		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
 		return id
 	}
 	t.Fatal("no job was caught running")

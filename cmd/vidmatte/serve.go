@@ -106,6 +106,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if d.db, err = openStore(cfg); err != nil {
 		return nil, err
 	}
+	d.db.SetLease(cfg.Lease.Duration)
 	d.db.SetQuotas(vidmatte.Quotas{StoredBytes: cfg.Quotas.StoredBytes, QueuedJobs: cfg.Quotas.QueuedJobs, Drafts: cfg.Quotas.Drafts})
 	secret, err := api.LoadSecret(cfg.Data)
 	if err != nil {
@@ -151,8 +152,13 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		// (engine defaults); a job left processing anyway is reaped.
 		Reaper:       d.db,
 		ReapInterval: cfg.ReapInterval.Duration,
-		Metrics:      metrics,
-		Logger:       d.log,
+		// On a shared store (PostgreSQL) other daemons may hold running
+		// jobs: only those whose lease ran out are taken back.
+		Shared:            d.db.Backend() == "postgres",
+		HeartbeatInterval: cfg.Lease.Duration / 3,
+		RescueInterval:    cfg.Lease.Duration / 2,
+		Metrics:           metrics,
+		Logger:            d.log,
 	})
 	if err != nil {
 		return nil, err

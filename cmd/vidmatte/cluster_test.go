@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vidmatte/internal/testpg"
+	"vidmatte/store"
+)
+
+// startNode starts 'vidmatte serve' on the cluster's store, with a short
+// lease, and returns its process and base URL.
+func startNode(t *testing.T, bin, dir, dsn string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--store", dsn,
+		"--default-model", "chroma", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "VIDMATTE_LEASE=3s")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT); cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "vidmatte: listening on "); ok {
+			go io.Copy(io.Discard, stdout)
+			return cmd, strings.Fields(rest)[0]
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+	t.Fatalf("serve did not say where it listens:\n%s", b)
+	return nil, ""
+}
+
+// Daemons on one PostgreSQL store: a node killed with SIGKILL mid-job is
+// not waited for, another takes the job back once its lease runs out and
+// completes it; a node frozen with SIGSTOP past its lease loses its job to
+// another and, resumed, abandons it instead of completing it. Every job is
+// charged exactly once and is seen the same through every node.
+func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs several daemons")
+	}
+	bin := buildBinary(t)
+	dsn := testpg.Database(t)
+	out, errOut, code := runCmd(t, "keys", "create", "--store", dsn, "--name", "cluster", "--credits", "1000")
+	if code != 0 {
+		t.Fatalf("keys create: %s", errOut)
+	}
+	key := strings.TrimSpace(out)
+	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
+
+	// A runs a job and is killed; B, started after, takes it over.
+	a, urlA := startNode(t, bin, dirA, dsn)
+	ca := &client{t: t, base: urlA, key: key}
+	killed := killMidJob(t, ca, a, dirA)
+	b, urlB := startNode(t, bin, dirB, dsn)
+	cb := &client{t: t, base: urlB, key: key}
+	j := cb.waitJob(killed, 3*time.Minute, nil)
+	if j["status"] != "completed" || j["billing_status"] != "charged" {
+		t.Fatalf("the killed node's job: %v", j)
+	}
+	if l := cb.jobLedger(killed); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Fatalf("the killed node's job ledger: %v", l)
+	}
+
+	// C runs a job and is frozen past its lease; B takes it back.
+	c, urlC := startNode(t, bin, dirC, dsn)
+	cc := &client{t: t, base: urlC, key: key}
+	db, err := store.OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// B must not take C's new job first: it is stopped while C claims it.
+	if err := b.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozenID := freezeMidJob(t, cc, c, dirC)
+	frozen, err := db.FindJob(context.Background(), "", frozenID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cur, err := db.FindJob(context.Background(), "", frozen.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.LeaseToken > frozen.LeaseToken || cur.Status == "completed" {
+			break // rescued, and claimed again by B
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the frozen node's job was not taken back: %+v", cur)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := c.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	j = cb.waitJob(frozen.ID, 3*time.Minute, nil)
+	if j["status"] != "completed" || j["billing_status"] != "charged" {
+		t.Fatalf("the frozen node's job: %v", j)
+	}
+	if got := cc.get("/v1/jobs/" + frozen.ID); got["status"] != "completed" || got["output_url"] == nil {
+		t.Fatalf("the job seen through the resumed node: %v", got)
+	}
+	if l := cb.jobLedger(frozen.ID); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Fatalf("the frozen node's job ledger: %v", l)
+	}
+	// The resumed node gave the job up: it learned from its heartbeat or
+	// its next write that the lease was no longer its own.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		logC, _ := os.ReadFile(filepath.Join(dirC, "serve.log"))
+		if strings.Contains(string(logC), "job abandoned: its lease was lost") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed node did not abandon its job:\n%s", logC)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

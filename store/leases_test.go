@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"vidmatte"
+)
+
+// expireLease makes a job's lease run out, as the passing of its length
+// without a heartbeat would.
+func expireLease(t *testing.T, db *DB, id string) {
+	t.Helper()
+	_, err := db.w.Exec("UPDATE jobs SET lease_until = 1 WHERE id = ?", id)
+	must(t, err)
+}
+
+func wantLeaseLost(t *testing.T, err error) {
+	t.Helper()
+	if vidmatte.ErrorCode(err) != vidmatte.CodeConflict || !errors.Is(err, vidmatte.ErrLeaseLost) {
+		t.Fatalf("a write with a stale lease: %v", err)
+	}
+}
+
+// A claim gives a lease whose token grows at every claim; heartbeats renew
+// it; once it has run out any daemon rescues the job, and from then on
+// the old holder can write nothing: no progress, no completion, no charge.
+func TestLeasesFenceStaleRunners(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	k, _ := newKey(t, db, 10)
+	j := createJob(t, db, k.ID, 1, true)
+	first := claimOne(t, db, j.ID)
+	if first.LeaseToken != 1 || first.LeaseUntil == nil {
+		t.Fatalf("first claim's lease: %d %v", first.LeaseToken, first.LeaseUntil)
+	}
+	lost, err := db.Heartbeat(ctx, "w1", []vidmatte.Lease{first.Lease()})
+	must(t, err)
+	if len(lost) != 0 {
+		t.Fatalf("a held lease reported lost: %v", lost)
+	}
+	renewed, err := db.FindJob(ctx, "", j.ID)
+	must(t, err)
+	if renewed.LeaseUntil.Before(*first.LeaseUntil) {
+		t.Fatalf("the heartbeat moved the lease back: %v then %v", first.LeaseUntil, renewed.LeaseUntil)
+	}
+	// Not expired: nothing to rescue.
+	rescued, err := db.RescueJobs(ctx, 3)
+	must(t, err)
+	if len(rescued) != 0 {
+		t.Fatalf("rescued a held job: %v", jobIDs(rescued))
+	}
+
+	expireLease(t, db, j.ID)
+	rescued, err = db.RescueJobs(ctx, 3)
+	must(t, err)
+	if len(rescued) != 1 || rescued[0].Status != vidmatte.StatusQueued || rescued[0].BillingStatus != vidmatte.BillingReserved {
+		t.Fatalf("rescue: %+v", rescued)
+	}
+	second := claimOne(t, db, j.ID)
+	if second.LeaseToken != 2 || second.Attempts != 2 {
+		t.Fatalf("second claim: token %d attempts %d", second.LeaseToken, second.Attempts)
+	}
+
+	// The first runner wakes up.
+	_, err = db.SetJobProgress(ctx, first.Lease(), 50, 10, 300)
+	wantLeaseLost(t, err)
+	_, err = db.CompleteJob(ctx, first.Lease(), vidmatte.JobOutput{Path: "/out/stale.webm"})
+	wantLeaseLost(t, err)
+	_, err = db.FailJob(ctx, first.Lease(), vidmatte.JobError{Code: vidmatte.CodeInternal, Message: "x"})
+	wantLeaseLost(t, err)
+	_, err = db.RequeueJob(ctx, first.Lease(), "shutdown")
+	wantLeaseLost(t, err)
+	lost, err = db.Heartbeat(ctx, "w1", []vidmatte.Lease{first.Lease()})
+	must(t, err)
+	if !reflect.DeepEqual(lost, map[string]vidmatte.Status{j.ID: vidmatte.StatusProcessing}) {
+		t.Fatalf("the stale heartbeat: %v", lost)
+	}
+	cur, err := db.FindJob(ctx, "", j.ID)
+	must(t, err)
+	if cur.Status != vidmatte.StatusProcessing || cur.Progress != 0 || cur.LeaseToken != 2 {
+		t.Fatalf("the stale runner changed the job: %+v", cur)
+	}
+
+	// The holder completes it, charged once.
+	done, err := db.CompleteJob(ctx, second.Lease(), vidmatte.JobOutput{Path: "/out/j.webm"})
+	must(t, err)
+	if done.Status != vidmatte.StatusCompleted {
+		t.Fatalf("completed: %+v", done)
+	}
+	if rows := ledgerRows(t, db, j.ID); !reflect.DeepEqual(rows, []string{"reserve:1000", "charge:1000"}) {
+		t.Fatalf("ledger %v", rows)
+	}
+	checkLedger(t, db)
+}
+
+// A cancel made through any daemon reaches the runner in its heartbeat's
+// answer; a job whose lease ran out past its attempts fails, refunded.
+func TestHeartbeatCarriesCancelAndRescueFails(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	k, _ := newKey(t, db, 10)
+	a := createJob(t, db, k.ID, 1, true)
+	b := createJob(t, db, k.ID, 1, true)
+	js, err := db.ClaimJobs(ctx, "w1", 2)
+	must(t, err)
+	if len(js) != 2 {
+		t.Fatalf("claimed %d", len(js))
+	}
+	_, err = db.CancelJob(ctx, k.ID, a.ID, "canceled by the client", "req_1")
+	must(t, err)
+	lost, err := db.Heartbeat(ctx, "w1", []vidmatte.Lease{js[0].Lease(), js[1].Lease()})
+	must(t, err)
+	if !reflect.DeepEqual(lost, map[string]vidmatte.Status{a.ID: vidmatte.StatusCanceled}) {
+		t.Fatalf("heartbeat after a cancel: %v", lost)
+	}
+	// Another worker's heartbeat does not renew w1's lease.
+	lost, err = db.Heartbeat(ctx, "w2", []vidmatte.Lease{leaseOf(t, db, b.ID)})
+	must(t, err)
+	if lost[b.ID] != vidmatte.StatusProcessing {
+		t.Fatalf("another worker's heartbeat: %v", lost)
+	}
+	expireLease(t, db, b.ID)
+	rescued, err := db.RescueJobs(ctx, 1)
+	must(t, err)
+	if len(rescued) != 1 || rescued[0].Status != vidmatte.StatusFailed || rescued[0].BillingStatus != vidmatte.BillingRefunded {
+		t.Fatalf("rescue past the attempts: %+v", rescued)
+	}
+	checkLedger(t, db)
+}
