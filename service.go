@@ -274,9 +274,12 @@ type WebhookDelivery struct {
 // restarts.
 type WebhookService interface {
 	EnqueueWebhook(ctx context.Context, d *WebhookDelivery) error
-	// DueWebhooks returns undelivered deliveries due at now, oldest first,
-	// but for those to the hosts in except.
-	DueWebhooks(ctx context.Context, now time.Time, limit int, except []string) ([]*WebhookDelivery, error)
+	// ClaimWebhooks claims, for one attempt each, undelivered deliveries
+	// due at now that no other sender holds, oldest first, but for those
+	// to the hosts in except; a claim holds a delivery for hold.
+	ClaimWebhooks(ctx context.Context, now time.Time, limit int, except []string, hold time.Duration) ([]*WebhookDelivery, error)
+	// ReleaseWebhooks ends claims that will not be attempted now.
+	ReleaseWebhooks(ctx context.Context, ids []string) error
 	// RecordWebhookAttempt stores the outcome of an attempt: delivered, or
 	// the next time to try, or failed for good.
 	RecordWebhookAttempt(ctx context.Context, id string, delivered, failed bool, status int, errMsg string, next time.Time) error

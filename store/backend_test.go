@@ -122,6 +122,7 @@ func TestRebind(t *testing.T) {
 		"SELECT ?1 + ?1, ?2":                                             "SELECT $1 + $1, $2",
 		"SELECT '?' , ? FROM t":                                          "SELECT '?' , $1 FROM t",
 		"UPDATE t SET a = greatest(a, ?) WHERE id NOT IN json_values(?)": "UPDATE t SET a = greatest(a, $1) WHERE id NOT IN (SELECT json_array_elements_text(CAST($2 AS json)))",
+		"SELECT 1 WHERE x NOT IN json_values(?3)":                        "SELECT 1 WHERE x NOT IN (SELECT json_array_elements_text(CAST($3 AS json)))",
 	} {
 		if got := postgresDialect.sql(in); got != want {
 			t.Errorf("%q\n got %q\nwant %q", in, got, want)

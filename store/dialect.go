@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -13,9 +14,11 @@ import (
 // turns into its own words:
 //
 //	greatest(a, b)      the larger of two values (SQLite: max(a, b))
-//	json_values(?)      the strings of a JSON array parameter, as a subquery
+//	json_values(?)      the strings of a JSON array parameter (or ?N), as a subquery
 //	FOR_UPDATE          a row lock on what a SELECT reads (SQLite: nothing;
 //	                    its write transactions hold the database's lock)
+//	SKIP_LOCKED         skip rows another transaction has locked (SQLite:
+//	                    nothing); written after FOR_UPDATE
 type dialect int
 
 const (
@@ -30,15 +33,21 @@ func (d dialect) String() string {
 	return "sqlite"
 }
 
+// jsonValues matches the json_values token with its placeholder ("?" or
+// "?N").
+var jsonValues = regexp.MustCompile(`json_values\((\?[0-9]*)\)`)
+
 // sql rewrites a query of the store into the dialect.
 func (d dialect) sql(q string) string {
 	if d == sqliteDialect {
 		q = strings.ReplaceAll(q, "greatest(", "max(")
-		q = strings.ReplaceAll(q, "json_values(?)", "(SELECT value FROM json_each(?))")
+		q = jsonValues.ReplaceAllString(q, "(SELECT value FROM json_each($1))")
+		q = strings.ReplaceAll(q, " SKIP_LOCKED", "")
 		return strings.ReplaceAll(q, " FOR_UPDATE", "")
 	}
-	q = strings.ReplaceAll(q, "json_values(?)", "(SELECT json_array_elements_text(CAST(? AS json)))")
+	q = jsonValues.ReplaceAllString(q, "(SELECT json_array_elements_text(CAST($1 AS json)))")
 	q = strings.ReplaceAll(q, " FOR_UPDATE", " FOR UPDATE")
+	q = strings.ReplaceAll(q, " SKIP_LOCKED", " SKIP LOCKED")
 	return rebind(q)
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"sort"
 	"time"
 
 	"vidmatte"
@@ -93,13 +94,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, d.JobID, keyID, d.Event, d.URL, vidmatt
 	return nil
 }
 
-// DueWebhooks returns up to limit (1..100, 0 meaning 20) deliveries neither
-// delivered nor given up whose next attempt is at or before now, oldest
-// first, leaving out those to the hosts in except (a sender's hosts at
-// their limit, so that they cannot fill the page). It only reads: a sender
-// keeps a delivery it is working on from being sent twice (one sending
-// loop per database).
-func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int, except []string) ([]*vidmatte.WebhookDelivery, error) {
+// ClaimWebhooks claims, for one attempt each, up to limit (1..100, 0
+// meaning 20) deliveries neither delivered nor given up whose next attempt
+// is at or before now and that no other sender holds, oldest first,
+// leaving out those to the hosts in except (a sender's hosts at their
+// limit, so that they cannot fill the page). A claim holds a delivery for
+// hold on the database's clock: other senders (other daemons) skip it
+// meanwhile, and may send it once the claim runs out (its sender died);
+// RecordWebhookAttempt ends it.
+func (db *DB) ClaimWebhooks(ctx context.Context, now time.Time, limit int, except []string, hold time.Duration) ([]*vidmatte.WebhookDelivery, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, err
@@ -111,22 +114,58 @@ func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int, except 
 	if err != nil {
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "hosts cannot be encoded")
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT "+deliveryColumns+` FROM webhook_deliveries
-WHERE delivered = FALSE AND failed = FALSE AND next_attempt_at <= ? AND host NOT IN json_values(?)
-ORDER BY created_at, id LIMIT ?`, nanos(now), string(hosts), limit)
-	if err != nil {
-		return nil, dbError(err, "read due webhooks")
-	}
-	defer rows.Close()
-	ds := []*vidmatte.WebhookDelivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
+	var ds []*vidmatte.WebhookDelivery
+	err = db.write(ctx, "claim webhooks", func(tx *txn) error {
+		ds = ds[:0]
+		clock, err := db.clock(ctx, tx)
 		if err != nil {
-			return nil, dbError(err, "read due webhooks")
+			return err
 		}
-		ds = append(ds, d)
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET claimed_until = ?1
+WHERE claimed_until < ?2 AND id IN (SELECT id FROM webhook_deliveries
+	WHERE delivered = FALSE AND failed = FALSE AND next_attempt_at <= ?3 AND claimed_until < ?2
+	AND host NOT IN json_values(?4)
+	ORDER BY created_at, id LIMIT ?5 FOR_UPDATE SKIP_LOCKED)
+RETURNING `+deliveryColumns, clock+int64(hold), clock, nanos(now), string(hosts), limit)
+		if err != nil {
+			return dbError(err, "claim webhooks")
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return dbError(err, "claim webhooks")
+			}
+			ds = append(ds, d)
+		}
+		return dbError(rows.Err(), "claim webhooks")
+	})
+	if err != nil {
+		return nil, err
 	}
-	return ds, dbError(rows.Err(), "read due webhooks")
+	sort.Slice(ds, func(a, b int) bool {
+		if !ds[a].CreatedAt.Equal(ds[b].CreatedAt) {
+			return ds[a].CreatedAt.Before(ds[b].CreatedAt)
+		}
+		return ds[a].ID < ds[b].ID
+	})
+	return ds, nil
+}
+
+// ReleaseWebhooks ends claims of deliveries a sender took but will not
+// attempt now (its host had no free slot), so any sender may take them.
+func (db *DB) ReleaseWebhooks(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return vidmatte.Wrap(err, vidmatte.CodeInvalid, "delivery ids cannot be encoded")
+	}
+	return db.write(ctx, "release webhooks", func(tx *txn) error {
+		_, err := tx.ExecContext(ctx, "UPDATE webhook_deliveries SET claimed_until = 0 WHERE id IN json_values(?)", string(list))
+		return dbError(err, "release webhooks")
+	})
 }
 
 // FindWebhook returns one delivery with the state of its attempts.
@@ -174,7 +213,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id string, delivered, fa
 		now := db.now()
 		attempts++
 		if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries
-SET attempts = ?, delivered = ?, failed = ?, next_attempt_at = ?, last_status = ?, last_error = ?
+SET attempts = ?, delivered = ?, failed = ?, next_attempt_at = ?, last_status = ?, last_error = ?, claimed_until = 0
 WHERE id = ?`, attempts, delivered, failed, nextAt, status, errMsg, id); err != nil {
 			return dbError(err, "record webhook attempt")
 		}

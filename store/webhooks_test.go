@@ -36,7 +36,7 @@ func TestWebhooks(t *testing.T) {
 
 	due := func(at time.Time) []string {
 		t.Helper()
-		ds, err := db.DueWebhooks(ctx, at, 10, nil)
+		ds, err := db.ClaimWebhooks(ctx, at, 10, nil, 0)
 		must(t, err)
 		var ids []string
 		for _, d := range ds {
@@ -121,7 +121,7 @@ func TestWebhooksSurviveReopen(t *testing.T) {
 
 	db = openAt(t, dsn)
 	defer db.Close()
-	ds, err := db.DueWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0, nil)
+	ds, err := db.ClaimWebhooks(ctx, d.CreatedAt.Add(time.Minute), 0, nil, 0)
 	must(t, err)
 	if len(ds) != 1 || ds[0].Attempts != 1 || string(ds[0].Payload) != "p" || ds[0].LastError != "boom" {
 		t.Fatalf("after reopen %+v", ds)
@@ -147,7 +147,7 @@ func TestWebhookOutbox(t *testing.T) {
 
 	events := func() []string {
 		t.Helper()
-		ds, err := db.DueWebhooks(ctx, time.Now().Add(time.Hour), 100, nil)
+		ds, err := db.ClaimWebhooks(ctx, time.Now().Add(time.Hour), 100, nil, 0)
 		must(t, err)
 		var out []string
 		for _, d := range ds {
@@ -180,7 +180,7 @@ func TestWebhookOutbox(t *testing.T) {
 	}
 	// Delivery concurrency goes by host: the host is recorded, lower-case,
 	// and a sender's busy hosts can be left out.
-	ds, err := db.DueWebhooks(ctx, time.Now().Add(time.Hour), 100, []string{"hooks.example.com:8443"})
+	ds, err := db.ClaimWebhooks(ctx, time.Now().Add(time.Hour), 100, []string{"hooks.example.com:8443"}, 0)
 	must(t, err)
 	if len(ds) != 2 || ds[0].JobID != failing.ID || ds[1].JobID != failing.ID {
 		t.Fatalf("due but for the busy host: %+v", ds)
@@ -190,5 +190,41 @@ func TestWebhookOutbox(t *testing.T) {
 	defer db.Close()
 	if got := events(); len(got) != 4 {
 		t.Fatalf("after a restart: %v", got)
+	}
+}
+
+// A delivery is claimed by one sender at a time: a second sender (another
+// daemon) does not get it while the claim holds, gets it once it is
+// released, and a recorded attempt ends the claim.
+func TestClaimWebhooksIsExclusive(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	k, _ := newKey(t, db, 10)
+	j := newJobFor(k.ID, 1)
+	j.WebhookURL = "https://hooks.example.com/in"
+	must(t, db.CreateJob(ctx, j, true, ""))
+	claimOne(t, db, j.ID) // writes the job.started delivery
+	later := time.Now().Add(time.Hour)
+	first, err := db.ClaimWebhooks(ctx, later, 10, nil, time.Hour)
+	must(t, err)
+	if len(first) != 1 {
+		t.Fatalf("first sender got %d deliveries", len(first))
+	}
+	second, err := db.ClaimWebhooks(ctx, later, 10, nil, time.Hour)
+	must(t, err)
+	if len(second) != 0 {
+		t.Fatalf("a claimed delivery was handed out twice: %+v", second)
+	}
+	must(t, db.ReleaseWebhooks(ctx, []string{first[0].ID}))
+	again, err := db.ClaimWebhooks(ctx, later, 10, nil, time.Hour)
+	must(t, err)
+	if len(again) != 1 || again[0].ID != first[0].ID {
+		t.Fatalf("after a release: %+v", again)
+	}
+	must(t, db.RecordWebhookAttempt(ctx, first[0].ID, false, false, 500, "boom", time.Now().Add(-time.Second)))
+	retry, err := db.ClaimWebhooks(ctx, later, 10, nil, time.Hour)
+	must(t, err)
+	if len(retry) != 1 || retry[0].Attempts != 1 {
+		t.Fatalf("after a failed attempt the delivery is claimable again: %+v", retry)
 	}
 }

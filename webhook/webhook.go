@@ -39,7 +39,8 @@ func Sign(secret string, timestamp int64, body []byte) string {
 
 // Store is what delivery needs of the store. *store.DB satisfies it.
 type Store interface {
-	DueWebhooks(ctx context.Context, now time.Time, limit int, except []string) ([]*vidmatte.WebhookDelivery, error)
+	ClaimWebhooks(ctx context.Context, now time.Time, limit int, except []string, hold time.Duration) ([]*vidmatte.WebhookDelivery, error)
+	ReleaseWebhooks(ctx context.Context, ids []string) error
 	RecordWebhookAttempt(ctx context.Context, id string, delivered, failed bool, status int, errMsg string, next time.Time) error
 	FindKey(ctx context.Context, idOrPrefix string) (*vidmatte.Key, error)
 	FindJob(ctx context.Context, keyID, id string) (*vidmatte.Job, error)
@@ -163,7 +164,9 @@ func (d *Deliverer) dispatch(ctx context.Context) {
 		}
 		sort.Strings(full)
 		d.mu.Unlock()
-		due, err := d.cfg.Store.DueWebhooks(ctx, d.cfg.Now().UTC(), 100, full)
+		// A claim outlasts the attempt (its timeout) with room to record
+		// it; a sender that dies holding one frees it when it runs out.
+		due, err := d.cfg.Store.ClaimWebhooks(ctx, d.cfg.Now().UTC(), 100, full, 2*d.cfg.Timeout+10*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.cfg.Logger.Error("reading due webhooks", slog.Any("error", err))
@@ -171,16 +174,22 @@ func (d *Deliverer) dispatch(ctx context.Context) {
 			return
 		}
 		started := 0
+		var untaken []string
 		for _, w := range due {
-			if d.take(w) {
-				started++
-				d.wg.Add(1)
-				go func() {
-					defer d.wg.Done()
-					defer d.release(w)
-					d.attempt(ctx, w)
-				}()
+			if !d.take(w) {
+				untaken = append(untaken, w.ID) // its host filled up within this page
+				continue
 			}
+			started++
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				defer d.release(w)
+				d.attempt(ctx, w)
+			}()
+		}
+		if err := d.cfg.Store.ReleaseWebhooks(context.WithoutCancel(ctx), untaken); err != nil {
+			d.cfg.Logger.Warn("releasing webhook claims; they free themselves when they run out", slog.Any("error", err))
 		}
 		if started == 0 || len(due) < 100 {
 			return
