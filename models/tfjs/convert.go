@@ -27,6 +27,12 @@ type Options struct {
 	// on downsample_ratio == 1; {"downsample_ratio": 1} folds it for every
 	// ratio below 1.
 	Below map[string]float64
+	// InputShapes declares the shape of inputs the model leaves open
+	// (by placeholder name; -1 for a dynamic size). RVM's
+	// downsample_ratio has no rank in the model; declared as [1], ONNX
+	// Runtime's shape inference can follow the resize sizes computed
+	// from it (left without a rank, it rejects the graph).
+	InputShapes map[string][]int64
 }
 
 // Error is a conversion failure tied to a node of the source graph.
@@ -498,10 +504,13 @@ func (c *converter) placeholder(n *Node) error {
 		return err
 	}
 	sh := n.Attr["shape"].Shape
+	d := sh.dims()
+	if o, ok := c.opts.InputShapes[n.Name]; ok {
+		d, sh = o, &shapeJSON{}
+	}
 	if sh == nil || sh.UnknownRank {
 		c.b.InputAnyRank(n.Name, dt)
 	} else {
-		d := sh.dims()
 		dims := make([]onnx.Dim, len(d))
 		for i, x := range d {
 			switch {
