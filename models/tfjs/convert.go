@@ -185,6 +185,9 @@ func Convert(m *Model, opts Options) (*onnx.Model, error) {
 		if used[key] {
 			return nil, fmt.Errorf("tfjs: output %q is requested twice", w.key)
 		}
+		if _, isInput := c.vals[key]; isInput && c.m.byName[key] != nil && c.m.byName[key].Op == "Placeholder" {
+			return nil, fmt.Errorf("tfjs: output %q has the name of an input; ONNX needs distinct names", key)
+		}
 		used[key] = true
 		c.b.OpTo(key, "Identity", []string{v.name})
 		var shape []onnx.Dim

@@ -219,3 +219,28 @@ func TestConvertedModelsMatchTFJS(t *testing.T) {
 		})
 	}
 }
+
+// TestInstalledModelsUseOnlyMappedOps lists the ops of rvm, selfie and
+// meet and checks that the converter maps each one.
+func TestInstalledModelsUseOnlyMappedOps(t *testing.T) {
+	mapped := map[string]bool{}
+	for _, op := range Ops() {
+		mapped[op] = true
+	}
+	for _, name := range []string{"rvm", "selfie", "meet"} {
+		path := filepath.Join(tfjsHome(), "models", name+".json")
+		needAsset(t, path)
+		m, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops := map[string]int{}
+		for _, n := range m.Nodes {
+			ops[n.Op]++
+			if !mapped[n.Op] {
+				t.Errorf("%s: op %s (node %q) is not mapped", name, n.Op, n.Name)
+			}
+		}
+		t.Logf("%s: %d nodes, ops %v", name, len(m.Nodes), ops)
+	}
+}
