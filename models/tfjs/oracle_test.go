@@ -209,6 +209,24 @@ func TestConvertedModelsMatchTFJS(t *testing.T) {
 					carried[o] = got[o]
 				}
 			}
+			if tc.ratio == 0 {
+				// The per-frame models were exported for batch 1; the
+				// converted graph takes any batch: frames 0 and 1 as one
+				// batch of 2 give each frame's own result.
+				both := ft([]int64{2, int64(tc.h), int64(tc.w), 3}, append(append([]float32{}, frames[0]...), frames[1]...))
+				got := s.run(t, map[string]tensor{tc.input: both})[onnxOut[0]]
+				one := want[0][tc.outputs[0]]
+				n := len(one.f)
+				for k := range 2 {
+					part := tensor{shape: one.shape, f: got.f[k*n : (k+1)*n]}
+					if got.shape[0] != 2 {
+						t.Fatalf("batch of 2 gave shape %v", got.shape)
+					}
+					if d := maxAbsDiff(t, "batch", part, want[k][tc.outputs[0]]); d > oracleTolerance {
+						t.Errorf("%s: frame %d in a batch of 2: max |Δ| %.3g from tfjs", tc.name, k, d)
+					}
+				}
+			}
 			t.Logf("%s %dx%d: max |Δ| over %d frames: %v; ONNX Runtime ms per frame (2 threads) %.1f; tfjs ms %.0f",
 				tc.name, tc.w, tc.h, len(frames), worst, ortMS, tfjsMS)
 			for o, d := range worst {
