@@ -83,3 +83,27 @@ func (b *Builder) fresh(prefix string) string {
 	b.next++
 	return fmt.Sprintf("%s_%d", prefix, b.next)
 }
+
+// OpN appends a node with n outputs (Split, for one) and returns their
+// names.
+func (b *Builder) OpN(op string, inputs []string, n int, attrs ...Attr) []string {
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = b.fresh(op)
+	}
+	b.g.Nodes = append(b.g.Nodes, &Node{
+		Op:      op,
+		Name:    outs[0] + "_node",
+		Inputs:  inputs,
+		Outputs: outs,
+		Attrs:   attrs,
+	})
+	return outs
+}
+
+// InputAnyRank declares a graph input whose rank is not fixed (no shape in
+// its type) and returns its name.
+func (b *Builder) InputAnyRank(name string, t DataType) string {
+	b.g.Inputs = append(b.g.Inputs, ValueInfo{Name: name, Type: t})
+	return name
+}
