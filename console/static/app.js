@@ -15,6 +15,7 @@ const state = {
   stream: null,         // AbortController of the events stream
   pollTimer: 0,
   viewing: "",          // job id in the viewer
+  signedIn: false,
 };
 
 // ---------- API ----------
@@ -47,7 +48,7 @@ function parseAnswer(status, text, requestId) {
   try { body = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
   if (status >= 200 && status < 300) return body;
   const e = body && body.error;
-  if (status === 401 && state.key) setTimeout(() => signOut("Your API key was refused; sign in again."), 0);
+  if (status === 401 && state.signedIn) setTimeout(() => signOut("Your API key was refused; sign in again."), 0);
   throw new APIError(status, e ? e.code : "http_" + status, e ? e.message : "HTTP " + status, e ? e.request_id : requestId);
 }
 
@@ -109,6 +110,7 @@ async function signIn(key) {
   state.key = key;
   const summary = await api("/v1/usage/summary?days=30");
   sessionStorage.setItem(KEY_STORE, key);
+  state.signedIn = true;
   setBalance(summary.balance);
   $("view-signin").hidden = true;
   $("nav").hidden = false;
@@ -120,6 +122,7 @@ async function signIn(key) {
 
 function signOut(message) {
   stopLive();
+  state.signedIn = false;
   sessionStorage.removeItem(KEY_STORE);
   state.key = "";
   state.jobs.clear();
