@@ -344,7 +344,7 @@ function renderJob(job) {
     el("div", { class: "actions" },
       job.status === "completed" && job.output_url
         ? el("button", { type: "button", class: "btn primary small", text: "View", "aria-label": "View the result of " + job.id, onclick: () => openViewer(job.id) }) : null,
-      job.status === "queued" || job.status === "processing" || job.status === "pending"
+      job.status === "queued" || job.status === "processing"
         ? el("button", { type: "button", class: "btn danger small", text: "Cancel", "aria-label": "Cancel " + job.id, onclick: () => cancelJob(job.id) }) : null),
     job.status === "processing" || job.status === "queued"
       ? el("progress", { max: "100", value: String(job.progress), "aria-label": "Progress of " + job.id + ": " + job.progress + "%" }) : null,
