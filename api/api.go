@@ -34,6 +34,9 @@ type Store interface {
 	vidmatte.UsageService
 	vidmatte.IdempotencyService
 	vidmatte.WebhookService
+	// JobsChangedSince lists the key's jobs by their last change, oldest
+	// first: the source of the stream of job changes.
+	JobsChangedSince(ctx context.Context, keyID string, since time.Time, limit int) ([]*vidmatte.Job, error)
 	Ping(ctx context.Context) error
 	// Backend names the database: sqlite or postgres.
 	Backend() string
@@ -76,6 +79,9 @@ type Config struct {
 	RateLimit    float64 // requests per second per key (default 10)
 	RateBurst    int     // bucket size (default 20)
 	OutputURLTTL time.Duration
+	// EventsInterval is how often a stream of job changes reads the store
+	// (default 1 s).
+	EventsInterval time.Duration
 
 	// ModelsReady reports whether the models can be loaded (for /health).
 	ModelsReady func(ctx context.Context) error
@@ -100,6 +106,9 @@ type Server struct {
 	signer       *signer
 	svc          *service.Service
 	draining     atomic.Bool
+
+	streamsDone chan struct{} // closed by EndStreams
+	endStreams  sync.Once
 
 	uploadsMu sync.Mutex
 	uploading map[string]int // uploads in progress by key id
@@ -141,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.OutputURLTTL <= 0 {
 		cfg.OutputURLTTL = 24 * time.Hour
 	}
+	if cfg.EventsInterval <= 0 {
+		cfg.EventsInterval = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -162,6 +174,8 @@ func New(cfg Config) (*Server, error) {
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
 		signer:  &signer{secret: cfg.Secret, now: cfg.Now},
 		svc:     cfg.Service,
+
+		streamsDone: make(chan struct{}),
 	}
 	cfg.Metrics.watchStore(cfg.Store)
 	s.routes()
@@ -173,6 +187,7 @@ func (s *Server) routes() {
 	rt.add(http.MethodPost, "/v1/uploads", true, s.handleUpload)
 	rt.add(http.MethodPost, "/v1/jobs", true, s.handleCreateJob)
 	rt.add(http.MethodGet, "/v1/jobs", true, s.handleListJobs)
+	rt.add(http.MethodGet, "/v1/jobs/events", true, s.handleJobEvents)
 	rt.add(http.MethodGet, "/v1/jobs/{job_id}", true, s.handleGetJob)
 	rt.add(http.MethodPost, "/v1/jobs/{job_id}/start", true, s.handleStartJob)
 	rt.add(http.MethodPost, "/v1/jobs/{job_id}/cancel", true, s.handleCancelJob)
@@ -184,6 +199,8 @@ func (s *Server) routes() {
 	rt.add(http.MethodGet, "/outputs/{file}", false, s.handleOutput)
 	rt.add(http.MethodGet, "/health", false, s.handleHealth)
 	rt.add(http.MethodGet, "/metrics", false, s.handleMetrics)
+	rt.add(http.MethodGet, "/", false, s.handleConsole)
+	rt.add(http.MethodGet, "/console/{file}", false, s.handleConsole)
 }
 
 // Metrics returns the server's metrics, for the runner's observations.

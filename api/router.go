@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,7 +55,9 @@ func (rt *router) match(method, path string) (*route, params, []string) {
 		if r.method == method || (method == http.MethodHead && r.method == http.MethodGet) {
 			return r, p, nil
 		}
-		allowed = append(allowed, r.method)
+		if !slices.Contains(allowed, r.method) {
+			allowed = append(allowed, r.method)
+		}
 	}
 	sort.Strings(allowed)
 	return nil, nil, allowed

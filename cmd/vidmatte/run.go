@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,9 +39,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	smooth := fs.String("smooth", "auto", "temporal smoothing of the alpha: auto, on or off")
 	home := fs.String("home", "", "where the ONNX Runtime library and the models are (default $VIDMATTE_HOME)")
 	quiet := fs.Bool("quiet", false, "print no progress")
+	jsonOut := fs.Bool("json", false, "print progress and the result as JSON lines on stdout, for scripts (see 'vidmatte run -h')")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vidmatte run INPUT -o OUTPUT [flags]")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, jsonHelp)
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -90,20 +94,102 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	bar := newProgressBar(stderr, *quiet)
+	var report func(engine.Progress)
+	var finish func()
+	if *jsonOut {
+		jp := &jsonProgress{w: stdout, quiet: *quiet}
+		report, finish = jp.update, func() {}
+	} else {
+		bar := newProgressBar(stderr, *quiet)
+		report, finish = bar.update, bar.finish
+	}
 	res, err := eng.Process(ctx, engine.Request{
 		Input: pos[0], Output: *output, Model: *model, Format: f,
-		Background: background, Smoothing: sm, Progress: bar.update,
+		Background: background, Smoothing: sm, Progress: report,
 	})
-	bar.finish()
+	finish()
 	if err != nil {
 		return err
+	}
+	if *jsonOut {
+		return writeJSONLine(stdout, jsonDone{
+			Event: "done", Output: *output, Format: string(f), Frames: res.Frames, Width: res.Width, Height: res.Height,
+			Model: res.Model, Device: string(res.Device), ElapsedSeconds: res.Elapsed.Seconds(), FPS: res.FPS, ModelMsPerFrame: msPerFrame(res),
+		})
 	}
 	fmt.Fprintf(stdout, "%s: %d frames of %dx%d with %s on %s in %s (%.1f fps, model %.1f ms/frame)\n",
 		*output, res.Frames, res.Width, res.Height, res.Model, res.Device,
 		res.Elapsed.Round(10*time.Millisecond), res.FPS, msPerFrame(res))
 	return nil
 }
+
+const jsonHelp = `
+With -json, stdout carries one JSON object per line and nothing else:
+  {"event":"progress","frames_done":12,"frames_total":250,"percent":4,"fps":23.5,"elapsed_seconds":0.51,"eta_seconds":10.1}
+  (at most two a second, and the last frame's always; none with -quiet)
+  {"event":"done","output":"out.webm","format":"webm","frames":250,"width":1920,"height":1080,
+   "model":"isnet","device":"cpu","elapsed_seconds":10.6,"fps":23.6,"model_ms_per_frame":31.2}
+A failure prints no done line: the error goes to stderr and the exit status is not 0.
+`
+
+// jsonProgress writes progress as JSON lines: the first report, then at
+// most one every half second, and the one of the last frame.
+type jsonProgress struct {
+	w     io.Writer
+	quiet bool
+	last  time.Time
+	sent  bool
+}
+
+type jsonProgressLine struct {
+	Event          string  `json:"event"`
+	FramesDone     int64   `json:"frames_done"`
+	FramesTotal    int64   `json:"frames_total"`
+	Percent        int     `json:"percent"`
+	FPS            float64 `json:"fps"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	ETASeconds     float64 `json:"eta_seconds"`
+}
+
+type jsonDone struct {
+	Event           string  `json:"event"`
+	Output          string  `json:"output"`
+	Format          string  `json:"format"`
+	Frames          int64   `json:"frames"`
+	Width           int     `json:"width"`
+	Height          int     `json:"height"`
+	Model           string  `json:"model"`
+	Device          string  `json:"device"`
+	ElapsedSeconds  float64 `json:"elapsed_seconds"`
+	FPS             float64 `json:"fps"`
+	ModelMsPerFrame float64 `json:"model_ms_per_frame"`
+}
+
+func (j *jsonProgress) update(p engine.Progress) {
+	if j.quiet {
+		return
+	}
+	final := p.FramesTotal > 0 && p.FramesDone >= p.FramesTotal
+	if j.sent && !final && time.Since(j.last) < 500*time.Millisecond {
+		return
+	}
+	j.sent, j.last = true, time.Now()
+	_ = writeJSONLine(j.w, jsonProgressLine{
+		Event: "progress", FramesDone: p.FramesDone, FramesTotal: p.FramesTotal, Percent: p.Percent(),
+		FPS: round2(p.FPS), ElapsedSeconds: round2(p.Elapsed.Seconds()), ETASeconds: round2(p.ETA.Seconds()),
+	})
+}
+
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 func msPerFrame(r *engine.Result) float64 {
 	if r.Frames == 0 {

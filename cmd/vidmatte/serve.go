@@ -247,6 +247,9 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
+	// Streams of job changes never end by themselves: end them when the
+	// server shuts down, so Shutdown does not wait for them.
+	d.srv.RegisterOnShutdown(d.api.EndStreams)
 	return d, nil
 }
 
