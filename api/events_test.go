@@ -134,8 +134,14 @@ func TestJobEvents(t *testing.T) {
 	if ev = next(t, ch); ev.job["id"] != id || ev.job["status"] != "processing" || ev.job["progress"] != 0.0 {
 		t.Fatalf("after the claim: %+v", ev)
 	}
+	var lease vidmatte.Lease
+	for _, j := range claimed {
+		if j.ID == id {
+			lease = j.Lease()
+		}
+	}
 	for _, p := range []int{30, 70} {
-		if _, err := e.db.SetJobProgress(ctx, id, p, int64(p/5), 20); err != nil {
+		if _, err := e.db.SetJobProgress(ctx, lease, p, int64(p/5), 20); err != nil {
 			t.Fatal(err)
 		}
 		if ev = next(t, ch); ev.job["id"] != id || ev.job["progress"] != float64(p) || ev.job["frames_done"] != float64(p/5) {
@@ -144,12 +150,12 @@ func TestJobEvents(t *testing.T) {
 	}
 	for _, j := range claimed {
 		if j.ID != id { // the other key's job changes too, unseen here
-			if _, err := e.db.SetJobProgress(ctx, j.ID, 50, 10, 20); err != nil {
+			if _, err := e.db.SetJobProgress(ctx, j.Lease(), 50, 10, 20); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if _, err := e.db.CompleteJob(ctx, id, vidmatte.JobOutput{Path: e.dir + "/out.webm", Size: 1}); err != nil {
+	if _, err := e.db.CompleteJob(ctx, lease, vidmatte.JobOutput{Path: e.dir + "/out.webm", Size: 1}); err != nil {
 		t.Fatal(err)
 	}
 	done := next(t, ch)

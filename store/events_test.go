@@ -43,7 +43,7 @@ func TestJobsChangedSince(t *testing.T) {
 	if len(claimed) != 2 { // j1 and the other key's job
 		t.Fatalf("claimed %v", jobIDs(claimed))
 	}
-	if _, err := db.SetJobProgress(ctx, j1.ID, 40, 120, 300); err != nil {
+	if _, err := db.SetJobProgress(ctx, leaseOf(t, db, j1.ID), 40, 120, 300); err != nil {
 		t.Fatal(err)
 	}
 	got, err = db.JobsChangedSince(ctx, a.ID, mark, 0)
@@ -52,7 +52,7 @@ func TestJobsChangedSince(t *testing.T) {
 		t.Fatalf("after the progress report: %+v", got)
 	}
 	mark = got[0].UpdatedAt.Add(time.Nanosecond)
-	done, err := db.CompleteJob(ctx, j1.ID, vidmatte.JobOutput{Path: "/data/out.webm", Size: 10})
+	done, err := db.CompleteJob(ctx, leaseOf(t, db, j1.ID), vidmatte.JobOutput{Path: "/data/out.webm", Size: 10})
 	must(t, err)
 	got, err = db.JobsChangedSince(ctx, a.ID, mark, 0)
 	must(t, err)
