@@ -34,7 +34,10 @@ type Config struct {
 	// DecoderThreads is passed to the decoder (0 = automatic).
 	DecoderThreads int
 	Encoder        codec.EncoderSettings
-	Logger         *slog.Logger
+	// MaxBackgroundPixels is the largest background image accepted
+	// (0 = codec.DefaultMaxBackgroundPixels).
+	MaxBackgroundPixels int
+	Logger              *slog.Logger
 }
 
 // Engine runs pipelines. One Engine serves any number of concurrent
@@ -208,6 +211,8 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 		Background:  r.Background,
 		Composition: r.Composition,
 		Settings:    e.cfg.Encoder,
+
+		MaxBackgroundPixels: e.cfg.MaxBackgroundPixels,
 	})
 	if err != nil {
 		return nil, err

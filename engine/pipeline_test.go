@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -524,5 +526,53 @@ func TestFrameCapStopsAnUnreservedRun(t *testing.T) {
 	res, err := e.Process(context.Background(), Request{Input: in, Output: filepath.Join(outDir, "out.webm"), Model: "chroma", MaxFrames: 20})
 	if err != nil || res.Frames != 20 {
 		t.Fatalf("at the cap: %v %+v", err, res)
+	}
+}
+
+// The operator's limit on background images reaches the encoder: an image
+// over it fails the request (unprocessable) before anything is written;
+// within it, the same image is composited.
+func TestBackgroundPixelLimitFromTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	bg := filepath.Join(dir, "bg.png")
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for i := range img.Pix {
+		img.Pix[i] = 200
+	}
+	f, err := os.Create(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 64, Height: 48, FPS: 10, Duration: time.Second})
+	reg, err := models.NewRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Input: in, Model: "chroma", Format: vidmatte.FormatMP4,
+		Background: vidmatte.Background{Type: vidmatte.BackgroundImage, ImagePath: bg}}
+	for _, tc := range []struct {
+		limit int
+		ok    bool
+	}{{40*30 - 1, false}, {40 * 30, true}} {
+		e, err := New(Config{Runtime: testRuntime, Registry: reg, MaxBackgroundPixels: tc.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outDir := t.TempDir()
+		req.Output = filepath.Join(outDir, "out.mp4")
+		_, err = e.Process(context.Background(), req)
+		if tc.ok && err != nil {
+			t.Fatalf("limit %d: %v", tc.limit, err)
+		}
+		if !tc.ok {
+			if vidmatte.ErrorCode(err) != vidmatte.CodeUnprocessable {
+				t.Fatalf("limit %d: %v", tc.limit, err)
+			}
+			assertEmptyDir(t, outDir)
+		}
 	}
 }

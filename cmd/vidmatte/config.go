@@ -60,6 +60,7 @@ import (
 //	max_duration = "1h"               # VIDMATTE_MAX_DURATION: longest video accepted (0 = no limit)
 //	max_frames = 216000               # VIDMATTE_MAX_FRAMES: most frames (duration × rate)
 //	max_pixels = 8847360              # VIDMATTE_MAX_PIXELS: largest frame, width × height (4096×2160)
+//	max_background_pixels = 40000000  # VIDMATTE_MAX_BACKGROUND_PIXELS: largest background image (PNG, JPEG, WebP only)
 //
 //	[quotas]                          # per key; 0 = none
 //	stored_bytes = 10000000000        # VIDMATTE_QUOTA_STORED_BYTES: uploads and outputs kept (over: 413)
@@ -130,6 +131,8 @@ type limitsConfig struct {
 	MaxDuration duration `toml:"max_duration"`
 	MaxFrames   int64    `toml:"max_frames"`
 	MaxPixels   int64    `toml:"max_pixels"`
+	// MaxBackgroundPixels bounds a background image, width × height.
+	MaxBackgroundPixels int64 `toml:"max_background_pixels"`
 }
 
 type quotaConfig struct {
@@ -189,6 +192,8 @@ func defaultServeConfig() serveConfig {
 			MaxDuration:  duration{time.Hour},
 			MaxFrames:    216_000,
 			MaxPixels:    4096 * 2160,
+
+			MaxBackgroundPixels: 40_000_000,
 		},
 		Quotas: quotaConfig{StoredBytes: 10_000_000_000, QueuedJobs: 100, Drafts: 100},
 		Retention: retentionConfig{
@@ -455,6 +460,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	dur("VIDMATTE_MAX_DURATION", &c.Limits.MaxDuration)
 	int64v("VIDMATTE_MAX_FRAMES", &c.Limits.MaxFrames)
 	int64v("VIDMATTE_MAX_PIXELS", &c.Limits.MaxPixels)
+	int64v("VIDMATTE_MAX_BACKGROUND_PIXELS", &c.Limits.MaxBackgroundPixels)
 	int64v("VIDMATTE_QUOTA_STORED_BYTES", &c.Quotas.StoredBytes)
 	integer("VIDMATTE_QUOTA_QUEUED_JOBS", &c.Quotas.QueuedJobs)
 	integer("VIDMATTE_QUOTA_DRAFTS", &c.Quotas.Drafts)
@@ -581,6 +587,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.Limits.FetchTimeout.Duration <= 0 {
 		bad("limits.fetch_timeout: must be positive")
+	}
+	if c.Limits.MaxBackgroundPixels < 1 || c.Limits.MaxBackgroundPixels > 1<<31-1 {
+		bad("limits.max_background_pixels: %d is not in 1..%d", c.Limits.MaxBackgroundPixels, 1<<31-1)
 	}
 	if c.Limits.MaxDuration.Duration < 0 || c.Limits.MaxFrames < 0 || c.Limits.MaxPixels < 0 {
 		bad("limits: max_duration, max_frames and max_pixels must not be negative")

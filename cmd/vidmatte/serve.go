@@ -132,7 +132,8 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Config{Runtime: d.rt, Registry: reg, Device: device, Batch: cfg.Batch, Logger: d.log})
+	eng, err := engine.New(engine.Config{Runtime: d.rt, Registry: reg, Device: device, Batch: cfg.Batch,
+		MaxBackgroundPixels: int(cfg.Limits.MaxBackgroundPixels), Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
