@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"vidmatte/artifacts"
 	"vidmatte/service"
 
 	"vidmatte"
@@ -60,6 +61,8 @@ type Limits struct {
 type Config struct {
 	Store   Store
 	Service *service.Service
+	// Files serves outputs wherever they are kept (nil: local files).
+	Files *artifacts.Files
 	// Secret signs output URLs (LoadSecret keeps one in the data dir).
 	Secret []byte
 	// PublicURL is the daemon's base URL as clients reach it, used for
@@ -105,6 +108,7 @@ type Server struct {
 	limiter      *limiter
 	signer       *signer
 	svc          *service.Service
+	files        *artifacts.Files
 	draining     atomic.Bool
 
 	streamsDone chan struct{} // closed by EndStreams
@@ -121,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Service == nil {
 		return nil, errors.New("api: no service")
+	}
+	if cfg.Files == nil {
+		cfg.Files, _ = artifacts.NewFiles(nil, "")
 	}
 
 	if len(cfg.Secret) < 16 {
@@ -174,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
 		signer:  &signer{secret: cfg.Secret, now: cfg.Now},
 		svc:     cfg.Service,
+		files:   cfg.Files,
 
 		streamsDone: make(chan struct{}),
 	}

@@ -6,7 +6,6 @@ import (
 	_ "embed"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 	"vidmatte/service"
@@ -44,7 +43,7 @@ type healthJSON struct {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ params) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	out := healthJSON{Status: "ok", Checks: map[string]string{}, Backends: map[string]string{"store": s.store.Backend(), "artifacts": "local"}}
+	out := healthJSON{Status: "ok", Checks: map[string]string{}, Backends: map[string]string{"store": s.store.Backend(), "artifacts": s.files.Name()}}
 	var problems []string
 	if err := s.store.Ping(ctx); err != nil {
 		out.Checks["store"] = "unreachable"
@@ -135,22 +134,21 @@ func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request, p params) 
 		writeError(w, r, vidmatte.Errorf(vidmatte.CodeNotFound, "output not found"))
 		return
 	}
-	f, err := os.Open(j.OutputPath)
-	if err != nil {
+	f, err := s.files.Open(r.Context(), j.OutputPath)
+	if vidmatte.ErrorCode(err) == vidmatte.CodeNotFound {
 		writeError(w, r, vidmatte.Wrap(err, vidmatte.CodeNotFound, "output no longer available"))
 		return
 	}
-	defer f.Close()
-	st, err := f.Stat()
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
+	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", j.OutputFormat.ContentType())
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, file))
 	h.Set("Cache-Control", "private, max-age=3600")
-	http.ServeContent(&errorRewriter{w: w, r: r}, r, "", st.ModTime(), f)
+	http.ServeContent(&errorRewriter{w: w, r: r}, r, "", f.Info().ModTime, f)
 }
 
 // errorRewriter turns the plain-text errors that net/http helpers write

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"vidmatte/artifacts"
 
 	"vidmatte"
 )
@@ -82,6 +83,9 @@ type RunnerConfig struct {
 	// JobReaper; with neither there is no reaping.
 	Reaper       JobReaper
 	ReapInterval time.Duration
+	// Files reads jobs' inputs and keeps their outputs (nil: local files,
+	// outputs left in OutputDir).
+	Files *artifacts.Files
 	// Shared says other daemons run jobs from the same store (a cluster):
 	// Run then does not take back every processing job when it starts,
 	// only, like every daemon, those whose lease has run out.
@@ -176,6 +180,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	}
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = 30 * time.Second
+	}
+	if cfg.Files == nil {
+		cfg.Files, _ = artifacts.NewFiles(nil, "")
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
@@ -604,8 +611,14 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 
 	start := time.Now()
 	out := r.OutputPath(j)
+	input, release, err := r.cfg.Files.Local(ctx, j.InputPath)
+	if err != nil {
+		r.fail(bg, log, j, err, 0)
+		return
+	}
+	defer release()
 	req := Request{
-		Input:       j.InputPath,
+		Input:       input,
 		Output:      out,
 		Model:       j.Model,
 		Format:      j.OutputFormat,
@@ -614,7 +627,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		MaxFrames:   j.FrameCap(),
 	}
 	var res *Result
-	err := r.prepareBackground(ctx, &req)
+	err = r.prepareBackground(ctx, &req)
 	if err == nil {
 		rep := newProgressReporter(r, j, log, context.CancelCauseFunc(r.cancelFunc(j.ID)))
 		req.Progress = rep.update
@@ -639,15 +652,32 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 				log.Warn("recording final progress", slog.Any("error", perr))
 			}
 		}
+		size := fileSize(out)
+		// The output goes where every daemon reads it, under a key of this
+		// claim's token: a stale runner's upload never replaces another's.
+		ref, kerr := r.cfg.Files.Keep(bg, outputKey(j, out), out)
+		if kerr != nil {
+			r.removeOutput(j)
+			r.fail(bg, log, j, kerr, elapsed)
+			return
+		}
 		done, cerr := r.settle(bg, log, "complete job", j.ID, vidmatte.StatusCompleted, func() (*vidmatte.Job, error) {
-			return r.cfg.Jobs.CompleteJob(bg, j.Lease(), vidmatte.JobOutput{Path: out, Size: fileSize(out), Frames: res.Frames})
+			return r.cfg.Jobs.CompleteJob(bg, j.Lease(), vidmatte.JobOutput{Path: ref, Size: size, Frames: res.Frames})
 		})
+		if cerr != nil && artifacts.IsObject(ref) {
+			if _, derr := r.cfg.Files.Delete(bg, ref); derr != nil {
+				log.Warn("deleting the output of a job that could not be completed", slog.Any("error", derr))
+			}
+		}
 		if cerr != nil {
 			// Canceled in the last moment, or gone, or the store is down:
 			// the output is not wanted (a job left processing is reaped).
 			r.removeOutput(j)
 			r.gaveUp(j, log, "job finished but could not be completed", cerr)
 			return
+		}
+		if artifacts.IsObject(ref) {
+			r.removeOutput(j) // the local folder the output was written in
 		}
 		log.Info("job completed", slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
 			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits))
@@ -906,4 +936,11 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// outputKey is the object key of a job's output: the claim's token is in
+// it, so two runners of one job (a stale one and its successor) never
+// write the same object.
+func outputKey(j *vidmatte.Job, out string) string {
+	return fmt.Sprintf("outputs/%s/%d/%s", j.ID, j.LeaseToken, filepath.Base(out))
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -76,7 +75,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 		for _, u := range ups {
 			rep.Uploads++
-			rep.Bytes += s.remove(u.Path)
+			rep.Bytes += s.removeRef(ctx, u.Path)
 		}
 		if len(ups) < sweepBatch {
 			break
@@ -91,7 +90,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 			rep.Outputs++
 			rep.Bytes += s.removeAll(filepath.Join(s.outputDir, o.JobID))
 			if o.Path != "" && !within(s.outputDir, o.Path) {
-				rep.Bytes += s.remove(o.Path)
+				rep.Bytes += s.removeRef(ctx, o.Path)
 			}
 		}
 		if len(outs) < sweepBatch {
@@ -193,18 +192,15 @@ func within(dir, p string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
-// remove deletes a file and returns the bytes freed; a file already gone
-// frees nothing and is no error.
-func (s *Service) remove(p string) int64 {
-	st, err := os.Lstat(p)
+// removeRef deletes the file or object of a reference and returns the
+// bytes freed; one already gone frees nothing and is no error.
+func (s *Service) removeRef(ctx context.Context, ref string) int64 {
+	n, err := s.cfg.Files.Delete(ctx, ref)
 	if err != nil {
+		s.log.Warn("retention: deleting a file", slog.String("path", ref), slog.Any("error", err))
 		return 0
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("retention: deleting a file", slog.String("path", p), slog.Any("error", err))
-		return 0
-	}
-	return st.Size()
+	return n
 }
 
 // removeAll deletes a file or a folder and returns the bytes freed.

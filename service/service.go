@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"vidmatte"
+	"vidmatte/artifacts"
 	"vidmatte/fetch"
 )
 
@@ -63,7 +64,10 @@ type Config struct {
 	Catalog *Catalog
 	Prober  Prober
 	Fetcher *fetch.Client
-	Runner  Runner // optional; SetRunner may set it later
+	// Files keeps uploads and fetched videos once they are accepted (nil:
+	// local files where they were written).
+	Files  *artifacts.Files
+	Runner Runner // optional; SetRunner may set it later
 
 	// DataDir holds uploads/ (uploaded and fetched videos), outputs/ and
 	// backgrounds/ (fetched background images).
@@ -109,6 +113,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxFetchBytes <= 0 {
 		cfg.MaxFetchBytes = 500 << 20
+	}
+	if cfg.Files == nil {
+		cfg.Files, _ = artifacts.NewFiles(nil, "")
 	}
 	cfg.Retention = cfg.Retention.withDefaults()
 	if cfg.Logger == nil {
@@ -165,10 +172,14 @@ func (s *Service) record(ctx context.Context, keyID, p, field, filename string, 
 	if err != nil {
 		return nil, err
 	}
+	ref, err := s.cfg.Files.Keep(ctx, "uploads/"+filepath.Base(p), p)
+	if err != nil {
+		return nil, err
+	}
 	up := &vidmatte.Upload{
 		KeyID:       keyID,
 		Filename:    filename,
-		Path:        p,
+		Path:        ref,
 		Size:        size,
 		DurationSec: info.DurationSec,
 		Width:       info.Width,
@@ -178,6 +189,9 @@ func (s *Service) record(ctx context.Context, keyID, p, field, filename string, 
 		Fetched:     fetched,
 	}
 	if err := s.store.CreateUpload(ctx, up); err != nil {
+		if artifacts.IsObject(ref) {
+			s.cfg.Files.Delete(context.WithoutCancel(ctx), ref)
+		}
 		return nil, err
 	}
 	return up, nil
@@ -293,7 +307,7 @@ func (s *Service) discardFetched(up *vidmatte.Upload) {
 		s.log.Warn("deleting the record of a refused fetch", slog.String("video_id", up.ID), slog.Any("error", err))
 		return // the retention sweep will expire it
 	}
-	if err := os.Remove(up.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if _, err := s.cfg.Files.Delete(ctx, up.Path); err != nil {
 		s.log.Warn("deleting a refused fetch", slog.String("path", up.Path), slog.Any("error", err))
 	}
 }

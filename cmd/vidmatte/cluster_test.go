@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,16 +15,18 @@ import (
 	"time"
 
 	"vidmatte/internal/testpg"
+	"vidmatte/internal/tests3"
 	"vidmatte/store"
 )
 
 // startNode starts 'vidmatte serve' on the cluster's store, with a short
 // lease, and returns its process and base URL.
-func startNode(t *testing.T, bin, dir, dsn string) (*exec.Cmd, string) {
+func startNode(t *testing.T, bin, dir, dsn, bucket string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--store", dsn,
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--store", dsn, "--artifacts", bucket,
 		"--default-model", "chroma", "--log-format", "json")
-	cmd.Env = append(os.Environ(), "VIDMATTE_LEASE=3s")
+	cmd.Env = append(os.Environ(), "VIDMATTE_LEASE=3s",
+		"AWS_ACCESS_KEY_ID="+tests3.AccessKey, "AWS_SECRET_ACCESS_KEY="+tests3.SecretKey)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +49,7 @@ func startNode(t *testing.T, bin, dir, dsn string) (*exec.Cmd, string) {
 	return nil, ""
 }
 
-// Daemons on one PostgreSQL store: a node killed with SIGKILL mid-job is
+// Daemons on one PostgreSQL store and one S3 bucket: a node killed with SIGKILL mid-job is
 // not waited for, another takes the job back once its lease runs out and
 // completes it; a node frozen with SIGSTOP past its lease loses its job to
 // another and, resumed, abandons it instead of completing it. Every job is
@@ -62,12 +66,14 @@ func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
 	}
 	key := strings.TrimSpace(out)
 	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
+	endpoint, name := tests3.Bucket(t)
+	bucket := "s3://" + name + "/cluster?endpoint=" + endpoint + "&secure=false"
 
 	// A runs a job and is killed; B, started after, takes it over.
-	a, urlA := startNode(t, bin, dirA, dsn)
+	a, urlA := startNode(t, bin, dirA, dsn, bucket)
 	ca := &client{t: t, base: urlA, key: key}
 	killed := killMidJob(t, ca, a, dirA)
-	b, urlB := startNode(t, bin, dirB, dsn)
+	b, urlB := startNode(t, bin, dirB, dsn, bucket)
 	cb := &client{t: t, base: urlB, key: key}
 	j := cb.waitJob(killed, 3*time.Minute, nil)
 	if j["status"] != "completed" || j["billing_status"] != "charged" {
@@ -76,9 +82,42 @@ func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
 	if l := cb.jobLedger(killed); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
 		t.Fatalf("the killed node's job ledger: %v", l)
 	}
+	// The files are the bucket's, not a node's: the killed node's upload
+	// reached B through it, and the output is served by any node.
+	if err := os.RemoveAll(filepath.Join(dirA, "uploads")); err != nil {
+		t.Fatal(err)
+	}
+	db0, err := store.OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kj, err := db0.FindJob(context.Background(), "", killed)
+	db0.Close()
+	if err != nil || !strings.HasPrefix(kj.InputPath, "s3:") || !strings.HasPrefix(kj.OutputPath, "s3:outputs/"+killed+"/") {
+		t.Fatalf("the job's files are not in the bucket: %+v %v", kj, err)
+	}
+	outURL, _ := cb.get("/v1/jobs/" + killed)["output_url"].(string)
+	u, err := url.Parse(outURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{urlB, urlA} {
+		if base == urlA {
+			_, base = startNode(t, bin, t.TempDir(), dsn, bucket) // A's replacement, with nothing local
+		}
+		resp, err := http.Get(base + u.RequestURI())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Fatalf("output through %s: %d, %d bytes: %.200s", base, resp.StatusCode, len(body), body)
+		}
+	}
 
 	// C runs a job and is frozen past its lease; B takes it back.
-	c, urlC := startNode(t, bin, dirC, dsn)
+	c, urlC := startNode(t, bin, dirC, dsn, bucket)
 	cc := &client{t: t, base: urlC, key: key}
 	db, err := store.OpenPostgres(context.Background(), dsn)
 	if err != nil {

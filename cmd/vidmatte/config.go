@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"vidmatte/artifacts"
 	"vidmatte/engine"
 	"vidmatte/models"
 )
@@ -26,6 +27,9 @@ import (
 //	data = "/var/lib/vidmatte"        # VIDMATTE_DATA, --data
 //	store = "postgres://vidmatte@db.internal/vidmatte"  # VIDMATTE_STORE, --store: the job store; "" = SQLite
 //	                                  #  in the data dir; a PostgreSQL URL for a cluster of daemons
+//	artifacts = "s3://media/vidmatte?endpoint=s3.internal:9000&region=us-east-1"  # VIDMATTE_ARTIFACTS,
+//	                                  #  --artifacts: where uploads and outputs are kept; "" = the data dir;
+//	                                  #  an S3 bucket (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
 //	public_url = "https://matte.example.com"  # VIDMATTE_PUBLIC_URL, --public-url
 //	default_model = "isnet"           # VIDMATTE_DEFAULT_MODEL, --default-model
 //	workers = 1                       # VIDMATTE_WORKERS, --workers (jobs at once)
@@ -87,6 +91,7 @@ type serveConfig struct {
 	Listen            string             `toml:"listen"`
 	Data              string             `toml:"data"`
 	Store             string             `toml:"store"`
+	Artifacts         string             `toml:"artifacts"`
 	PublicURL         string             `toml:"public_url"`
 	MetricsToken      string             `toml:"metrics_token"`
 	DefaultModel      string             `toml:"default_model"`
@@ -244,6 +249,7 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 		return cf
 	}
 	listen := fs.String("listen", d.Listen, "`address` to listen on")
+	artifactsURL := fs.String("artifacts", "", "where uploads and outputs are kept: empty for the data dir, or an s3://BUCKET?endpoint=HOST:PORT `URL`")
 	publicURL := fs.String("public-url", "", "base `URL` clients reach the daemon at (for output URLs in webhooks)")
 	defModel := fs.String("default-model", "", "model `id` or alias used when a job names none (default: isnet when installed)")
 	workers := fs.Int("workers", d.Workers, "jobs processed at once")
@@ -276,6 +282,8 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 				c.Data = *data
 			case "store":
 				c.Store = *storeURL
+			case "artifacts":
+				c.Artifacts = *artifactsURL
 			case "listen":
 				c.Listen = *listen
 			case "public-url":
@@ -431,6 +439,7 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	str("VIDMATTE_LISTEN", &c.Listen)
 	str("VIDMATTE_DATA", &c.Data)
 	str("VIDMATTE_STORE", &c.Store)
+	str("VIDMATTE_ARTIFACTS", &c.Artifacts)
 	str("VIDMATTE_PUBLIC_URL", &c.PublicURL)
 	str("VIDMATTE_METRICS_TOKEN", &c.MetricsToken)
 	str("VIDMATTE_DEFAULT_MODEL", &c.DefaultModel)
@@ -537,6 +546,11 @@ func (c *serveConfig) check() error {
 	}
 	if c.Data == "" {
 		bad("data: empty")
+	}
+	if c.Artifacts != "" {
+		if _, err := artifacts.ParseS3URL(c.Artifacts); err != nil {
+			bad("artifacts: %v", err)
+		}
 	}
 	if s := c.Store; s != "" && s != "sqlite" && !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
 		bad("store: %q is neither empty (SQLite), sqlite nor a postgres:// URL", s)

@@ -10,9 +10,14 @@ import (
 
 	"vidmatte/internal/testmedia"
 	"vidmatte/internal/testpg"
+	"vidmatte/internal/tests3"
 )
 
-func TestMain(m *testing.M) { os.Exit(testpg.Run(m)) }
+func TestMain(m *testing.M) {
+	code := testpg.Run(m)
+	tests3.Stop()
+	os.Exit(code)
+}
 
 // The daemon and the keys command run on a PostgreSQL store: a key made
 // with --store is the daemon's, a job goes through to completed and is

@@ -15,6 +15,7 @@ import (
 	"vidmatte"
 
 	"vidmatte/api"
+	"vidmatte/artifacts"
 	"vidmatte/codec"
 	"vidmatte/engine"
 	"vidmatte/fetch"
@@ -108,7 +109,12 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	}
 	d.db.SetLease(cfg.Lease.Duration)
 	d.db.SetQuotas(vidmatte.Quotas{StoredBytes: cfg.Quotas.StoredBytes, QueuedJobs: cfg.Quotas.QueuedJobs, Drafts: cfg.Quotas.Drafts})
+	// Output URLs are signed with the data dir's secret; daemons sharing a
+	// store share the store's, so any of them honours a URL another signed.
 	secret, err := api.LoadSecret(cfg.Data)
+	if d.db.Backend() == "postgres" {
+		secret, err = d.db.Secret(context.Background(), "output-urls", 32)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +149,12 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if cfg.processor != nil {
 		processor = cfg.processor(eng)
 	}
+	files, err := openFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
 	d.runner, err = engine.NewRunner(engine.RunnerConfig{
+		Files:       files,
 		Jobs:        d.db,
 		Processor:   processor,
 		OutputDir:   outputs,
@@ -175,6 +186,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		Catalog:       catalog,
 		Prober:        service.ProberFunc(probeMedia),
 		Fetcher:       fetcher,
+		Files:         files,
 		Runner:        d.runner,
 		DataDir:       cfg.Data,
 		MaxFetchBytes: cfg.Limits.FetchBytes,
@@ -198,6 +210,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	d.api, err = api.New(api.Config{
 		Store:        d.db,
 		Service:      d.svc,
+		Files:        files,
 		Secret:       secret,
 		PublicURL:    public,
 		MetricsToken: cfg.MetricsToken,
@@ -402,4 +415,23 @@ func publicURL(configured string, addr net.Addr) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// openFiles opens where uploads and outputs are kept: the data dir, or the
+// configured S3 bucket (copies for FFmpeg go to the data dir's scratch/).
+func openFiles(cfg serveConfig) (*artifacts.Files, error) {
+	if cfg.Artifacts == "" {
+		return artifacts.NewFiles(nil, "")
+	}
+	o, err := artifacts.ParseS3URL(cfg.Artifacts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s3, err := artifacts.NewS3(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return artifacts.NewFiles(s3, filepath.Join(cfg.Data, "scratch"))
 }

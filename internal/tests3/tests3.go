@@ -57,13 +57,19 @@ func Binary() string {
 // from TestMain as os.Exit(tests3.Run(m)).
 func Run(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the package's server, if one was started (for a TestMain
+// that runs other servers too).
+func Stop() {
 	mu.Lock()
 	defer mu.Unlock()
 	if server != nil {
 		server.stop()
 		server = nil
 	}
-	return code
 }
 
 // Bucket makes a new empty bucket on the package's server (started at the
