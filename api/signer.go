@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"vidmatte/internal/fsx"
 
 	"vidmatte"
 )
@@ -39,18 +40,31 @@ func LoadSecret(dataDir string) ([]byte, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadSecret(dataDir) // made by another process meanwhile
-	}
+	// Written whole and synced under a temporary name, then linked to its
+	// own (which fails if another process made it meanwhile) and the
+	// folder synced: a power cut never leaves an empty secret behind.
+	tmp := path + "." + vidmatte.NewID("") + ".tmp"
+	defer os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	_, err = f.WriteString(hex.EncodeToString(secret) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return LoadSecret(dataDir) // made by another process meanwhile
+	} else if err != nil {
+		return nil, err
+	}
+	if err := fsx.SyncDir(dataDir); err != nil {
 		return nil, err
 	}
 	return secret, nil

@@ -26,6 +26,7 @@ import (
 	"vidmatte"
 	"vidmatte/artifacts"
 	"vidmatte/fetch"
+	"vidmatte/internal/fsx"
 )
 
 // Store is what the service needs of the store. *store.DB satisfies it.
@@ -443,7 +444,7 @@ func (s *Service) FetchBackground(ctx context.Context, rawURL string) (string, e
 	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(p, final); err != nil {
+	if err := fsx.Rename(p, final); err != nil {
 		os.Remove(p)
 		return "", err
 	}
