@@ -153,7 +153,8 @@ func TestRunnerRetryAfterACommittedWrite(t *testing.T) {
 // A store down for longer than the retries leaves the job processing
 // when its goroutine gives up; the reaper then requeues it (its attempt
 // counted, its reservation kept), it runs again and completes, charged
-// once. Past MaxAttempts the reaper fails it and refunds it instead.
+// once. After MaxAttempts attempts in a row that made no progress the
+// reaper fails it and refunds it instead.
 func TestRunnerReapsAJobItCouldNotSettle(t *testing.T) {
 	e := newRunnerEnv(t)
 	jobs := newFlaky(e.db, map[string]int{"complete": 5}) // all five tries of the first run
@@ -177,14 +178,16 @@ func TestRunnerReapsAJobItCouldNotSettle(t *testing.T) {
 		t.Fatalf("no requeue in %+v", ts)
 	}
 
-	// Down for both attempts: failed and refunded, nothing left processing.
+	// Down for every attempt: the first one's frames are progress, the two
+	// after it add none, and then the job fails, refunded, nothing left
+	// processing.
 	jobs.mu.Lock()
-	jobs.failN["complete"] = 10
+	jobs.failN["complete"] = 15
 	jobs.mu.Unlock()
 	j2 := e.queue(t, e.clip)
 	r.Wake()
 	failed := e.waitStatus(t, j2.ID, vidmatte.StatusFailed)
-	if failed.BillingStatus != vidmatte.BillingRefunded || failed.Attempts != 2 || failed.Error == nil || failed.Error.Code != vidmatte.CodeInternal {
+	if failed.BillingStatus != vidmatte.BillingRefunded || failed.Attempts != 3 || failed.Error == nil || failed.Error.Code != vidmatte.CodeInternal {
 		t.Fatalf("reaped past its attempts: %+v", failed)
 	}
 	e.waitIdle(t, r)

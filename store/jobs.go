@@ -35,13 +35,17 @@ type jobRow struct {
 	milli    int64  // the credits, in thousandths
 	worker   string // the runner that holds it while processing
 	queuedAt int64  // claim order
+	// claimedFrames is frames_done at the last claim; stalled counts the
+	// interrupted attempts in a row that did not pass it.
+	claimedFrames int64
+	stalled       int
 }
 
 const jobColumns = `id, key_id, status, progress, video_url, coalesce(upload_id, ''), input_path, output_path,
 	error_code, error_message, model, output_format, background, background_image_path, composition,
 	webhook_url, metadata, duration_sec, frames_total, frames_done, credits_milli, billing_status,
 	attempts, worker, request_id, created_at, coalesce(queued_at, 0), started_at, completed_at, updated_at,
-	output_size, output_expired_at, lease_token, lease_until`
+	output_size, output_expired_at, lease_token, lease_until, claimed_frames, stalled_attempts`
 
 func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 	var (
@@ -58,7 +62,7 @@ func scanJob(row interface{ Scan(...any) error }) (*jobRow, error) {
 		&errCode, &errMsg, &model, &format, &background, &r.Background.ImagePath, &composition,
 		&r.WebhookURL, &metadata, &r.DurationSec, &r.FramesTotal, &r.FramesDone, &r.milli, &billing,
 		&r.Attempts, &r.worker, &r.RequestID, &created, &r.queuedAt, &started, &completed, &updated,
-		&r.OutputSize, &expired, &r.LeaseToken, &leaseUntil)
+		&r.OutputSize, &expired, &r.LeaseToken, &leaseUntil, &r.claimedFrames, &r.stalled)
 	if err != nil {
 		return nil, err
 	}
@@ -571,7 +575,7 @@ func (db *DB) ClaimJobs(ctx context.Context, worker string, limit int) ([]*vidma
 		}
 		rs, err := tx.QueryContext(ctx, `UPDATE jobs
 SET status = 'processing', worker = ?, attempts = attempts + 1, started_at = ?, updated_at = ?,
-	lease_token = lease_token + 1, lease_until = ?
+	lease_token = lease_token + 1, lease_until = ?, claimed_frames = frames_done
 WHERE status = 'queued' AND id IN (`+claimOrder+`)
 RETURNING `+jobColumns, worker, nanos(now), nanos(now), until, limit)
 		if err != nil {
@@ -923,21 +927,28 @@ func (db *DB) CountJobs(ctx context.Context) (map[vidmatte.Status]int, error) {
 	return counts, dbError(rows.Err(), "count jobs")
 }
 
-// takeBack puts processing jobs back in the queue at their old place, the
-// attempt counted, or fails those that have used maxAttempts (refunded),
-// and returns them as they now are.
+// takeBack puts interrupted processing jobs back in the queue at their old
+// place, or fails (refunded) those whose last maxAttempts attempts in a
+// row made no progress, and returns them as they now are. An attempt made
+// progress when it moved frames_done past where it was at the claim: an
+// interruption after progress does not count against the job, and a job
+// that stops at the same point again and again is still caught.
 func (db *DB) takeBack(ctx context.Context, tx *txn, rows []*jobRow, maxAttempts int, cause string) ([]*vidmatte.Job, error) {
 	out := []*vidmatte.Job{}
 	now := db.now()
 	for _, r := range rows {
-		if r.Attempts >= maxAttempts {
-			msg := fmt.Sprintf("processing was interrupted %d times; giving up", r.Attempts)
+		stalled := r.stalled + 1
+		if r.FramesDone > r.claimedFrames {
+			stalled = 0
+		}
+		if stalled >= maxAttempts {
+			msg := fmt.Sprintf("processing was interrupted %d times in a row without progress; giving up", stalled)
 			if err := db.end(ctx, tx, r, vidmatte.StatusFailed, CauseTooManyAttempts, "", now,
-				"worker = '', lease_until = NULL, error_code = ?, error_message = ?", vidmatte.CodeInternal, msg); err != nil {
+				"worker = '', lease_until = NULL, stalled_attempts = ?, error_code = ?, error_message = ?", stalled, vidmatte.CodeInternal, msg); err != nil {
 				return nil, err
 			}
 		} else {
-			if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', lease_until = NULL"); err != nil {
+			if err := setStatus(ctx, tx, r, vidmatte.StatusQueued, now, "worker = '', lease_until = NULL, stalled_attempts = ?", stalled); err != nil {
 				return nil, err
 			}
 			if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {

@@ -614,7 +614,8 @@ func TestRecoverJobs(t *testing.T) {
 	if worker != "" {
 		t.Fatalf("recovered job still held by %q", worker)
 	}
-	// Crash 2: a has used both attempts and fails, refunded.
+	// Crash 2: a's first attempt made progress, so it did not count;
+	// this one made none (it stopped short of frame 90 again): one.
 	c := claimOne(t, db, a.ID)
 	if c.Attempts != 2 {
 		t.Fatalf("attempts %d", c.Attempts)
@@ -622,15 +623,23 @@ func TestRecoverJobs(t *testing.T) {
 	claimOne(t, db, b.ID)
 	rec, err = db.RecoverJobs(ctx, 2)
 	must(t, err)
-	if len(rec) != 2 || rec[0].ID != a.ID || rec[1].ID != b.ID {
-		t.Fatalf("recovered %v", jobIDs(rec))
-	}
-	if rec[0].Status != vidmatte.StatusFailed || rec[0].BillingStatus != vidmatte.BillingRefunded || rec[0].Error == nil ||
-		rec[0].CompletedAt == nil || !strings.Contains(rec[0].Error.Message, "2 times") {
-		t.Fatalf("a after too many attempts: %+v", rec[0])
+	if len(rec) != 2 || rec[0].ID != a.ID || rec[1].ID != b.ID || rec[0].Status != vidmatte.StatusQueued {
+		t.Fatalf("recovered %v: %+v", jobIDs(rec), rec[0])
 	}
 	if rec[1].Status != vidmatte.StatusQueued || rec[1].Attempts != 1 {
 		t.Fatalf("b: %+v", rec[1])
+	}
+	// Crash 3: a second attempt in a row without progress: a fails,
+	// refunded.
+	claimOne(t, db, a.ID)
+	rec, err = db.RecoverJobs(ctx, 2)
+	must(t, err)
+	if len(rec) != 1 || rec[0].ID != a.ID {
+		t.Fatalf("recovered %v", jobIDs(rec))
+	}
+	if rec[0].Status != vidmatte.StatusFailed || rec[0].BillingStatus != vidmatte.BillingRefunded || rec[0].Error == nil ||
+		rec[0].CompletedAt == nil || !strings.Contains(rec[0].Error.Message, "2 times in a row without progress") {
+		t.Fatalf("a after too many attempts: %+v", rec[0])
 	}
 	if rows := ledgerRows(t, db, a.ID); !reflect.DeepEqual(rows, []string{"reserve:2000", "refund:2000"}) {
 		t.Fatalf("ledger %v", rows)
@@ -642,11 +651,12 @@ func TestRecoverJobs(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s>%s:%s", tr.From, tr.To, tr.Cause))
 	}
 	want := []string{">queued:created", "queued>processing:claimed by w1", "processing>queued:" + CauseRecovered,
+		"queued>processing:claimed by w1", "processing>queued:" + CauseRecovered,
 		"queued>processing:claimed by w1", "processing>failed:" + CauseTooManyAttempts}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("transitions\n got %v\nwant %v", got, want)
 	}
-	// Nothing left processing: nothing to recover.
+	// Only b, never claimed again, is left queued: nothing to recover.
 	rec, err = db.RecoverJobs(ctx, 2)
 	must(t, err)
 	if len(rec) != 0 {

@@ -130,3 +130,46 @@ func TestHeartbeatCarriesCancelAndRescueFails(t *testing.T) {
 	}
 	checkLedger(t, db)
 }
+
+// An interrupted attempt counts against a job only when it made no
+// progress: a job that moves on at every attempt is never given up, and
+// one that stops at the same point attempt after attempt is, after
+// maxAttempts in a row (whether a restart or a rescue takes it back).
+func TestAttemptsCountOnlyWithoutProgress(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	k, _ := newKey(t, db, 10)
+	j := createJob(t, db, k.ID, 1, true)
+	for i := 1; i <= 4; i++ {
+		c := claimOne(t, db, j.ID)
+		_, err := db.SetJobProgress(ctx, c.Lease(), i*10, int64(i*30), 300)
+		must(t, err)
+		expireLease(t, db, j.ID)
+		rescued, err := db.RescueJobs(ctx, 2)
+		must(t, err)
+		if len(rescued) != 1 || rescued[0].Status != vidmatte.StatusQueued {
+			t.Fatalf("attempt %d made progress, yet: %+v", i, rescued)
+		}
+	}
+	// Now it stops at the same frame twice in a row.
+	for i := 1; i <= 2; i++ {
+		c := claimOne(t, db, j.ID)
+		_, err := db.SetJobProgress(ctx, c.Lease(), 40, 120, 300) // frame 120 again
+		must(t, err)
+		rec, err := db.RecoverJobs(ctx, 2)
+		must(t, err)
+		want := vidmatte.StatusQueued
+		if i == 2 {
+			want = vidmatte.StatusFailed
+		}
+		if len(rec) != 1 || rec[0].Status != want {
+			t.Fatalf("stalled attempt %d: %+v", i, rec)
+		}
+	}
+	got, err := db.FindJob(ctx, "", j.ID)
+	must(t, err)
+	if got.Attempts != 6 || got.BillingStatus != vidmatte.BillingRefunded {
+		t.Fatalf("after the stalls: attempts %d, %s", got.Attempts, got.BillingStatus)
+	}
+	checkLedger(t, db)
+}

@@ -46,7 +46,7 @@ import (
 //	output_url_ttl = "24h"            # VIDMATTE_OUTPUT_URL_TTL, --output-url-ttl
 //	idempotency_lease = "15m"         # VIDMATTE_IDEMPOTENCY_LEASE (an unfinished Idempotency-Key claim is taken over after it)
 //	metrics_token = ""                # VIDMATTE_METRICS_TOKEN (bearer token /metrics requires; empty = public)
-//	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts
+//	max_attempts = 3                  # VIDMATTE_MAX_ATTEMPTS, --max-attempts: a job fails after so many interrupted attempts in a row without progress
 //	reap_interval = "30s"             # VIDMATTE_REAP_INTERVAL (how often jobs left processing by a failed store write are taken back)
 //	lease = "30s"                     # VIDMATTE_LEASE: how long a running job is held without a heartbeat (every lease/3);
 //	                                  #  a job whose runner died is taken back by any daemon after it
@@ -262,7 +262,7 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 	allowPrivate := fs.Bool("allow-private-fetch", false, "allow fetching videos, images and webhooks from private, loopback and link-local addresses")
 	deadline := fs.Duration("shutdown-deadline", d.ShutdownDeadline.Duration, "how long running jobs may finish on SIGTERM before they are requeued")
 	ttl := fs.Duration("output-url-ttl", d.OutputURLTTL.Duration, "how long a signed output URL stays valid")
-	attempts := fs.Int("max-attempts", d.MaxAttempts, "how often a job interrupted by a crash is started before it fails")
+	attempts := fs.Int("max-attempts", d.MaxAttempts, "interrupted attempts in a row without progress after which a job fails")
 	logFormat := fs.String("log-format", d.LogFormat, "log format: auto (JSON unless stderr is a terminal), json or text")
 	logLevel := fs.String("log-level", d.LogLevel, "log level: debug, info, warn or error")
 	upload := fs.Int64("max-upload-bytes", d.Limits.UploadBytes, "largest upload")
