@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -43,6 +44,9 @@ type RetentionStore interface {
 	ExpireOutputs(ctx context.Context, before time.Time, limit int) ([]vidmatte.ExpiredOutput, error)
 	UploadPathLive(ctx context.Context, path string) (bool, error)
 	OutputLive(ctx context.Context, jobID string) (bool, error)
+	// TakeTurn says whether this daemon runs the periodic work now (once
+	// in a cluster sharing the store).
+	TakeTurn(ctx context.Context, name, holder string, every time.Duration) (bool, error)
 }
 
 // SweepReport counts what one sweep reclaimed.
@@ -66,12 +70,23 @@ const sweepBatch = 200
 // tried again at the next sweep.
 func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
+	if err := s.sweepRecords(ctx, &rep); err != nil {
+		return rep, err
+	}
+	err := s.sweepOrphans(ctx, &rep, s.cfg.Now())
+	return rep, err
+}
+
+// sweepRecords expires the records past their lifetime and deletes their
+// files or objects: the part of the sweep that one daemon of a cluster
+// does for all.
+func (s *Service) sweepRecords(ctx context.Context, rep *SweepReport) error {
 	now := s.cfg.Now()
 	ret := s.cfg.Retention
 	for {
 		ups, err := s.store.ExpireUploads(ctx, now.Add(-ret.Uploads), now.Add(-ret.Fetched), sweepBatch)
 		if err != nil {
-			return rep, err
+			return err
 		}
 		for _, u := range ups {
 			rep.Uploads++
@@ -84,7 +99,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 	for {
 		outs, err := s.store.ExpireOutputs(ctx, now.Add(-ret.Outputs), sweepBatch)
 		if err != nil {
-			return rep, err
+			return err
 		}
 		for _, o := range outs {
 			rep.Outputs++
@@ -97,10 +112,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 			break
 		}
 	}
-	if err := s.sweepOrphans(ctx, &rep, now); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return nil
 }
 
 // sweepOrphans deletes old files no record keeps, and background images
@@ -161,11 +173,24 @@ func (s *Service) sweepOrphans(ctx context.Context, rep *SweepReport, now time.T
 }
 
 // RunRetention sweeps at once and then every interval until ctx is done.
+// The records are swept by one daemon of those sharing the store per
+// interval (whichever takes the turn); each daemon sweeps its own folders.
 func (s *Service) RunRetention(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Retention.Interval)
 	defer t.Stop()
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s:%d", host, os.Getpid())
 	for {
-		rep, err := s.Sweep(ctx)
+		var rep SweepReport
+		// A turn lasts a little less than the interval, so that a tick a
+		// moment early does not miss the next one.
+		turn, err := s.store.TakeTurn(ctx, "retention", holder, s.cfg.Retention.Interval*9/10)
+		if err == nil && turn {
+			err = s.sweepRecords(ctx, &rep)
+		}
+		if err == nil {
+			err = s.sweepOrphans(ctx, &rep, s.cfg.Now())
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.log.Warn("retention sweep", slog.Any("error", err))
