@@ -25,6 +25,8 @@ import (
 //	vidmatte_inference_seconds_total      time spent in the model
 //	vidmatte_job_duration_seconds         processing time of finished jobs
 //	vidmatte_webhook_attempts_total{outcome}
+//	vidmatte_job_leases_total{event}      rescued, lost, heartbeat_failed (this daemon)
+//	vidmatte_jobs_running                 jobs running in this daemon
 //
 // The latency exemplars carry request ids; they are exposed in the
 // OpenMetrics format (Accept: application/openmetrics-text). No metric,
@@ -40,6 +42,8 @@ type Metrics struct {
 	infer     prometheus.Counter
 	jobTime   prometheus.Histogram
 	webhooks  *prometheus.CounterVec
+	leases    *prometheus.CounterVec
+	running   prometheus.Gauge
 	storeOnce sync.Once
 }
 
@@ -69,7 +73,13 @@ func NewMetrics() *Metrics {
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vidmatte_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, retry, failed).",
 	}, []string{"outcome"})
-	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks,
+	m.leases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidmatte_job_leases_total", Help: "Job lease events in this daemon: rescued (taken back after its lease ran out), lost (taken by another daemon), heartbeat_failed.",
+	}, []string{"event"})
+	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vidmatte_jobs_running", Help: "Jobs running in this daemon.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks, m.leases, m.running,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	return m
@@ -103,6 +113,12 @@ func (m *Metrics) ObserveJob(_ string, status vidmatte.Status, frames int64, inf
 		m.jobTime.Observe(elapsed.Seconds())
 	}
 }
+
+// ObserveLease counts n lease events of a kind (see engine.LeaseMetrics).
+func (m *Metrics) ObserveLease(event string, n int) { m.leases.WithLabelValues(event).Add(float64(n)) }
+
+// SetRunning sets how many jobs run in this daemon.
+func (m *Metrics) SetRunning(n int) { m.running.Set(float64(n)) }
 
 // ObserveWebhook counts a webhook delivery attempt by outcome.
 func (m *Metrics) ObserveWebhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }

@@ -48,6 +48,15 @@ type JobMetrics interface {
 	ObserveJob(jobID string, status vidmatte.Status, frames int64, infer, elapsed time.Duration)
 }
 
+// LeaseMetrics, when the metrics sink has it, counts what happens to job
+// leases (rescued: a job whose lease ran out taken back by this daemon;
+// lost: a job of this daemon's taken back by another; heartbeat_failed: a
+// renewal the store did not answer) and how many jobs run here.
+type LeaseMetrics interface {
+	ObserveLease(event string, n int)
+	SetRunning(n int)
+}
+
 // RunnerConfig is what a Runner is built from.
 type RunnerConfig struct {
 	Jobs      vidmatte.JobService
@@ -357,6 +366,7 @@ func (r *Runner) Heartbeat(ctx context.Context) {
 	}
 	lost, err := r.cfg.Jobs.Heartbeat(ctx, r.cfg.Worker, leases)
 	if err != nil {
+		r.observeLease("heartbeat_failed", 1)
 		if ctx.Err() == nil {
 			r.log.Warn("renewing job leases; trying again at the next beat", slog.Any("error", err))
 		}
@@ -366,6 +376,8 @@ func (r *Runner) Heartbeat(ctx context.Context) {
 		cause := errLeaseLost
 		if status == vidmatte.StatusCanceled {
 			cause = errClientCancel
+		} else {
+			r.observeLease("lost", 1)
 		}
 		r.mu.Lock()
 		cancel, ok := r.running[id]
@@ -398,9 +410,22 @@ func (r *Runner) Rescue(ctx context.Context) int {
 		log.Warn("job's lease ran out; requeued", slog.Int("attempts", j.Attempts))
 	}
 	if len(jobs) > 0 {
+		r.observeLease("rescued", len(jobs))
 		r.Wake()
 	}
 	return len(jobs)
+}
+
+func (r *Runner) observeLease(event string, n int) {
+	if m, ok := r.cfg.Metrics.(LeaseMetrics); ok {
+		m.ObserveLease(event, n)
+	}
+}
+
+func (r *Runner) setRunning(n int) {
+	if m, ok := r.cfg.Metrics.(LeaseMetrics); ok {
+		m.SetRunning(n)
+	}
 }
 
 // Reap takes back, through the Reaper, the jobs this runner's worker holds
@@ -531,7 +556,9 @@ func (r *Runner) start(j *vidmatte.Job) {
 	r.mu.Lock()
 	r.running[j.ID] = cancel
 	r.leases[j.ID] = j.Lease()
+	running := len(r.running)
 	r.mu.Unlock()
+	r.setRunning(running)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -539,9 +566,11 @@ func (r *Runner) start(j *vidmatte.Job) {
 			r.mu.Lock()
 			delete(r.running, j.ID)
 			delete(r.leases, j.ID)
+			running := len(r.running)
 			unsettled := r.unsettled[j.ID]
 			delete(r.unsettled, j.ID)
 			r.mu.Unlock()
+			r.setRunning(running)
 			cancel(nil)
 			if unsettled {
 				r.reapSoon()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,6 +82,16 @@ func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
 	}
 	if l := cb.jobLedger(killed); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
 		t.Fatalf("the killed node's job ledger: %v", l)
+	}
+	// B counted the rescue.
+	resp, err := http.Get(urlB + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^vidmatte_job_leases_total\{event="rescued"\} [1-9]`).Match(metrics) {
+		t.Fatalf("B's metrics do not count the rescue:\n%s", metrics)
 	}
 	// The files are the bucket's, not a node's: the killed node's upload
 	// reached B through it, and the output is served by any node.
