@@ -3,6 +3,8 @@ package vidmatte
 import (
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -174,6 +176,61 @@ type ForegroundPlacement struct {
 	Anchor Anchor  `json:"anchor,omitempty"`
 	Scale  float64 `json:"scale,omitempty"`
 	Offset *Offset `json:"offset,omitempty"`
+}
+
+// Composition limits: the canvas's side and the foreground's offset, and
+// the foreground's scale.
+const (
+	MaxCanvas          = 8192
+	MaxForegroundScale = 10
+)
+
+// Validate checks a composition: a canvas between 2×2 and MaxCanvas², a
+// known anchor, a scale above 0 and at most MaxForegroundScale (0 is the
+// foreground's own size), an offset within ±MaxCanvas. Every layer that
+// takes a composition calls it; a nil one is valid.
+func (c *Composition) Validate() error {
+	if c == nil {
+		return nil
+	}
+	if cv := c.Canvas; cv != nil {
+		for _, side := range []struct {
+			name string
+			v    int
+		}{{"width", cv.Width}, {"height", cv.Height}} {
+			if side.v < 2 || side.v > MaxCanvas {
+				return FieldErrorf("composition.canvas."+side.name, "must be between 2 and %d", MaxCanvas)
+			}
+		}
+	}
+	p := c.Foreground
+	if p == nil {
+		return nil
+	}
+	if p.Anchor != "" && !slices.Contains(Anchors, p.Anchor) {
+		names := make([]string, len(Anchors))
+		for i, a := range Anchors {
+			names[i] = string(a)
+		}
+		return FieldErrorf("composition.foreground.anchor", "unknown anchor %q; valid: %s", SafeText(string(p.Anchor)), strings.Join(names, ", "))
+	}
+	if p.Scale < 0 || p.Scale > MaxForegroundScale || math.IsNaN(p.Scale) {
+		return FieldErrorf("composition.foreground.scale", "must be greater than 0 and at most %d", MaxForegroundScale)
+	}
+	if o := p.Offset; o != nil && (o.X < -MaxCanvas || o.X > MaxCanvas || o.Y < -MaxCanvas || o.Y > MaxCanvas) {
+		return FieldErrorf("composition.foreground.offset", "must be within ±%d pixels", MaxCanvas)
+	}
+	return nil
+}
+
+// CheckFormatBackground refuses a transparent background on a format that
+// has no alpha channel to show it (mp4), naming the field background.
+func CheckFormatBackground(f OutputFormat, b Background) error {
+	if f == FormatMP4 && b.Transparent() {
+		return &Error{Code: CodeUnprocessable, Field: "background",
+			Message: string(f) + " has no alpha channel: choose a color, image or blur background, or an output format with alpha (webm, mov, webp, gif, png_sequence)"}
+	}
+	return nil
 }
 
 // Offset is a displacement in canvas pixels.

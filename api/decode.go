@@ -441,19 +441,16 @@ func parseColor(raw json.RawMessage, field string) (*[3]float64, error) {
 	return &c, nil
 }
 
-// Canvas bounds.
-const maxCanvas = 8192
-
 func parseComposition(o *object) (*vidmatte.Composition, error) {
 	c := &vidmatte.Composition{}
 	if co, ok, err := o.object("canvas"); err != nil {
 		return nil, err
 	} else if ok {
-		w, okw, err := co.integer("width", 2, maxCanvas)
+		w, okw, err := co.integer("width", math.MinInt32, math.MaxInt32)
 		if err != nil {
 			return nil, err
 		}
-		h, okh, err := co.integer("height", 2, maxCanvas)
+		h, okh, err := co.integer("height", math.MinInt32, math.MaxInt32)
 		if err != nil {
 			return nil, err
 		}
@@ -476,32 +473,20 @@ func parseComposition(o *object) (*vidmatte.Composition, error) {
 			return nil, err
 		} else if ok {
 			p.Anchor = vidmatte.Anchor(a)
-			valid := false
-			names := make([]string, len(vidmatte.Anchors))
-			for i, v := range vidmatte.Anchors {
-				names[i] = string(v)
-				valid = valid || v == p.Anchor
-			}
-			if !valid {
-				return nil, vidmatte.FieldErrorf("composition.foreground.anchor", "unknown anchor %q; valid: %s", vidmatte.SafeText(a), strings.Join(names, ", "))
-			}
 		}
 		if sc, ok, err := fo.number("scale"); err != nil {
 			return nil, err
 		} else if ok {
-			if sc <= 0 || sc > 10 {
-				return nil, vidmatte.FieldErrorf("composition.foreground.scale", "must be greater than 0 and at most 10")
-			}
 			p.Scale = sc
 		}
 		if oo, ok, err := fo.object("offset"); err != nil {
 			return nil, err
 		} else if ok {
-			x, _, err := oo.integer("x", -maxCanvas, maxCanvas)
+			x, _, err := oo.integer("x", math.MinInt32, math.MaxInt32)
 			if err != nil {
 				return nil, err
 			}
-			y, _, err := oo.integer("y", -maxCanvas, maxCanvas)
+			y, _, err := oo.integer("y", math.MinInt32, math.MaxInt32)
 			if err != nil {
 				return nil, err
 			}
@@ -520,6 +505,9 @@ func parseComposition(o *object) (*vidmatte.Composition, error) {
 	}
 	if c.Canvas == nil && c.Foreground == nil {
 		return nil, nil
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -169,8 +169,8 @@ func NewEncoder(path string, opts EncoderOptions) (*Encoder, error) {
 	if !opts.TimeBase.Valid() {
 		return nil, internalErr("creating an encoder", fmt.Errorf("time base %v", opts.TimeBase))
 	}
-	if opts.Format == vidmatte.FormatMP4 && opts.Background.Transparent() {
-		return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable, "mp4 has no alpha channel: choose a background (color, image or blur) or a format with transparency")
+	if err := vidmatte.CheckFormatBackground(opts.Format, opts.Background); err != nil {
+		return nil, err
 	}
 	lay, err := planLayout(opts)
 	if err != nil {

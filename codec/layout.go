@@ -11,9 +11,6 @@ import (
 	"vidmatte"
 )
 
-// maxCanvas bounds a composition's canvas on each side.
-const maxCanvas = 8192
-
 // layout is the plan of an output: where the foreground goes, over what,
 // and what the encoder receives.
 type layout struct {
@@ -77,17 +74,14 @@ func planLayout(o EncoderOptions) (layout, error) {
 	scale := 1.0
 	anchor := vidmatte.AnchorCenter
 	var offX, offY int
+	if err := o.Composition.Validate(); err != nil {
+		return l, err
+	}
 	if c := o.Composition; c != nil {
 		if c.Canvas != nil {
-			if c.Canvas.Width < 2 || c.Canvas.Height < 2 || c.Canvas.Width > maxCanvas || c.Canvas.Height > maxCanvas {
-				return l, vidmatte.FieldErrorf("composition.canvas", "the canvas must be between 2x2 and %dx%d", maxCanvas, maxCanvas)
-			}
 			l.canvasW, l.canvasH = c.Canvas.Width, c.Canvas.Height
 		}
 		if p := c.Foreground; p != nil {
-			if p.Scale < 0 || p.Scale > 16 || math.IsNaN(p.Scale) {
-				return l, vidmatte.FieldErrorf("composition.foreground.scale", "the scale must be between 0 and 16")
-			}
 			if p.Scale > 0 {
 				scale = p.Scale
 			}
@@ -101,7 +95,7 @@ func planLayout(o EncoderOptions) (layout, error) {
 	}
 	l.fgW = max(1, int(math.Round(float64(o.Width)*scale)))
 	l.fgH = max(1, int(math.Round(float64(o.Height)*scale)))
-	if l.fgW > 2*maxCanvas || l.fgH > 2*maxCanvas {
+	if l.fgW > 2*vidmatte.MaxCanvas || l.fgH > 2*vidmatte.MaxCanvas {
 		return l, vidmatte.FieldErrorf("composition.foreground.scale", "the scaled foreground (%dx%d) is too large", l.fgW, l.fgH)
 	}
 	switch anchor {

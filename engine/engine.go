@@ -165,8 +165,8 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 	if !r.Format.Valid() {
 		return nil, vidmatte.FieldErrorf("output_format", "unknown format %q", r.Format)
 	}
-	if r.Format == vidmatte.FormatMP4 && r.Background.Transparent() {
-		return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable, "mp4 has no alpha channel: choose a background (color, image or blur) or an alpha format")
+	if err := vidmatte.CheckFormatBackground(r.Format, r.Background); err != nil {
+		return nil, err
 	}
 	if r.Model == "" {
 		r.Model = DefaultModel

@@ -273,7 +273,7 @@ func (s *Service) CreateJob(ctx context.Context, req JobRequest) (*vidmatte.Job,
 	if req.Background != nil {
 		j.Background = *req.Background
 	}
-	if err := checkFormatBackground(j.OutputFormat, j.Background); err != nil {
+	if err := vidmatte.CheckFormatBackground(j.OutputFormat, j.Background); err != nil {
 		return nil, err
 	}
 	up, fetched, err := s.resolveVideo(ctx, req)
@@ -388,7 +388,7 @@ func (s *Service) StartJob(ctx context.Context, keyID, id string, req StartReque
 		patch.Background = &bg
 	}
 	patch.Composition = req.Composition
-	if err := checkFormatBackground(format, bg); err != nil {
+	if err := vidmatte.CheckFormatBackground(format, bg); err != nil {
 		return nil, err
 	}
 	credits := s.cfg.Catalog.Credits(model, cur.DurationSec)
@@ -451,15 +451,6 @@ func (s *Service) FetchBackground(ctx context.Context, rawURL string) (string, e
 	return final, nil
 }
 
-// checkFormatBackground refuses a transparent background on a format that
-// has no alpha channel to show it.
-func checkFormatBackground(f vidmatte.OutputFormat, b vidmatte.Background) error {
-	if f == vidmatte.FormatMP4 && b.Transparent() {
-		return &vidmatte.Error{Code: vidmatte.CodeUnprocessable, Field: "background",
-			Message: "mp4 has no alpha channel: choose a color, image or blur background, or an output format with alpha (webm, mov, webp, gif, png_sequence)"}
-	}
-	return nil
-}
 
 // SanitizeFilename keeps the last path element of a client's file name,
 // without control or reserved characters, at most 200 bytes.
