@@ -25,6 +25,10 @@ type ImportOptions struct {
 	Description string
 	Source      string
 	License     string
+
+	// fromTFJS: the file was converted from a TensorFlow.js graph model
+	// (ImportTFJS), whose per-frame models take RGB in 0..1.
+	fromTFJS bool
 }
 
 // Import copies the ONNX file into the models folder as <id>.onnx, checks
@@ -97,6 +101,10 @@ func (r *Registry) ImportWith(file, like, id string, o ImportOptions) (*Manifest
 			return nil, err
 		}
 		m = isnetLikeManifest(id, name, filepath.Base(file), sum, fi.Size(), in, out, w, h, dyn)
+		if o.fromTFJS {
+			m.Input.Mean, m.Input.Std = [3]float32{}, [3]float32{255, 255, 255}
+			m.Description = "Per-frame segmenter converted from a TensorFlow.js graph model (RGB in 0..1, stretched): imported by the operator."
+		}
 	}
 	if o.Description != "" {
 		m.Description = o.Description

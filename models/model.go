@@ -25,6 +25,10 @@ type LoadOptions struct {
 	// FrameWidth and FrameHeight are the video's size: models with a
 	// dynamic input (chroma, rvm) run at it.
 	FrameWidth, FrameHeight int
+	// DownsampleRatio, when > 0, overrides the ratio a model with a
+	// downsample-ratio input (rvm) gets from the frame size; it must
+	// suit the model (DownsampleRatio.Check).
+	DownsampleRatio float32
 	// Frames is the caller's own memory for the job, counted against the
 	// Runtime's memory budget with the model's (see EstimateMemory).
 	Frames FrameMemory
@@ -152,6 +156,12 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		}
 		model.fgChannels = 3
 		model.ratio = m.DownsampleRatio.Ratio(w, h)
+		if o.DownsampleRatio != 0 {
+			if err := m.DownsampleRatio.Check(o.DownsampleRatio); err != nil {
+				return nil, vidmatte.FieldErrorf("downsample_ratio", "model %s: %v", m.ID, err)
+			}
+			model.ratio = o.DownsampleRatio
+		}
 	default:
 		return nil, fmt.Errorf("models: %s: unsupported signature %q", m.ID, m.Signature)
 	}
@@ -221,6 +231,10 @@ func (m *Model) Recurrent() bool { return m.man.Kind == Recurrent }
 
 // PerFrame reports whether the engine should smooth the alpha in time.
 func (m *Model) PerFrame() bool { return m.man.PerFrame() }
+
+// Refine reports whether the engine should refine the model's upscaled
+// alpha against the frame's full-resolution luma (Manifest.Refine).
+func (m *Model) Refine() bool { return m.man.Refine }
 
 // LoadTime returns how long Load took (session creation included, when
 // the session was not cached).
