@@ -20,7 +20,7 @@ import (
 // tfjsConversion versions what ConvertTFJS produces (the tfjs converter's
 // graph plus the NCHW boundary written here); a converted file stamped
 // with another version is converted again by Install.
-const tfjsConversion = "tfjs-nchw-1"
+const tfjsConversion = "tfjs-nchw-2"
 
 // ConvertSource says how Install makes a built-in model's file: by
 // converting a TensorFlow.js graph model whose files are pinned by sha256.
@@ -199,7 +199,7 @@ func inputToNCHW(g *onnx.Graph, name string) error {
 	}
 	s := g.Inputs[idx].Shape
 	g.Inputs[idx] = onnx.TensorValue(name, g.Inputs[idx].Type, s[0], s[3], s[1], s[2])
-	t := &onnx.Node{Op: "Transpose", Name: inner + "_node", Inputs: []string{name}, Outputs: []string{inner},
+	t := &onnx.Node{Op: "Transpose", Name: uniqueNode(g, inner), Inputs: []string{name}, Outputs: []string{inner},
 		Attrs: []onnx.Attr{onnx.IntsAttr("perm", 0, 2, 3, 1)}}
 	g.Nodes = append([]*onnx.Node{t}, g.Nodes...)
 	return nil
@@ -240,7 +240,7 @@ func outputToNCHW(g *onnx.Graph, name string, scores bool) error {
 	out := name
 	if scores {
 		sm := uniqueValue(g, name+"_softmax")
-		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Softmax", Name: sm + "_node", Inputs: []string{inner}, Outputs: []string{sm},
+		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Softmax", Name: uniqueNode(g, sm), Inputs: []string{inner}, Outputs: []string{sm},
 			Attrs: []onnx.Attr{onnx.IntAttr("axis", 3)}})
 		sl := uniqueValue(g, name+"_person")
 		consts := []*onnx.Tensor{
@@ -249,11 +249,11 @@ func outputToNCHW(g *onnx.Graph, name string, scores bool) error {
 			onnx.Int64Tensor(uniqueValue(g, sl+"_axes"), []int64{1}, 3),
 		}
 		g.Initializers = append(g.Initializers, consts...)
-		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Slice", Name: sl + "_node",
+		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Slice", Name: uniqueNode(g, sl),
 			Inputs: []string{sm, consts[0].Name, consts[1].Name, consts[2].Name}, Outputs: []string{sl}})
 		inner, c, out = sl, onnx.Fixed(1), uniqueValue(g, "alpha")
 	}
-	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Transpose", Name: out + "_node", Inputs: []string{inner}, Outputs: []string{out},
+	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Transpose", Name: uniqueNode(g, out), Inputs: []string{inner}, Outputs: []string{out},
 		Attrs: []onnx.Attr{onnx.IntsAttr("perm", 0, 3, 1, 2)}})
 	g.Outputs[idx] = onnx.TensorValue(out, g.Outputs[idx].Type, s[0], c, s[1], s[2])
 	return nil
@@ -277,6 +277,19 @@ func uniqueValue(g *onnx.Graph, base string) string {
 	name := base
 	for k := 2; used[name]; k++ {
 		name = fmt.Sprintf("%s_%d", base, k)
+	}
+	return name
+}
+
+// uniqueNode returns a node name, from base, that no node of g has.
+func uniqueNode(g *onnx.Graph, base string) string {
+	used := map[string]bool{}
+	for _, n := range g.Nodes {
+		used[n.Name] = true
+	}
+	name := base + "_nchw"
+	for k := 2; used[name]; k++ {
+		name = fmt.Sprintf("%s_nchw_%d", base, k)
 	}
 	return name
 }
