@@ -125,7 +125,7 @@ func TestModelsFindPeople(t *testing.T) {
 	const w, h = 768, 576
 	mattes := map[string][][]byte{}
 	for _, tc := range []struct {
-		model        string
+		model string
 		// Mean alpha inside the boxes at least minIn, outside at most
 		// maxOut, and inside at least contrast times outside. The boxes
 		// hold the space between and around the people too: a matte
