@@ -388,8 +388,9 @@ func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work)
 
 // refine turns each frame's model-size alpha into a frame-size matte:
 // quantized, upscaled (and, for low-resolution models, refined against
-// the frame's luma by a guided filter), and, when the model corrects the foreground's colour
-// (spill suppression), written into the frame's chroma planes; then, for
+// the frame's luma by a guided filter), and, when the model corrects the
+// foreground's colour (spill suppression, RVM's fgr), its chroma written
+// into the frame's chroma planes (at the edges only, for fgr); then, for
 // per-frame models, smoothed in time (which holds one frame back until the
 // next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
@@ -510,6 +511,13 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 			return err
 		}
 		writeChroma(f, fg, inW, inH)
+	} else if fg := mb.ForegroundRGB(i); fg != nil && scaler == nil {
+		// A model that gives its foreground's colour at the frame's
+		// size (RVM's fgr): the edges take it.
+		if err := f.MakeWritable(); err != nil {
+			return err
+		}
+		decontaminate(f, fg, alpha)
 	}
 	return nil
 }
