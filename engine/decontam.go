@@ -12,17 +12,17 @@ import "vidmatte/codec"
 // background keep their chroma exactly. Luma is left alone: the picture's
 // detail stays the frame's own.
 //
-// fg holds R, G, B planes of w×h values in 0..1 (the frame's size); the
-// frame must be writable.
-func decontaminate(f *codec.Frame, fg []float32, alpha []byte) {
+// fg holds w×h R, G, B values in 0..1 (the frame's size), as three
+// planes or, when interleaved, pixel by pixel; the frame must be writable.
+func decontaminate(f *codec.Frame, fg []float32, interleaved bool, alpha []byte) {
 	u, us := f.Plane(1)
 	v, vs := f.Plane(2)
-	decontaminatePlanes(u, us, v, vs, fg, alpha, f.Width(), f.Height(), f.BT709(), f.FullRange())
+	decontaminatePlanes(u, us, v, vs, fg, interleaved, alpha, f.Width(), f.Height(), f.BT709(), f.FullRange())
 }
 
 // decontaminatePlanes is decontaminate on the chroma planes of a yuv420p
 // picture of w×h.
-func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, alpha []byte, w, h int, bt709, full bool) {
+func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, interleaved bool, alpha []byte, w, h int, bt709, full bool) {
 	kr, kb := float32(0.299), float32(0.114)
 	if bt709 {
 		kr, kb = 0.2126, 0.0722
@@ -33,7 +33,16 @@ func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, alpha
 		scale = 255
 	}
 	n := w * h
-	R, G, B := fg[:n], fg[n:2*n], fg[2*n:3*n]
+	fg = fg[:3*n]
+	// rgb returns pixel i's foreground colour.
+	step, plane := 1, n
+	if interleaved {
+		step, plane = 3, 1
+	}
+	rgb := func(i int) (float32, float32, float32) {
+		j := i * step
+		return fg[j], fg[j+plane], fg[j+2*plane]
+	}
 	cw, ch := (w+1)/2, (h+1)/2
 	for cy := range ch {
 		y0, y1 := 2*cy, min(2*cy+1, h-1)
@@ -46,9 +55,12 @@ func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, alpha
 			}
 			a := float32(sa) / (4 * 255)
 			wt := 4 * a * (1 - a)
-			r := (R[i00] + R[i01] + R[i10] + R[i11]) / 4
-			g := (G[i00] + G[i01] + G[i10] + G[i11]) / 4
-			b := (B[i00] + B[i01] + B[i10] + B[i11]) / 4
+			var r, g, b float32
+			for _, i := range [4]int{i00, i01, i10, i11} {
+				ri, gi, bi := rgb(i)
+				r, g, b = r+ri, g+gi, b+bi
+			}
+			r, g, b = r/4, g/4, b/4
 			y := kr*r + kg*g + kb*b
 			fu := mid + scale*(b-y)/(2*(1-kb))
 			fv := mid + scale*(r-y)/(2*(1-kr))

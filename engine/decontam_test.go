@@ -23,22 +23,28 @@ func TestDecontaminate(t *testing.T) {
 			}
 		}
 	}
-	fg := make([]float32, 3*w*h)
+	planar := make([]float32, 3*w*h)
+	interleaved := make([]float32, 3*w*h)
 	for i := range w * h {
-		fg[i] = 1 // R; G and B stay 0
+		planar[i] = 1 // R; G and B stay 0
+		interleaved[3*i] = 1
 	}
 	for _, tc := range []struct {
-		bt709, full bool
-		kr, kb      float64
-		scale       float64
-	}{{false, false, 0.299, 0.114, 224}, {true, false, 0.2126, 0.0722, 224}, {true, true, 0.2126, 0.0722, 255}} {
+		bt709, full, interleaved bool
+		kr, kb                   float64
+		scale                    float64
+	}{{false, false, false, 0.299, 0.114, 224}, {true, false, true, 0.2126, 0.0722, 224}, {true, true, false, 0.2126, 0.0722, 255}} {
+		fg := planar
+		if tc.interleaved {
+			fg = interleaved
+		}
 		us := cw + 3
 		u := make([]byte, us*ch)
 		v := make([]byte, us*ch)
 		for i := range u {
 			u[i], v[i] = 70, 60
 		}
-		decontaminatePlanes(u, us, v, us, fg, alpha, w, h, tc.bt709, tc.full)
+		decontaminatePlanes(u, us, v, us, fg, tc.interleaved, alpha, w, h, tc.bt709, tc.full)
 		wantU := 128 + tc.scale*(0-tc.kr)/(2*(1-tc.kb))
 		wantV := 128 + tc.scale*(1-tc.kr)/(2*(1-tc.kr))
 		for cy := range ch {

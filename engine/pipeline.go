@@ -517,7 +517,7 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		if err := f.MakeWritable(); err != nil {
 			return err
 		}
-		decontaminate(f, fg, alpha)
+		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha)
 	}
 	return nil
 }

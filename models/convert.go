@@ -18,9 +18,9 @@ import (
 )
 
 // tfjsConversion versions what ConvertTFJS produces (the tfjs converter's
-// graph plus the NCHW boundary written here); a converted file stamped
+// graph plus what is written here); a converted file stamped
 // with another version is converted again by Install.
-const tfjsConversion = "tfjs-nchw-2"
+const tfjsConversion = "tfjs-nhwc-3"
 
 // ConvertSource says how Install makes a built-in model's file: by
 // converting a TensorFlow.js graph model whose files are pinned by sha256.
@@ -100,22 +100,23 @@ func (r *Registry) checkConverted(m *Manifest) FileStatus {
 }
 
 // ConvertTFJS converts the TensorFlow.js graph model at modelJSON to an
-// ONNX model that follows signature sig, as the engine drives it:
+// ONNX model that follows signature sig, as the engine drives it. The
+// graph keeps TensorFlow's NHWC layout at its boundary (the manifests say
+// Layout NHWC): the engine prepares interleaved RGB, an alpha [N,H,W,1]
+// is laid out in memory as [N,1,H,W] is, and no full-resolution
+// Transpose is spent on the input or the outputs (one on RVM's input and
+// fgr cost a fifth of its time at 1080p).
 //
 //   - rvm: the Robust Video Matting graph, its control flow folded for a
 //     downsample ratio strictly below 1 (the ratio input declared [1]);
-//     src is taken as [B,3,H,W] and fgr, pha are given as [B,3,H,W] and
-//     [B,1,H,W]; the recurrent states keep the graph's own layout (they
-//     only go back into it).
-//   - isnet (a per-frame segmenter): its one image input [N,H,W,3] is
-//     taken as [N,3,H,W] and its output [N,H,W,1] (a probability) is
-//     given as [N,1,H,W]; a two-channel output (scores for background
-//     and person, as the Meet model's) becomes the softmax's person
-//     channel, as an output named "alpha".
+//     inputs src [B,H,W,3], r1i..r4i, downsample_ratio; outputs fgr
+//     [B,H,W,3], pha [B,H,W,1] and the states.
+//   - isnet (a per-frame segmenter): one image input [N,H,W,3] and one
+//     output, [N,H,W,1] (a probability), or [N,H,W,2] (scores for
+//     background and person, as the Meet model's), which becomes the
+//     softmax's person channel, as an output named "alpha".
 //
-// The layout changes are Transposes at the graph's boundary, which ONNX
-// Runtime's optimizer merges with those the converter puts around the
-// convolutions. metadata is written into the model's metadata_props.
+// metadata is written into the model's metadata_props.
 func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]string) ([]byte, error) {
 	src, err := tfjs.Load(modelJSON)
 	if err != nil {
@@ -133,36 +134,27 @@ func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]str
 	g := om.Graph
 	switch sig {
 	case SignatureRVM:
-		if err := inputToNCHW(g, "src"); err != nil {
-			return nil, err
-		}
-		for _, o := range []string{"fgr", "pha"} {
-			if err := outputToNCHW(g, o, false); err != nil {
-				return nil, err
-			}
-		}
 	case SignatureISNet:
-		var images []string
+		var images int
 		for _, in := range g.Inputs {
 			if in.Type == onnx.Float && len(in.Shape) == 4 && in.Shape[3].Value == 3 {
-				images = append(images, in.Name)
+				images++
 			}
 		}
-		if len(g.Inputs) != 1 || len(images) != 1 {
+		if len(g.Inputs) != 1 || images != 1 {
 			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one image input [N,H,W,3] (it has %d inputs)", len(g.Inputs))
 		}
 		if len(g.Outputs) != 1 {
 			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one output (it has %d)", len(g.Outputs))
 		}
-		if err := inputToNCHW(g, images[0]); err != nil {
-			return nil, err
-		}
 		out := g.Outputs[0]
 		if len(out.Shape) != 4 || (out.Shape[3].Value != 1 && out.Shape[3].Value != 2) {
 			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: the output %s must be [N,H,W,1] (a probability) or [N,H,W,2] (background and person scores), not %s", out.Name, out.ShapeString())
 		}
-		if err := outputToNCHW(g, out.Name, out.Shape[3].Value == 2); err != nil {
-			return nil, err
+		if out.Shape[3].Value == 2 {
+			if err := scoresToAlpha(g, out.Name); err != nil {
+				return nil, err
+			}
 		}
 	default:
 		return nil, fmt.Errorf("models: cannot convert a TensorFlow.js model to signature %q", sig)
@@ -172,43 +164,10 @@ func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]str
 	return om.Marshal(), nil
 }
 
-// inputToNCHW makes the NHWC graph input name an NCHW one: the graph
-// input is renamed inside the graph and fed through a Transpose.
-func inputToNCHW(g *onnx.Graph, name string) error {
-	idx := -1
-	for i, in := range g.Inputs {
-		if in.Name == name {
-			idx = i
-		}
-	}
-	if idx < 0 || len(g.Inputs[idx].Shape) != 4 {
-		return fmt.Errorf("models: the converted graph has no 4-d input %q", name)
-	}
-	inner := uniqueValue(g, name+"_nhwc")
-	for _, n := range g.Nodes {
-		for i, x := range n.Inputs {
-			if x == name {
-				n.Inputs[i] = inner
-			}
-		}
-	}
-	for i, o := range g.Outputs {
-		if o.Name == name {
-			return fmt.Errorf("models: input %q is also an output", g.Outputs[i].Name)
-		}
-	}
-	s := g.Inputs[idx].Shape
-	g.Inputs[idx] = onnx.TensorValue(name, g.Inputs[idx].Type, s[0], s[3], s[1], s[2])
-	t := &onnx.Node{Op: "Transpose", Name: uniqueNode(g, inner), Inputs: []string{name}, Outputs: []string{inner},
-		Attrs: []onnx.Attr{onnx.IntsAttr("perm", 0, 2, 3, 1)}}
-	g.Nodes = append([]*onnx.Node{t}, g.Nodes...)
-	return nil
-}
-
-// outputToNCHW makes the NHWC graph output name an NCHW one. With scores,
-// the output's two channels are softmax-normalized and the second kept,
-// as an output named "alpha".
-func outputToNCHW(g *onnx.Graph, name string, scores bool) error {
+// scoresToAlpha replaces the NHWC output name, two scores per pixel
+// (background, person), with an output "alpha" [N,H,W,1]: the softmax's
+// person channel.
+func scoresToAlpha(g *onnx.Graph, name string) error {
 	idx := -1
 	for i, o := range g.Outputs {
 		if o.Name == name {
@@ -218,44 +177,20 @@ func outputToNCHW(g *onnx.Graph, name string, scores bool) error {
 	if idx < 0 || len(g.Outputs[idx].Shape) != 4 {
 		return fmt.Errorf("models: the converted graph has no 4-d output %q", name)
 	}
-	p := g.Producer(name)
-	if p == nil {
-		return fmt.Errorf("models: output %q has no producer", name)
-	}
-	inner := uniqueValue(g, name+"_nhwc")
-	for i, o := range p.Outputs {
-		if o == name {
-			p.Outputs[i] = inner
-		}
-	}
-	for _, n := range g.Nodes {
-		for i, x := range n.Inputs {
-			if x == name {
-				n.Inputs[i] = inner
-			}
-		}
-	}
 	s := g.Outputs[idx].Shape
-	c := s[3]
-	out := name
-	if scores {
-		sm := uniqueValue(g, name+"_softmax")
-		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Softmax", Name: uniqueNode(g, sm), Inputs: []string{inner}, Outputs: []string{sm},
-			Attrs: []onnx.Attr{onnx.IntAttr("axis", 3)}})
-		sl := uniqueValue(g, name+"_person")
-		consts := []*onnx.Tensor{
-			onnx.Int64Tensor(uniqueValue(g, sl+"_starts"), []int64{1}, 1),
-			onnx.Int64Tensor(uniqueValue(g, sl+"_ends"), []int64{1}, 2),
-			onnx.Int64Tensor(uniqueValue(g, sl+"_axes"), []int64{1}, 3),
-		}
-		g.Initializers = append(g.Initializers, consts...)
-		g.Nodes = append(g.Nodes, &onnx.Node{Op: "Slice", Name: uniqueNode(g, sl),
-			Inputs: []string{sm, consts[0].Name, consts[1].Name, consts[2].Name}, Outputs: []string{sl}})
-		inner, c, out = sl, onnx.Fixed(1), uniqueValue(g, "alpha")
+	sm := uniqueValue(g, name+"_softmax")
+	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Softmax", Name: uniqueNode(g, sm), Inputs: []string{name}, Outputs: []string{sm},
+		Attrs: []onnx.Attr{onnx.IntAttr("axis", 3)}})
+	out := uniqueValue(g, "alpha")
+	consts := []*onnx.Tensor{
+		onnx.Int64Tensor(uniqueValue(g, out+"_starts"), []int64{1}, 1),
+		onnx.Int64Tensor(uniqueValue(g, out+"_ends"), []int64{1}, 2),
+		onnx.Int64Tensor(uniqueValue(g, out+"_axes"), []int64{1}, 3),
 	}
-	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Transpose", Name: uniqueNode(g, out), Inputs: []string{inner}, Outputs: []string{out},
-		Attrs: []onnx.Attr{onnx.IntsAttr("perm", 0, 3, 1, 2)}})
-	g.Outputs[idx] = onnx.TensorValue(out, g.Outputs[idx].Type, s[0], c, s[1], s[2])
+	g.Initializers = append(g.Initializers, consts...)
+	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Slice", Name: uniqueNode(g, out),
+		Inputs: []string{sm, consts[0].Name, consts[1].Name, consts[2].Name}, Outputs: []string{out}})
+	g.Outputs[idx] = onnx.TensorValue(out, g.Outputs[idx].Type, s[0], s[1], s[2], onnx.Fixed(1))
 	return nil
 }
 
@@ -287,9 +222,9 @@ func uniqueNode(g *onnx.Graph, base string) string {
 	for _, n := range g.Nodes {
 		used[n.Name] = true
 	}
-	name := base + "_nchw"
+	name := base + "_vm"
 	for k := 2; used[name]; k++ {
-		name = fmt.Sprintf("%s_nchw_%d", base, k)
+		name = fmt.Sprintf("%s_vm_%d", base, k)
 	}
 	return name
 }

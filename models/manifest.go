@@ -47,6 +47,12 @@ const (
 	ColorUV = "uv"
 )
 
+// Tensor layouts of a model's image input and outputs.
+const (
+	LayoutNCHW = "NCHW" // planar: all of R, then G, then B
+	LayoutNHWC = "NHWC" // interleaved: R, G, B of each pixel in turn
+)
+
 // Resize policies: how a frame is brought to the model's input size.
 const (
 	// ResizeStretch scales the frame to the fixed input size, ignoring
@@ -69,7 +75,9 @@ const (
 type Input struct {
 	// Name is the graph input's name.
 	Name string `json:"name"`
-	// Layout is the tensor layout; always "NCHW".
+	// Layout is the image tensors' layout: "NCHW" (planar), or "NHWC"
+	// (interleaved, rgb models only: the TensorFlow.js conversions),
+	// for the input and for the alpha and foreground outputs alike.
 	Layout string `json:"layout"`
 	// Width and Height are the fixed input size, or 0 when the model runs
 	// at a size derived from the frame (Resize "frame").
@@ -299,8 +307,11 @@ func (m *Manifest) Validate() error {
 	if in.Name == "" {
 		return fmt.Errorf("model %s: input has no name", m.ID)
 	}
-	if in.Layout != "NCHW" {
-		return fmt.Errorf("model %s: input layout %q is not NCHW", m.ID, in.Layout)
+	if in.Layout != LayoutNCHW && in.Layout != LayoutNHWC {
+		return fmt.Errorf("model %s: input layout %q is not NCHW or NHWC", m.ID, in.Layout)
+	}
+	if in.Layout == LayoutNHWC && in.Color != ColorRGB {
+		return fmt.Errorf("model %s: an NHWC input must be rgb", m.ID)
 	}
 	if in.Color != ColorRGB && in.Color != ColorUV {
 		return fmt.Errorf("model %s: input colour %q is not rgb or uv", m.ID, in.Color)
@@ -492,7 +503,7 @@ func convertedManifests() []*Manifest {
 			Files: map[string]string{name + ".json": jsonSHA, name + ".bin": binSHA}}
 	}
 	rgb01 := func(w, h int, resize string) Input {
-		return Input{Name: "input_1", Layout: "NCHW", Width: w, Height: h, Color: ColorRGB,
+		return Input{Name: "input_1", Layout: LayoutNHWC, Width: w, Height: h, Color: ColorRGB,
 			Std: [3]float32{255, 255, 255}, Resize: resize}
 	}
 	rvm := &Manifest{
