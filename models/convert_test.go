@@ -11,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	ort "github.com/yalue/onnxruntime_go"
+
 	"vidmatte"
+	"vidmatte/models/tfjs"
 )
 
 // tfjsModelsDir is where scripts/setup extracts the graph models.
@@ -294,4 +297,67 @@ func meanDiff(a, b []float32) float64 {
 		s += math.Abs(float64(a[i] - b[i]))
 	}
 	return s / float64(len(a))
+}
+
+// TestMeetAlphaIsPersonSoftmax: the converted meet's alpha is the
+// softmax's person channel of the graph's own two scores, pixel for
+// pixel, on a real frame (the graph converted without the head, run
+// side by side in ONNX Runtime).
+func TestMeetAlphaIsPersonSoftmax(t *testing.T) {
+	needTFJSModels(t)
+	testRuntime(t)
+	video := filepath.Join(Home(), "media", "vtest.avi")
+	needAsset(t, video)
+	js := filepath.Join(tfjsModelsDir(), "meet.json")
+	raw, _, err := tfjs.ConvertFile(js, tfjs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := ConvertTFJS(js, SignatureISNet, "meet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const w, h = 256, 144
+	planar := decodeRGB(t, video, 1, w, h)[0]
+	in := make([]float32, 3*w*h)
+	for i := range w * h {
+		for c := range 3 {
+			in[3*i+c] = float32(planar[c*w*h+i]) / 255
+		}
+	}
+	run := func(data []byte, out string, ch int) []float32 {
+		s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"input_1"}, []string{out}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Destroy()
+		x, _ := ort.NewTensor(ort.NewShape(1, h, w, 3), in)
+		defer x.Destroy()
+		res := make([]float32, ch*w*h)
+		y, _ := ort.NewTensor(ort.NewShape(1, h, w, int64(ch)), res)
+		defer y.Destroy()
+		if err := s.Run([]ort.Value{x}, []ort.Value{y}); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	scores := run(raw, "segment", 2)
+	alpha := run(head, "alpha", 1)
+	var worst float64
+	var person int
+	for i := range w * h {
+		b, p := float64(scores[2*i]), float64(scores[2*i+1])
+		want := 1 / (1 + math.Exp(b-p))
+		worst = max(worst, math.Abs(float64(alpha[i])-want))
+		if want > 0.5 {
+			person++
+		}
+	}
+	t.Logf("max |Δ| %.2g from softmax; %d of %d pixels person", worst, person, w*h)
+	if worst > 1e-5 {
+		t.Fatalf("alpha differs from the softmax's person channel by %g", worst)
+	}
+	if person == 0 || person == w*h {
+		t.Fatalf("%d of %d pixels person: not a real frame's segmentation", person, w*h)
+	}
 }
