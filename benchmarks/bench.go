@@ -23,7 +23,7 @@ import (
 // means its default.
 type Options struct {
 	// Models are the model ids (or aliases) to compare. Default: isnet,
-	// isnet-small, chroma.
+	// isnet-small, chroma, rvm, selfie, meet.
 	Models []string
 	// Sets are generated set names (composite, greenscreen, bluescreen)
 	// or paths of video files (together the set "files", without truth:
@@ -57,6 +57,9 @@ type Options struct {
 	// NoSmoothingRuns turns off the extra run of each per-frame model
 	// without the engine's temporal smoothing.
 	NoSmoothingRuns bool
+	// NoRefineRuns turns off the extra run, without edge refinement, of
+	// each model the engine refines (selfie, meet).
+	NoRefineRuns bool
 	// NoKeyers turns off FFmpeg's chromakey and colorkey on screen clips.
 	NoKeyers bool
 	// TruthModel cuts the photo foregrounds out (default isnet).
@@ -83,7 +86,7 @@ const (
 
 // DefaultModels and DefaultSets are what a bench run compares by default.
 var (
-	DefaultModels = []string{"isnet", "isnet-small", "chroma"}
+	DefaultModels = []string{"isnet", "isnet-small", "chroma", "rvm", "selfie", "meet"}
 	DefaultSets   = []string{SetComposite, SetGreenscreen}
 )
 
@@ -428,9 +431,12 @@ func (b *bench) benchModel(ctx context.Context, id string, clips []*Clip, logger
 		if man.PerFrame() {
 			smooth, other = "on", "off"
 		}
-		b.engineRun(ctx, eng, id, c, smooth, true)
+		b.engineRun(ctx, eng, id, c, smooth, "", true)
 		if man.Kind != models.Recurrent && !b.o.NoSmoothingRuns {
-			b.engineRun(ctx, eng, id, c, other, false)
+			b.engineRun(ctx, eng, id, c, other, "", false)
+		}
+		if man.Refine && !b.o.NoRefineRuns {
+			b.engineRun(ctx, eng, id, c, smooth, "off", false)
 		}
 		first := !seenSet[c.Set]
 		seenSet[c.Set] = true
@@ -479,18 +485,18 @@ func (b *bench) warm(ctx context.Context, rt *models.Runtime, man *models.Manife
 }
 
 // engineRun processes a clip with the engine and measures the result.
-func (b *bench) engineRun(ctx context.Context, eng *engine.Engine, id string, c *Clip, smooth string, def bool) {
-	run := &Measurement{Model: id, Clip: c.ID, Set: c.Set, Pipeline: PipelineVidmatte, Smoothing: smooth, Default: def}
+func (b *bench) engineRun(ctx context.Context, eng *engine.Engine, id string, c *Clip, smooth, refine string, def bool) {
+	run := &Measurement{Model: id, Clip: c.ID, Set: c.Set, Pipeline: PipelineVidmatte, Smoothing: smooth, Refine: refine, Default: def}
 	b.res.Runs = append(b.res.Runs, run)
-	out := filepath.Join(b.work, fmt.Sprintf("%s-%s-%s-%s.%s", id, c.Set, c.Name, smooth, formatExt(b.o.Format)))
+	out := filepath.Join(b.work, fmt.Sprintf("%s-%s-%s-%s%s.%s", id, c.Set, c.Name, smooth, refine, formatExt(b.o.Format)))
 	defer os.Remove(out)
-	b.logf("%s on %s (vidmatte, smoothing %s)…", id, c.ID, smooth)
+	b.logf("%s on %s (vidmatte, smoothing %s%s)…", id, c.ID, smooth, map[bool]string{true: ", no refinement", false: ""}[refine == "off"])
 	debug.FreeOSMemory()
 	base := currentRSS()
 	resetPeakRSS()
 	res, err := eng.Process(ctx, engine.Request{
 		Input: c.Video, Output: out, Model: id, Format: b.o.Format,
-		Smoothing: engine.Smoothing(smooth), Batch: b.o.Batch,
+		Smoothing: engine.Smoothing(smooth), Refine: engine.Refinement(refine), Batch: b.o.Batch,
 	})
 	peak := peakRSS()
 	if err != nil {

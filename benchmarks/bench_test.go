@@ -233,3 +233,53 @@ func TestRankingLeavesOutTheTruthModel(t *testing.T) {
 		t.Errorf("ranks %v", ranks)
 	}
 }
+
+// A bench run of a refined model (meet, installed by scripts/setup) on a
+// small composite clip of generated shapes: it runs with its edge
+// refinement (the default) and without, both measured, and the report
+// compares the two.
+func TestBenchRefinementRuns(t *testing.T) {
+	harnessRuntime(t)
+	reg, err := models.NewRegistry(models.ModelsDir(models.Home()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := reg.Get("meet")
+	if st := reg.Check(m); !st.Verified {
+		t.Fatalf("meet is not installed (run scripts/setup): %+v", st)
+	}
+	out := t.TempDir()
+	var log bytes.Buffer
+	res, err := Run(context.Background(), Options{
+		Models: []string{"meet"}, Sets: []string{SetComposite}, Foregrounds: []string{FgShapes},
+		Width: 320, Height: 180, Frames: 4, Out: out, Cache: t.TempDir(), Log: &log,
+		Naive: "none", NoSmoothingRuns: true,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	labels := map[string]*Measurement{}
+	for _, r := range res.Runs {
+		if r.Error != "" {
+			t.Errorf("%s failed: %s", r.Label(), r.Error)
+		}
+		labels[r.Label()] = r
+	}
+	on, off := labels["meet"], labels["meet (no refinement)"]
+	if on == nil || off == nil || len(res.Runs) != 2 {
+		t.Fatalf("runs: %v", labels)
+	}
+	if on.Quality == nil || off.Quality == nil || off.Refine != "off" || on.Refine != "" || !on.Default || off.Default {
+		t.Fatalf("runs: %+v / %+v", on, off)
+	}
+	if on.Quality.MAD == off.Quality.MAD && on.Quality.Grad == off.Quality.Grad {
+		t.Errorf("refinement changed nothing: MAD %g, Grad %g", on.Quality.MAD, on.Quality.Grad)
+	}
+	report, err := os.ReadFile(filepath.Join(out, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(report), "## Edge refinement") || !strings.Contains(string(report), "| meet | composite/shapes-") {
+		t.Errorf("the report has no refinement comparison:\n%s", report)
+	}
+}

@@ -14,7 +14,9 @@ import (
 // BenchmarkModel measures the models alone: ONNX Runtime's Run in a loop
 // on slots prepared once, reported as ms/frame (ns/op is per Run of a
 // whole batch). chroma runs at 1080p; isnet at its 1024×1024 input with
-// batch 1 and 2, when its file is installed or VIDMATTE_ISNET is set.
+// batch 1 and 2; rvm at 768×576 (ratio 0.5), 720p and 1080p (0.25); selfie and meet at their input sizes; each when its file
+// is installed or VIDMATTE_ISNET is set. A recurrent model's state is
+// carried from run to run, as in a job.
 //
 //	go test ./benchmarks -run '^$' -bench BenchmarkModel -benchtime 3x
 func BenchmarkModel(b *testing.B) {
@@ -43,9 +45,18 @@ func BenchmarkModel(b *testing.B) {
 		{"chroma", 2, 1920, 1080},
 		{"isnet", 1, 0, 0},
 		{"isnet", 2, 0, 0},
+		{"rvm", 1, 768, 576},
+		{"rvm", 1, 1280, 720},
+		{"rvm", 1, 1920, 1080},
+		{"selfie", 1, 0, 0},
+		{"meet", 1, 0, 0},
 	}
 	for _, c := range cases {
-		b.Run(fmt.Sprintf("%s/batch%d", c.id, c.batch), func(b *testing.B) {
+		name := fmt.Sprintf("%s/batch%d", c.id, c.batch)
+		if c.w > 0 && c.id != "chroma" {
+			name = fmt.Sprintf("%s/%dx%d", c.id, c.w, c.h)
+		}
+		b.Run(name, func(b *testing.B) {
 			m, err := reg.Get(c.id)
 			if err != nil {
 				b.Fatal(err)

@@ -414,6 +414,7 @@ func renderMarkdown(r *Results, prev *Results, charts chartFiles, sheet bool) st
 	loadSection(&b, r)
 	screenSection(&b, r)
 	smoothingSection(&b, r)
+	refinementSection(&b, r)
 
 	if len(charts.overTime) > 0 {
 		p("## Alpha error over time\n\n")
@@ -708,7 +709,7 @@ type smoothingPair struct{ on, off *Measurement }
 func smoothingPairs(r *Results) []smoothingPair {
 	var out []smoothingPair
 	for _, on := range r.Runs {
-		if on.Pipeline != PipelineVidmatte || on.Smoothing != "on" || on.Error != "" || on.Quality == nil {
+		if on.Pipeline != PipelineVidmatte || on.Smoothing != "on" || on.Refine != "" || on.Error != "" || on.Quality == nil {
 			continue
 		}
 		off := r.find(PipelineVidmatte, on.Model, "off", on.Clip)
@@ -754,6 +755,37 @@ func smoothingSection(b *strings.Builder, r *Results) {
 			f(off.Flicker), f(on.Flicker), pct(off.Flicker, on.Flicker),
 			f(off.MAD), f(on.MAD), pct(off.MAD, on.MAD),
 			f(pr.off.Speed.FPS), f(pr.on.Speed.FPS), ok)
+	}
+	p("\n")
+}
+
+// refinementSection compares each refined model's default run with its
+// run without edge refinement: what the guided filter does to MAD and
+// Grad (the gradient error, which blurred edges raise), and its cost.
+func refinementSection(b *strings.Builder, r *Results) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	type pair struct{ on, off *Measurement }
+	var pairs []pair
+	for _, off := range r.Runs {
+		if off.Pipeline != PipelineVidmatte || off.Refine != "off" || off.Error != "" || off.Quality == nil {
+			continue
+		}
+		on := r.find(PipelineVidmatte, off.Model, off.Smoothing, off.Clip)
+		if on != nil && on.Quality != nil {
+			pairs = append(pairs, pair{on, off})
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	p("## Edge refinement\n\n")
+	p("Each model that runs far below the frame's resolution, with the engine's edge refinement (a guided filter of the upscaled alpha against the full-resolution luma, the default) and without it, on the same clips. Refinement should lower Grad and MAD.\n\n")
+	p("| model | clip | MAD off → on | Grad off → on | fps off → on |\n|---|---|---|---|---|\n")
+	for _, pr := range pairs {
+		on, off := qualityOf(pr.on), qualityOf(pr.off)
+		p("| %s | %s | %s → %s (%s) | %s → %s (%s) | %s → %s |\n", pr.on.Model, pr.on.Clip,
+			f(off.MAD), f(on.MAD), pct(off.MAD, on.MAD), f(off.Grad), f(on.Grad), pct(off.Grad, on.Grad),
+			f(pr.off.Speed.FPS), f(pr.on.Speed.FPS))
 	}
 	p("\n")
 }

@@ -114,6 +114,10 @@ type Measurement struct {
 	// Smoothing is the engine's temporal smoothing: "on" or "off" (empty
 	// for pipelines that have none).
 	Smoothing string `json:"smoothing,omitempty"`
+	// Refine is "off" for the run of a model the engine refines against
+	// the frame's luma (edge refinement) made without it; empty for
+	// runs with the model's default.
+	Refine string `json:"refine,omitempty"`
 	// Default marks the engine's run with the settings a user gets by
 	// default (smoothing on for per-frame models, off for recurrent ones).
 	Default bool `json:"default,omitempty"`
@@ -135,6 +139,8 @@ func (r *Measurement) Label() string {
 	switch {
 	case r.Pipeline == PipelineNaive:
 		return r.Model + " naive"
+	case r.Pipeline == PipelineVidmatte && r.Refine == "off":
+		return r.Model + " (no refinement)"
 	case r.Pipeline == PipelineVidmatte && !r.Default && r.Smoothing == "off":
 		return r.Model + " (no smoothing)"
 	case r.Pipeline == PipelineVidmatte && !r.Default && r.Smoothing == "on":
@@ -145,7 +151,11 @@ func (r *Measurement) Label() string {
 
 // key identifies a run across two result files.
 func (r *Measurement) key() string {
-	return r.Pipeline + "|" + r.Model + "|" + r.Smoothing + "|" + r.Clip
+	k := r.Pipeline + "|" + r.Model + "|" + r.Smoothing + "|" + r.Clip
+	if r.Refine != "" {
+		k += "|refine=" + r.Refine
+	}
+	return k
 }
 
 // Quality is a run's matte quality on one clip: the means over frames
@@ -290,7 +300,7 @@ func (r *Results) sets() []string {
 // find returns the run of a pipeline, model and smoothing on a clip.
 func (r *Results) find(pipeline, model, smoothing, clip string) *Measurement {
 	for _, run := range r.Runs {
-		if run.Pipeline == pipeline && run.Model == model && run.Smoothing == smoothing && run.Clip == clip && run.Error == "" {
+		if run.Pipeline == pipeline && run.Model == model && run.Smoothing == smoothing && run.Clip == clip && run.Error == "" && run.Refine == "" {
 			return run
 		}
 	}

@@ -156,6 +156,15 @@ func (f *Frame) fullRange() bool {
 // when it does not say which matrix it uses.
 func isHD(w, h int) bool { return w >= 1280 || h >= 720 }
 
+// BT709 reports whether the frame's YUV uses the BT.709 matrix (else
+// BT.601), as the decoder and the encoders read it: what the frame is
+// tagged with, else BT.709 for HD sizes.
+func (f *Frame) BT709() bool { return f.usesBT709() }
+
+// FullRange reports whether the frame's YUV uses the full 0..255 range
+// (else the video range, Y 16..235 and U, V 16..240).
+func (f *Frame) FullRange() bool { return f.fullRange() }
+
 // usesBT709 decides the matrix of the frame's YUV: what it is tagged with,
 // else BT.709 for HD sizes and BT.601 for smaller ones.
 func (f *Frame) usesBT709() bool {

@@ -88,6 +88,16 @@ const (
 	SmoothOff  Smoothing = "off" // never
 )
 
+// Refinement says whether the refine stage refines a low-resolution
+// model's upscaled alpha against the frame's luma (a guided filter).
+type Refinement string
+
+const (
+	RefineAuto Refinement = ""    // as the model says (models.Manifest.Refine)
+	RefineOn   Refinement = "on"  // for every model that runs below the frame's size
+	RefineOff  Refinement = "off" // never
+)
+
 // Request is one video to process.
 type Request struct {
 	// Input is the video to read. Output is written atomically: it is
@@ -99,6 +109,10 @@ type Request struct {
 	Background    vidmatte.Background // ImagePath filled in for image backgrounds
 	Composition   *vidmatte.Composition
 	Smoothing     Smoothing
+	Refine        Refinement
+	// DownsampleRatio, when > 0, overrides the ratio a model with a
+	// downsample-ratio input (rvm) gets from the frame size.
+	DownsampleRatio float32
 	// Batch overrides Config.Batch for this request when > 0.
 	Batch int
 	// MaxFrames, when > 0, is the most frames the request may decode: a
@@ -190,7 +204,8 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 	m, err := e.openMatter(manifest, models.LoadOptions{
 		Device: e.cfg.Device, Batch: batch,
 		FrameWidth: info.Width, FrameHeight: info.Height,
-		Frames: frameMemory(info),
+		DownsampleRatio: r.DownsampleRatio,
+		Frames:          frameMemory(info),
 	})
 	if err != nil {
 		return nil, err
@@ -226,8 +241,9 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 
 	p := &pipeline{
 		src: src, model: m, sink: out, info: info,
-		smooth:   smoothingFor(r.Smoothing, m),
-		progress: r.Progress, every: r.ProgressEvery,
+		smooth:      smoothingFor(r.Smoothing, m),
+		refineEdges: refineFor(r.Refine, manifest),
+		progress:    r.Progress, every: r.ProgressEvery,
 		start: start, total: estimateFrames(info), maxFrames: r.MaxFrames,
 	}
 	if p.every <= 0 {
@@ -308,6 +324,16 @@ func estimateFrames(info *codec.Info) int64 {
 		return int64(math.Round(info.Duration.Seconds() * fps))
 	}
 	return 0
+}
+
+func refineFor(r Refinement, m *models.Manifest) bool {
+	switch r {
+	case RefineOn:
+		return true
+	case RefineOff:
+		return false
+	}
+	return m.Refine
 }
 
 func smoothingFor(s Smoothing, m matter) bool {

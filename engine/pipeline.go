@@ -93,6 +93,9 @@ type pipeline struct {
 	sink   sink
 	info   *codec.Info
 	smooth bool
+	// refineEdges: the alpha of a model that runs below the frame's size is
+	// refined against the frame's luma (guidedFilter).
+	refineEdges bool
 
 	progress func(Progress)
 	every    time.Duration
@@ -384,8 +387,10 @@ func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work)
 }
 
 // refine turns each frame's model-size alpha into a frame-size matte:
-// quantized, upscaled, and, when the model corrects the foreground's colour
-// (spill suppression), written into the frame's chroma planes; then, for
+// quantized, upscaled (and, for low-resolution models, refined against
+// the frame's luma by a guided filter), and, when the model corrects the
+// foreground's colour (spill suppression, RVM's fgr), its chroma written
+// into the frame's chroma planes (at the edges only, for fgr); then, for
 // per-frame models, smoothed in time (which holds one frame back until the
 // next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
@@ -400,6 +405,10 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 		}
 		defer s.Close()
 		scaler, small = s, make([]byte, inW*inH)
+	}
+	var gf *guidedFilter
+	if p.refineEdges && scaler != nil {
+		gf = newGuidedFilter(w, h, inW, inH)
 	}
 	var tf *temporalFilter
 	if p.smooth {
@@ -442,7 +451,16 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 				releaseFrom(wk, i)
 				return ctx.Err()
 			}
-			err := protect("refine", func() error { return p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH) })
+			err := protect("refine", func() error {
+				if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
+					return err
+				}
+				if gf != nil {
+					y, ys := f.Plane(0)
+					gf.apply(alpha, y, ys)
+				}
+				return nil
+			})
 			if err != nil {
 				alphas <- alpha
 				releaseFrom(wk, i)
@@ -493,6 +511,13 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 			return err
 		}
 		writeChroma(f, fg, inW, inH)
+	} else if fg := mb.ForegroundRGB(i); fg != nil && scaler == nil {
+		// A model that gives its foreground's colour at the frame's
+		// size (RVM's fgr): the edges take it.
+		if err := f.MakeWritable(); err != nil {
+			return err
+		}
+		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha)
 	}
 	return nil
 }

@@ -25,6 +25,10 @@ type ImportOptions struct {
 	Description string
 	Source      string
 	License     string
+
+	// fromTFJS: the file was converted from a TensorFlow.js graph model
+	// (ImportTFJS), whose per-frame models take RGB in 0..1.
+	fromTFJS bool
 }
 
 // Import copies the ONNX file into the models folder as <id>.onnx, checks
@@ -87,16 +91,26 @@ func (r *Registry) ImportWith(file, like, id string, o ImportOptions) (*Manifest
 	var m *Manifest
 	switch sig {
 	case SignatureRVM:
-		if err := checkRVMSignature(inputs, outputs); err != nil {
+		if err := checkRVMSignature(inputs, outputs, o.fromTFJS); err != nil {
 			return nil, err
 		}
 		m = rvmManifest(id, name, filepath.Base(file), sum, fi.Size())
+		if o.fromTFJS {
+			m.Input.Layout = LayoutNHWC
+			m.DownsampleRatio.BelowOne = true
+			m.Description = "Robust Video Matting signature (recurrent) converted from a TensorFlow.js graph model (NHWC, ratios below 1): imported by the operator."
+		}
 	case SignatureISNet:
-		in, out, w, h, dyn, err := checkISNetSignature(inputs, outputs)
+		in, out, w, h, dyn, err := checkISNetSignature(inputs, outputs, o.fromTFJS)
 		if err != nil {
 			return nil, err
 		}
 		m = isnetLikeManifest(id, name, filepath.Base(file), sum, fi.Size(), in, out, w, h, dyn)
+		if o.fromTFJS {
+			m.Input.Layout = LayoutNHWC
+			m.Input.Mean, m.Input.Std = [3]float32{}, [3]float32{255, 255, 255}
+			m.Description = "Per-frame segmenter converted from a TensorFlow.js graph model (RGB in 0..1, stretched): imported by the operator."
+		}
 	}
 	if o.Description != "" {
 		m.Description = o.Description
@@ -192,8 +206,14 @@ func findIO(ios []ModelIO, name string) *ModelIO {
 func dimIs(d, want int64) bool { return d < 0 || d == want }
 
 // checkRVMSignature checks Robust Video Matting's inputs src, r1i..r4i,
-// downsample_ratio and outputs fgr, pha, r1o..r4o, all float32.
-func checkRVMSignature(inputs, outputs []ModelIO) error {
+// downsample_ratio and outputs fgr, pha, r1o..r4o, all float32, with the
+// image tensors NCHW, or NHWC when nhwc.
+func checkRVMSignature(inputs, outputs []ModelIO, nhwc bool) error {
+	c := 1 // the channel axis
+	layout := "[B,3,H,W]"
+	if nhwc {
+		c, layout = 3, "[B,H,W,3]"
+	}
 	fail := func(format string, args ...any) error {
 		return signatureError(SignatureRVM, inputs, outputs, format, args...)
 	}
@@ -211,8 +231,8 @@ func checkRVMSignature(inputs, outputs []ModelIO) error {
 		}
 		switch name {
 		case "src":
-			if len(io.Shape) != 4 || !dimIs(io.Shape[1], 3) {
-				return fail("src must be [B,3,H,W]")
+			if len(io.Shape) != 4 || !dimIs(io.Shape[c], 3) {
+				return fail("src must be %s", layout)
 			}
 		case "downsample_ratio":
 			if len(io.Shape) != 1 || !dimIs(io.Shape[0], 1) {
@@ -235,16 +255,21 @@ func checkRVMSignature(inputs, outputs []ModelIO) error {
 		if len(io.Shape) != 4 {
 			return fail("output %s must have 4 dimensions", name)
 		}
-		if (name == "fgr" && !dimIs(io.Shape[1], 3)) || (name == "pha" && !dimIs(io.Shape[1], 1)) {
-			return fail("fgr must be [B,3,H,W] and pha [B,1,H,W]")
+		if (name == "fgr" && !dimIs(io.Shape[c], 3)) || (name == "pha" && !dimIs(io.Shape[c], 1)) {
+			return fail("fgr must have 3 channels and pha 1, laid out as src is (%s)", layout)
 		}
 	}
 	return nil
 }
 
 // checkISNetSignature checks for one float image input [N,3,H,W] of a
-// fixed size and an alpha output [N,1,H,W] (named "output", or the first).
-func checkISNetSignature(inputs, outputs []ModelIO) (in, out string, w, h int, batchDynamic bool, err error) {
+// fixed size and an alpha output [N,1,H,W] (named "output", or the first);
+// [N,H,W,3] and [N,H,W,1] when nhwc.
+func checkISNetSignature(inputs, outputs []ModelIO, nhwc bool) (in, out string, w, h int, batchDynamic bool, err error) {
+	c, hx, wx := 1, 2, 3 // the axes of channels, height and width
+	if nhwc {
+		c, hx, wx = 3, 1, 2
+	}
 	fail := func(format string, args ...any) error {
 		return signatureError(SignatureISNet, inputs, outputs, format, args...)
 	}
@@ -252,10 +277,10 @@ func checkISNetSignature(inputs, outputs []ModelIO) (in, out string, w, h int, b
 		return "", "", 0, 0, false, fail("want exactly one input")
 	}
 	i := inputs[0]
-	if i.Type != "float" || len(i.Shape) != 4 || !dimIs(i.Shape[1], 3) {
-		return "", "", 0, 0, false, fail("the input must be float [N,3,H,W]")
+	if i.Type != "float" || len(i.Shape) != 4 || !dimIs(i.Shape[c], 3) {
+		return "", "", 0, 0, false, fail("the input must be float with 3 channels, [N,3,H,W] (or [N,H,W,3] from TensorFlow.js)")
 	}
-	if i.Shape[2] <= 0 || i.Shape[3] <= 0 {
+	if i.Shape[hx] <= 0 || i.Shape[wx] <= 0 {
 		return "", "", 0, 0, false, fail("the input's height and width must be fixed")
 	}
 	if i.Shape[0] > 1 {
@@ -265,13 +290,13 @@ func checkISNetSignature(inputs, outputs []ModelIO) (in, out string, w, h int, b
 	if o == nil && len(outputs) > 0 {
 		o = &outputs[0]
 	}
-	if o == nil || o.Type != "float" || len(o.Shape) != 4 || !dimIs(o.Shape[1], 1) {
-		return "", "", 0, 0, false, fail("the alpha output must be float [N,1,H,W]")
+	if o == nil || o.Type != "float" || len(o.Shape) != 4 || !dimIs(o.Shape[c], 1) {
+		return "", "", 0, 0, false, fail("the alpha output must be float with 1 channel, [N,1,H,W] (or [N,H,W,1])")
 	}
-	if !dimIs(o.Shape[2], i.Shape[2]) || !dimIs(o.Shape[3], i.Shape[3]) {
+	if !dimIs(o.Shape[hx], i.Shape[hx]) || !dimIs(o.Shape[wx], i.Shape[wx]) {
 		return "", "", 0, 0, false, fail("the alpha output must have the input's size")
 	}
-	return i.Name, o.Name, int(i.Shape[3]), int(i.Shape[2]), true, nil
+	return i.Name, o.Name, int(i.Shape[wx]), int(i.Shape[hx]), true, nil
 }
 
 // inspectFile returns a model file's inputs and outputs as ONNX Runtime

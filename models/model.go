@@ -25,6 +25,10 @@ type LoadOptions struct {
 	// FrameWidth and FrameHeight are the video's size: models with a
 	// dynamic input (chroma, rvm) run at it.
 	FrameWidth, FrameHeight int
+	// DownsampleRatio, when > 0, overrides the ratio a model with a
+	// downsample-ratio input (rvm) gets from the frame size; it must
+	// suit the model (DownsampleRatio.Check).
+	DownsampleRatio float32
 	// Frames is the caller's own memory for the job, counted against the
 	// Runtime's memory budget with the model's (see EstimateMemory).
 	Frames FrameMemory
@@ -56,6 +60,8 @@ type Model struct {
 	fgChannels int
 	// ratio is the downsample ratio fed to models that take one.
 	ratio float32
+	// nhwc: the image tensors are interleaved (Input.Layout NHWC).
+	nhwc bool
 }
 
 // Load loads m for a job: it finds or creates the session for (model,
@@ -99,7 +105,7 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 	}
 	alpha := m.Output(MeaningAlpha)
 	spec := sessionSpec{key: sessionKey{device: dev, width: w, height: h, batch: batch}}
-	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3, mem: mem}
+	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3, mem: mem, nhwc: m.Input.Layout == LayoutNHWC}
 	if m.Input.Color == ColorUV {
 		model.channels = 2
 	}
@@ -110,7 +116,8 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		if err != nil {
 			return nil, err
 		}
-		if batch > 1 {
+		// A converted model's batch is symbolic already.
+		if batch > 1 && m.Convert == nil {
 			if derived, err := r.batchFile(m); err != nil {
 				rt.log.Warn("cannot make the batch dynamic; running one frame at a time", "model", m.ID, "err", err.Error())
 				batch = 1
@@ -152,6 +159,12 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		}
 		model.fgChannels = 3
 		model.ratio = m.DownsampleRatio.Ratio(w, h)
+		if o.DownsampleRatio != 0 {
+			if err := m.DownsampleRatio.Check(o.DownsampleRatio); err != nil {
+				return nil, vidmatte.FieldErrorf("downsample_ratio", "model %s: %v", m.ID, err)
+			}
+			model.ratio = o.DownsampleRatio
+		}
 	default:
 		return nil, fmt.Errorf("models: %s: unsupported signature %q", m.ID, m.Signature)
 	}
@@ -221,6 +234,10 @@ func (m *Model) Recurrent() bool { return m.man.Kind == Recurrent }
 
 // PerFrame reports whether the engine should smooth the alpha in time.
 func (m *Model) PerFrame() bool { return m.man.PerFrame() }
+
+// Refine reports whether the engine should refine the model's upscaled
+// alpha against the frame's full-resolution luma (Manifest.Refine).
+func (m *Model) Refine() bool { return m.man.Refine }
 
 // LoadTime returns how long Load took (session creation included, when
 // the session was not cached).
@@ -306,25 +323,32 @@ func (m *Model) NewBatch() (*Batch, error) {
 	}
 	W, H := int64(m.w), int64(m.h)
 	fc := int64(m.fgChannels)
+	// shape is an image tensor's shape in the model's layout.
+	shape := func(n, c int64) ort.Shape {
+		if m.nhwc {
+			return ort.NewShape(n, H, W, c)
+		}
+		return ort.NewShape(n, c, H, W)
+	}
 	for k := 0; k < m.batch; k++ {
 		var in, al, fg *ort.Tensor[float32]
 		var err error
 		if m.Recurrent() {
-			in, err = ort.NewTensor(ort.NewShape(1, int64(ch), H, W), b.input[k*ch*hw:(k+1)*ch*hw])
+			in, err = ort.NewTensor(shape(1, int64(ch)), b.input[k*ch*hw:(k+1)*ch*hw])
 			if err == nil {
-				al, err = ort.NewTensor(ort.NewShape(1, 1, H, W), b.alpha[k*hw:(k+1)*hw])
+				al, err = ort.NewTensor(shape(1, 1), b.alpha[k*hw:(k+1)*hw])
 			}
 			if err == nil && fc > 0 {
-				fg, err = ort.NewTensor(ort.NewShape(1, fc, H, W), b.fg[k*int(fc)*hw:(k+1)*int(fc)*hw])
+				fg, err = ort.NewTensor(shape(1, fc), b.fg[k*int(fc)*hw:(k+1)*int(fc)*hw])
 			}
 		} else {
 			n := int64(k + 1)
-			in, err = ort.NewTensor(ort.NewShape(n, int64(ch), H, W), b.input[:(k+1)*ch*hw])
+			in, err = ort.NewTensor(shape(n, int64(ch)), b.input[:(k+1)*ch*hw])
 			if err == nil {
-				al, err = ort.NewTensor(ort.NewShape(n, 1, H, W), b.alpha[:(k+1)*hw])
+				al, err = ort.NewTensor(shape(n, 1), b.alpha[:(k+1)*hw])
 			}
 			if err == nil && fc > 0 {
-				fg, err = ort.NewTensor(ort.NewShape(n, fc, H, W), b.fg[:(k+1)*int(fc)*hw])
+				fg, err = ort.NewTensor(shape(n, fc), b.fg[:(k+1)*int(fc)*hw])
 			}
 		}
 		b.inT = append(b.inT, in)
@@ -347,8 +371,8 @@ func (m *Model) NewBatch() (*Batch, error) {
 // Size returns the number of frames the batch holds.
 func (b *Batch) Size() int { return b.size }
 
-// Slot returns frame i's input: C·H·W floats, NCHW (C is 3 for "rgb"
-// models, 2 for "uv" ones), for Prepare to fill.
+// Slot returns frame i's input: C·H·W floats in the model's layout (C is
+// 3 for "rgb" models, 2 for "uv" ones), for Prepare to fill.
 func (b *Batch) Slot(i int) []float32 {
 	n := b.m.channels * b.hw
 	return b.input[i*n : (i+1)*n : (i+1)*n]
@@ -369,14 +393,19 @@ func (b *Batch) Foreground(i int) []float32 {
 	return b.fg[i*2*b.hw : (i+1)*2*b.hw : (i+1)*2*b.hw]
 }
 
-// ForegroundRGB returns frame i's foreground as R, G, B planes in 0..1
-// (RVM's fgr), valid after Run, or nil when the model gives none.
+// ForegroundRGB returns frame i's foreground as R, G, B in 0..1 (RVM's
+// fgr), valid after Run, or nil when the model gives none: three planes,
+// or interleaved R, G, B per pixel when ForegroundInterleaved.
 func (b *Batch) ForegroundRGB(i int) []float32 {
 	if b.m.fgChannels != 3 {
 		return nil
 	}
 	return b.fg[i*3*b.hw : (i+1)*3*b.hw : (i+1)*3*b.hw]
 }
+
+// ForegroundInterleaved reports whether ForegroundRGB is interleaved
+// (an NHWC model) rather than planar.
+func (b *Batch) ForegroundInterleaved() bool { return b.m.nhwc }
 
 // Close releases the batch's tensors.
 func (b *Batch) Close() error {

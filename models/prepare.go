@@ -3,7 +3,8 @@ package models
 import "fmt"
 
 // PrepareRGB fills a slot from a frame prepared at InputSize as planar R, G,
-// B bytes (3·w·h, what codec.RGBScaler writes), normalized the way the
+// B bytes (3·w·h, what codec.RGBScaler writes), in the model's layout
+// (interleaved for NHWC models), normalized the way the
 // model's authors do ((v − mean) / std per channel, through a lookup
 // table). It is the hot path of "rgb" models: no allocation. It panics when
 // the model is not an "rgb" model or the buffers are too short.
@@ -14,6 +15,16 @@ func (m *Model) PrepareRGB(slot []float32, rgb []byte) {
 	}
 	if len(slot) < 3*hw || len(rgb) < 3*hw {
 		panic(fmt.Sprintf("models: PrepareRGB needs 3×%d×%d values (slot %d, rgb %d)", m.w, m.h, len(slot), len(rgb)))
+	}
+	if m.nhwc {
+		r, g, b := rgb[:hw], rgb[hw:2*hw], rgb[2*hw:3*hw]
+		l0, l1, l2 := &m.lut[0], &m.lut[1], &m.lut[2]
+		dst := slot[:3*hw]
+		for i := range r {
+			d := dst[3*i : 3*i+3 : 3*i+3]
+			d[0], d[1], d[2] = l0[r[i]], l1[g[i]], l2[b[i]]
+		}
+		return
 	}
 	for c := range 3 {
 		lut := &m.lut[c]

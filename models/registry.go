@@ -97,7 +97,7 @@ func NewRegistry(dir string) (*Registry, error) {
 			err = errors.New("chroma models are built in, not imported")
 		}
 		if err == nil {
-			m.Builtin, m.Generated = false, false
+			m.Builtin, m.Generated, m.Convert = false, false, nil
 			err = r.add(m)
 		}
 		if err != nil {
@@ -204,6 +204,9 @@ func (r *Registry) Check(m *Manifest) FileStatus {
 			return FileStatus{Present: true, Problem: err.Error()}
 		}
 		return FileStatus{Present: true, Verified: true, Size: int64(len(data))}
+	}
+	if m.Convert != nil {
+		return r.checkConverted(m)
 	}
 	return r.checkFile(r.Path(m), m.Size, m.SHA256)
 }

@@ -47,7 +47,7 @@ func TestRegistryGet(t *testing.T) {
 	for _, m := range r.List() {
 		ids = append(ids, m.ID)
 	}
-	if got := strings.Join(ids, ","); got != "chroma,chroma-blue,isnet,isnet-small" {
+	if got := strings.Join(ids, ","); got != "chroma,chroma-blue,isnet,isnet-small,meet,rvm,selfie" {
 		t.Errorf("List = %s", got)
 	}
 }

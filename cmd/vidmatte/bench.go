@@ -36,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	format := fs.String("format", string(vidmatte.FormatPNGSequence), "output format of every pipeline: png_sequence (exact alpha) or webm")
 	naive := fs.String("naive", "first", "clips the naive ffmpeg + script pipeline runs on: first (of each set), all or none")
 	noSmooth := fs.Bool("no-smoothing-runs", false, "skip the runs of per-frame models without temporal smoothing")
+	noRefine := fs.Bool("no-refinement-runs", false, "skip the runs of refined models (selfie, meet) without edge refinement")
 	noKeyers := fs.Bool("no-keyers", false, "skip FFmpeg's chromakey and colorkey on screen clips")
 	truth := fs.String("truth-model", "isnet", "model that cuts the photo foregrounds out (their clips' truth)")
 	device := fs.String("device", "cpu", "cpu or cuda")
@@ -139,7 +140,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Models: benchList(*modelList), Sets: setList, Out: *out, Home: *home, Cache: *cache,
 		Seed: *seed, Width: w, Height: h, FPS: *fps, Frames: genFrames, Foregrounds: benchList(*fgs),
 		AllFileFrames: *frames == 0,
-		Format:        f, Naive: *naive, NoSmoothingRuns: *noSmooth, NoKeyers: *noKeyers, TruthModel: *truth,
+		Format:        f, Naive: *naive, NoSmoothingRuns: *noSmooth, NoRefineRuns: *noRefine, NoKeyers: *noKeyers, TruthModel: *truth,
 		Device: dev, Threads: *threads, Batch: *batch, Previous: *previous, Log: logw,
 	}
 	res, err := benchmarks.Run(ctx, opts)

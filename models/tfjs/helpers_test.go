@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
-
-	"vidmatte/models"
 )
 
 // assetsRequired reports whether tests on installed assets must run
@@ -38,7 +36,7 @@ var ortErr error
 // initORT loads the installed ONNX Runtime library once per process.
 func initORT(t testing.TB) {
 	t.Helper()
-	lib := models.DefaultLibraryPath()
+	lib := defaultLibraryPath()
 	needAsset(t, lib)
 	ortOnce.Do(func() {
 		if ort.IsInitialized() {
@@ -292,4 +290,28 @@ func floatToHalf(f float32) uint16 {
 		h++
 	}
 	return sign | uint16(h)
+}
+
+// assetHome is vidmatte's home folder as models.Home finds it (this
+// package's tests cannot import models, which imports this package).
+func assetHome() string {
+	if h := os.Getenv("VIDMATTE_HOME"); h != "" {
+		return h
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "vidmatte")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = "."
+	}
+	return filepath.Join(home, ".local", "share", "vidmatte")
+}
+
+// defaultLibraryPath is models.DefaultLibraryPath.
+func defaultLibraryPath() string {
+	if p := os.Getenv("VIDMATTE_ORT_LIB"); p != "" {
+		return p
+	}
+	return filepath.Join(assetHome(), "lib", "libonnxruntime.so.1")
 }
