@@ -451,7 +451,6 @@ func (s *Service) FetchBackground(ctx context.Context, rawURL string) (string, e
 	return final, nil
 }
 
-
 // SanitizeFilename keeps the last path element of a client's file name,
 // without control or reserved characters, at most 200 bytes.
 func SanitizeFilename(name string) string {
