@@ -25,7 +25,7 @@ import (
 //	vidmatte_inference_seconds_total      time spent in the model
 //	vidmatte_job_duration_seconds         processing time of finished jobs
 //	vidmatte_webhook_attempts_total{outcome}
-//	vidmatte_job_leases_total{event}      rescued, lost, heartbeat_failed (this daemon)
+//	vidmatte_job_leases_total{event}      rescued, lost, heartbeat_failed, store_retry (this daemon)
 //	vidmatte_jobs_running                 jobs running in this daemon
 //
 // The latency exemplars carry request ids; they are exposed in the
@@ -74,7 +74,7 @@ func NewMetrics() *Metrics {
 		Name: "vidmatte_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, retry, failed).",
 	}, []string{"outcome"})
 	m.leases = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vidmatte_job_leases_total", Help: "Job lease events in this daemon: rescued (taken back after its lease ran out), lost (taken by another daemon), heartbeat_failed.",
+		Name: "vidmatte_job_leases_total", Help: "Job lease and runner-write events in this daemon: rescued (taken back after its lease ran out), lost (taken by another daemon), heartbeat_failed, store_retry.",
 	}, []string{"event"})
 	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vidmatte_jobs_running", Help: "Jobs running in this daemon.",

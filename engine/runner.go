@@ -51,7 +51,8 @@ type JobMetrics interface {
 // LeaseMetrics, when the metrics sink has it, counts what happens to job
 // leases (rescued: a job whose lease ran out taken back by this daemon;
 // lost: a job of this daemon's taken back by another; heartbeat_failed: a
-// renewal the store did not answer) and how many jobs run here.
+// renewal the store did not answer; store_retry: a runner write tried
+// again after a passing store error) and how many jobs run here.
 type LeaseMetrics interface {
 	ObserveLease(event string, n int)
 	SetRunning(n int)
@@ -797,6 +798,7 @@ func (r *Runner) retry(log *slog.Logger, what string, f func() error) error {
 			return err
 		}
 		log.Warn(what+" failed; retrying", slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.Any("error", err))
+		r.observeLease("store_retry", 1)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
