@@ -56,6 +56,13 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ params) 
 			out.Processing = counts[vidmatte.StatusProcessing]
 		}
 	}
+	if err := s.files.Ping(ctx); err != nil {
+		out.Checks["artifacts"] = "unreachable"
+		problems = append(problems, "artifact storage unreachable")
+		loggerFrom(ctx).Error("health: artifacts", "error", err)
+	} else {
+		out.Checks["artifacts"] = "ok"
+	}
 	if s.cfg.ModelsReady != nil {
 		if err := s.cfg.ModelsReady(ctx); err != nil {
 			out.Checks["models"] = "unavailable"

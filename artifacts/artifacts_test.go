@@ -13,6 +13,9 @@ import (
 
 	"vidmatte"
 	"vidmatte/internal/tests3"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 func TestMain(m *testing.M) { os.Exit(tests3.Run(m)) }
@@ -290,5 +293,33 @@ func TestParseS3URL(t *testing.T) {
 		if _, err := ParseS3URL(bad); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// Files answer a health check: local files always, an object store when
+// it is reachable.
+func TestFilesPing(t *testing.T) {
+	ctx := context.Background()
+	local, _ := NewFiles(nil, "")
+	if err := local.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	endpoint, bucket := tests3.Bucket(t)
+	s, err := NewS3(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: tests3.AccessKey, SecretKey: tests3.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFiles(s, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Ping(ctx); err != nil {
+		t.Fatalf("a reachable store: %v", err)
+	}
+	gone := *s
+	gone.client, _ = minio.New("127.0.0.1:1", &minio.Options{Creds: credentials.NewStaticV4("a", "b", ""), BucketLookup: minio.BucketLookupPath})
+	f2, _ := NewFiles(&gone, t.TempDir())
+	if err := f2.Ping(ctx); vidmatte.ErrorCode(err) != vidmatte.CodeUnavailable {
+		t.Fatalf("an unreachable store: %v", err)
 	}
 }

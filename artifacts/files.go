@@ -47,6 +47,15 @@ func (f *Files) Name() string {
 	return f.store.Name()
 }
 
+// Ping checks that the object store answers (local files always do): the
+// files' part of the daemon's health.
+func (f *Files) Ping(ctx context.Context) error {
+	if f.store == nil {
+		return nil
+	}
+	return f.store.List(ctx, "health/", func(Info) error { return nil })
+}
+
 // Shared reports whether the files are in an object store every daemon
 // reads.
 func (f *Files) Shared() bool { return f.store != nil }
