@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -22,34 +21,12 @@ import (
 	"vidmatte/store"
 )
 
-// startNode starts 'vidmatte serve' on the cluster's store, with a short
-// lease, and returns its process and base URL.
+// startNode starts 'vidmatte serve' on the cluster's store and bucket,
+// with a short lease, and returns its process and base URL.
 func startNode(t *testing.T, bin, dir, dsn, bucket string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--store", dsn, "--artifacts", bucket,
-		"--default-model", "chroma", "--log-format", "json")
-	cmd.Env = append(os.Environ(), "VIDMATTE_LEASE=3s",
-		"AWS_ACCESS_KEY_ID="+tests3.AccessKey, "AWS_SECRET_ACCESS_KEY="+tests3.SecretKey)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, _ := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT); cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if rest, ok := strings.CutPrefix(lines.Text(), "vidmatte: listening on "); ok {
-			go io.Copy(io.Discard, stdout)
-			return cmd, strings.Fields(rest)[0]
-		}
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-	t.Fatalf("serve did not say where it listens:\n%s", b)
-	return nil, ""
+	return startServeWith(t, bin, dir, []string{"--store", dsn, "--artifacts", bucket},
+		[]string{"VIDMATTE_LEASE=3s", "AWS_ACCESS_KEY_ID=" + tests3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + tests3.SecretKey})
 }
 
 // Daemons on one PostgreSQL store and one S3 bucket: a node killed with SIGKILL mid-job is

@@ -299,8 +299,17 @@ func buildBinary(t *testing.T) string {
 // startServe starts 'vidmatte serve' and returns its process and base URL.
 func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--allow-private-fetch",
-		"--default-model", "chroma", "--log-format", "json")
+	return startServeWith(t, bin, dir, []string{"--allow-private-fetch"}, nil)
+}
+
+// startServeWith starts 'vidmatte serve' on the data folder with more
+// flags and environment, and returns its process and base URL. The process
+// is killed (resumed first, if the test froze it) when the test ends.
+func startServeWith(t *testing.T, bin, dir string, args, env []string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir,
+		"--default-model", "chroma", "--log-format", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +319,7 @@ func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT); cmd.Process.Kill(); cmd.Wait(); logf.Close() })
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		line := lines.Text()
