@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"vidmatte"
 	"vidmatte/internal/testmedia"
@@ -42,5 +43,45 @@ func TestResultCarriesStageTimes(t *testing.T) {
 	}
 	if inf := res.Stages[2]; inf.Busy < res.InferTime {
 		t.Errorf("infer stage busy %v, less than the %v measured inside the model", inf.Busy, res.InferTime)
+	}
+}
+
+// stageSink is a metrics sink with StageMetrics: it hands what it gets to
+// the test.
+type stageSink struct {
+	jobs   chan string
+	stages chan []StageTime
+}
+
+func (s *stageSink) ObserveJob(id string, _ vidmatte.Status, _ int64, _, _ time.Duration) {
+	s.jobs <- id
+}
+
+func (s *stageSink) ObserveStages(id string, st []StageTime) { s.stages <- st }
+
+// A runner whose metrics sink takes stage times gives it those of each
+// completed job, after the job itself.
+func TestRunnerReportsStageTimes(t *testing.T) {
+	e := newRunnerEnv(t)
+	j := e.queue(t, e.clip)
+	sink := &stageSink{jobs: make(chan string, 1), stages: make(chan []StageTime, 1)}
+	r, err := NewRunner(RunnerConfig{Jobs: e.db, Processor: newTestEngine(t, 1), OutputDir: filepath.Join(e.dir, "outputs"), Slots: 1,
+		MaxAttempts: 2, PollInterval: 20 * time.Millisecond, Events: e.events, Metrics: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	r.Wake()
+	if id := <-sink.jobs; id != j.ID {
+		t.Fatalf("job %s observed, want %s", id, j.ID)
+	}
+	st := <-sink.stages
+	if len(st) != numStages || st[0].Name != "decode" || st[numStages-1].Name != "encode" {
+		t.Fatalf("stages %+v", st)
+	}
+	for _, s := range st {
+		if s.Busy <= 0 {
+			t.Errorf("%s: busy %v", s.Name, s.Busy)
+		}
 	}
 }
