@@ -303,3 +303,57 @@ void vm_interrupt_raise(int *flag) {
 void vm_interrupt_free(int *flag) {
     av_free(flag);
 }
+
+// vm_frame_own_chroma gives the yuv420p frame f U and V planes that no one
+// else references, for a caller that overwrites them whole: when either is
+// shared, both move to a new buffer (their contents undefined) and the Y
+// plane stays where it is, shared or not. Buffers no plane points into any
+// more are dropped. Nothing is copied.
+int vm_frame_own_chroma(AVFrame *f) {
+    if (f->format != AV_PIX_FMT_YUV420P || f->nb_extended_buf) {
+        return AVERROR(EINVAL);
+    }
+    int shared = 0;
+    for (int p = 1; p <= 2; p++) {
+        AVBufferRef *b = av_frame_get_plane_buffer(f, p);
+        if (!b || !av_buffer_is_writable(b)) {
+            shared = 1;
+        }
+    }
+    if (!shared) {
+        return 0;
+    }
+    int ls = FFALIGN((f->width + 1) / 2, 64);
+    size_t plane = (size_t)ls * ((f->height + 1) / 2);
+    AVBufferRef *nb = av_buffer_alloc(2 * plane + 64);
+    if (!nb) {
+        return AVERROR(ENOMEM);
+    }
+    f->data[1] = nb->data;
+    f->data[2] = nb->data + plane;
+    f->linesize[1] = f->linesize[2] = ls;
+    AVBufferRef *keep[AV_NUM_DATA_POINTERS];
+    int n = 0;
+    for (int i = 0; i < AV_NUM_DATA_POINTERS; i++) {
+        AVBufferRef *b = f->buf[i];
+        f->buf[i] = NULL;
+        if (!b) {
+            continue;
+        }
+        int used = 0;
+        for (int p = 0; p < AV_NUM_DATA_POINTERS && !used; p++) {
+            used = f->data[p] && f->data[p] >= b->data && f->data[p] < b->data + b->size;
+        }
+        if (used) {
+            keep[n++] = b;
+        } else {
+            av_buffer_unref(&b);
+        }
+    }
+    // Y lives in one buffer at most, so at least one slot is free.
+    for (int i = 0; i < n; i++) {
+        f->buf[i] = keep[i];
+    }
+    f->buf[n] = nb;
+    return 0;
+}

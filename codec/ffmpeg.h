@@ -21,6 +21,7 @@ int vm_frame_attach_alpha(AVFrame *dst, const AVFrame *src, AVBufferPool *pool, 
                           const uint8_t *alpha, int alpha_stride);
 int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int alpha_stride);
 int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height);
+int vm_frame_own_chroma(AVFrame *f);
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
 
 void vm_set_colorspace(AVFrame *f, int colorspace, int range);

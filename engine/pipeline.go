@@ -568,7 +568,9 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		quantize(alpha, a)
 	}
 	if fg := mb.Foreground(i); fg != nil {
-		if err := f.MakeWritable(); err != nil {
+		// writeChroma overwrites U and V whole and leaves Y: only the
+		// chroma needs to be the frame's own, uncopied.
+		if err := f.OwnChroma(); err != nil {
 			return err
 		}
 		writeChroma(f, fg, inW, inH)
