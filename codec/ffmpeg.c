@@ -130,23 +130,6 @@ int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int
     return 0;
 }
 
-// vm_frame_from_alpha_plane is vm_frame_mask reading the A plane of the
-// yuva420p frame src.
-int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height) {
-    if (src->format != AV_PIX_FMT_YUVA420P || width > src->width || height > src->height) {
-        return AVERROR(EINVAL);
-    }
-    int ret = alloc_gray_yuv(dst, width, height);
-    if (ret < 0) {
-        return ret;
-    }
-    for (int y = 0; y < height; y++) {
-        memcpy(dst->data[0] + (size_t)y * dst->linesize[0], src->data[3] + (size_t)y * src->linesize[3], width);
-    }
-    dst->pts = src->pts;
-    return 0;
-}
-
 // vm_frame_fill_yuva allocates f as a yuv420p or yuva420p frame with every
 // sample of each plane set to the given value.
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a) {
@@ -355,5 +338,54 @@ int vm_frame_own_chroma(AVFrame *f) {
         f->buf[i] = keep[i];
     }
     f->buf[n] = nb;
+    return 0;
+}
+
+// vm_neutral_chroma allocates the U and V planes (U first, each
+// (height+1)/2 rows at linesize ls) of a picture whose chroma is neutral:
+// every sample 128. Mask pictures share it, read-only.
+AVBufferRef *vm_neutral_chroma(int height, int ls) {
+    size_t size = 2 * (size_t)ls * ((height + 1) / 2);
+    AVBufferRef *b = av_buffer_alloc(size + 64);
+    if (b) {
+        memset(b->data, 128, size + 64);
+    }
+    return b;
+}
+
+void vm_buffer_unref(AVBufferRef **b) {
+    av_buffer_unref(b);
+}
+
+// vm_frame_mask_ref makes dst a full-range yuv420p picture of width x
+// height whose luma is the A plane of the yuva420p frame src (a new
+// reference to it, no copy) and whose chroma is the neutral planes of
+// chroma (vm_neutral_chroma, linesize ls), referenced too.
+int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls) {
+    if (src->format != AV_PIX_FMT_YUVA420P || width > src->width || height > src->height ||
+        (size_t)ls < (size_t)(width + 1) / 2 || chroma->size < 2 * (size_t)ls * ((height + 1) / 2)) {
+        return AVERROR(EINVAL);
+    }
+    AVBufferRef *a = av_frame_get_plane_buffer(src, 3);
+    if (!a) {
+        return AVERROR(EINVAL);
+    }
+    dst->buf[0] = av_buffer_ref(a);
+    dst->buf[1] = av_buffer_ref(chroma);
+    if (!dst->buf[0] || !dst->buf[1]) {
+        av_frame_unref(dst);
+        return AVERROR(ENOMEM);
+    }
+    dst->format = AV_PIX_FMT_YUV420P;
+    dst->width = width;
+    dst->height = height;
+    dst->data[0] = src->data[3];
+    dst->linesize[0] = src->linesize[3];
+    dst->data[1] = chroma->data;
+    dst->data[2] = chroma->data + (size_t)ls * ((height + 1) / 2);
+    dst->linesize[1] = dst->linesize[2] = ls;
+    dst->extended_data = dst->data;
+    dst->color_range = AVCOL_RANGE_JPEG;
+    dst->pts = src->pts;
     return 0;
 }
