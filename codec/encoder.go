@@ -136,7 +136,11 @@ type Encoder struct {
 
 	alphaPool     *C.AVBufferPool
 	alphaLinesize int
-	pkt           *astiav.Packet
+	// maskChroma is the neutral chroma every mask picture references
+	// (the mask format only; made with the first picture).
+	maskChroma   *C.AVBufferRef
+	maskLinesize int
+	pkt          *astiav.Packet
 
 	started bool
 	// origin is the first frame's PTS: the output starts there.
@@ -505,9 +509,18 @@ func (e *Encoder) drainGraph() error {
 // that come out. It does not take f over.
 func (e *Encoder) encode(f *astiav.Frame) error {
 	if e.opts.Format == vidmatte.FormatMask {
+		if e.maskChroma == nil {
+			e.maskLinesize = ((e.lay.outW+1)/2 + 63) &^ 63
+			e.maskChroma = C.vm_neutral_chroma(C.int(e.lay.outH), C.int(e.maskLinesize))
+			if e.maskChroma == nil {
+				return internalErr("building the mask picture", errors.New("out of memory"))
+			}
+		}
+		// The picture's luma is the alpha plane itself, its chroma the
+		// shared neutral planes: nothing is allocated or copied.
 		m := getShell()
 		defer putShell(m)
-		if ret := C.vm_frame_from_alpha_plane(cFrame(m), cFrame(f), C.int(e.lay.outW), C.int(e.lay.outH)); ret < 0 {
+		if ret := C.vm_frame_mask_ref(cFrame(m), cFrame(f), C.int(e.lay.outW), C.int(e.lay.outH), e.maskChroma, C.int(e.maskLinesize)); ret < 0 {
 			return internalErr("building the mask picture", avErr(ret))
 		}
 		f = m
@@ -715,5 +728,8 @@ func (e *Encoder) release() {
 	if e.alphaPool != nil {
 		C.vm_buffer_pool_free(e.alphaPool)
 		e.alphaPool = nil
+	}
+	if e.maskChroma != nil {
+		C.vm_buffer_unref(&e.maskChroma)
 	}
 }

@@ -130,23 +130,6 @@ int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int
     return 0;
 }
 
-// vm_frame_from_alpha_plane is vm_frame_mask reading the A plane of the
-// yuva420p frame src.
-int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height) {
-    if (src->format != AV_PIX_FMT_YUVA420P || width > src->width || height > src->height) {
-        return AVERROR(EINVAL);
-    }
-    int ret = alloc_gray_yuv(dst, width, height);
-    if (ret < 0) {
-        return ret;
-    }
-    for (int y = 0; y < height; y++) {
-        memcpy(dst->data[0] + (size_t)y * dst->linesize[0], src->data[3] + (size_t)y * src->linesize[3], width);
-    }
-    dst->pts = src->pts;
-    return 0;
-}
-
 // vm_frame_fill_yuva allocates f as a yuv420p or yuva420p frame with every
 // sample of each plane set to the given value.
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a) {
@@ -302,4 +285,107 @@ void vm_interrupt_raise(int *flag) {
 
 void vm_interrupt_free(int *flag) {
     av_free(flag);
+}
+
+// vm_frame_own_chroma gives the yuv420p frame f U and V planes that no one
+// else references, for a caller that overwrites them whole: when either is
+// shared, both move to a new buffer (their contents undefined) and the Y
+// plane stays where it is, shared or not. Buffers no plane points into any
+// more are dropped. Nothing is copied.
+int vm_frame_own_chroma(AVFrame *f) {
+    if (f->format != AV_PIX_FMT_YUV420P || f->nb_extended_buf) {
+        return AVERROR(EINVAL);
+    }
+    int shared = 0;
+    for (int p = 1; p <= 2; p++) {
+        AVBufferRef *b = av_frame_get_plane_buffer(f, p);
+        if (!b || !av_buffer_is_writable(b)) {
+            shared = 1;
+        }
+    }
+    if (!shared) {
+        return 0;
+    }
+    int ls = FFALIGN((f->width + 1) / 2, 64);
+    size_t plane = (size_t)ls * ((f->height + 1) / 2);
+    AVBufferRef *nb = av_buffer_alloc(2 * plane + 64);
+    if (!nb) {
+        return AVERROR(ENOMEM);
+    }
+    f->data[1] = nb->data;
+    f->data[2] = nb->data + plane;
+    f->linesize[1] = f->linesize[2] = ls;
+    AVBufferRef *keep[AV_NUM_DATA_POINTERS];
+    int n = 0;
+    for (int i = 0; i < AV_NUM_DATA_POINTERS; i++) {
+        AVBufferRef *b = f->buf[i];
+        f->buf[i] = NULL;
+        if (!b) {
+            continue;
+        }
+        int used = 0;
+        for (int p = 0; p < AV_NUM_DATA_POINTERS && !used; p++) {
+            used = f->data[p] && f->data[p] >= b->data && f->data[p] < b->data + b->size;
+        }
+        if (used) {
+            keep[n++] = b;
+        } else {
+            av_buffer_unref(&b);
+        }
+    }
+    // Y lives in one buffer at most, so at least one slot is free.
+    for (int i = 0; i < n; i++) {
+        f->buf[i] = keep[i];
+    }
+    f->buf[n] = nb;
+    return 0;
+}
+
+// vm_neutral_chroma allocates the U and V planes (U first, each
+// (height+1)/2 rows at linesize ls) of a picture whose chroma is neutral:
+// every sample 128. Mask pictures share it, read-only.
+AVBufferRef *vm_neutral_chroma(int height, int ls) {
+    size_t size = 2 * (size_t)ls * ((height + 1) / 2);
+    AVBufferRef *b = av_buffer_alloc(size + 64);
+    if (b) {
+        memset(b->data, 128, size + 64);
+    }
+    return b;
+}
+
+void vm_buffer_unref(AVBufferRef **b) {
+    av_buffer_unref(b);
+}
+
+// vm_frame_mask_ref makes dst a full-range yuv420p picture of width x
+// height whose luma is the A plane of the yuva420p frame src (a new
+// reference to it, no copy) and whose chroma is the neutral planes of
+// chroma (vm_neutral_chroma, linesize ls), referenced too.
+int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls) {
+    if (src->format != AV_PIX_FMT_YUVA420P || width > src->width || height > src->height ||
+        (size_t)ls < (size_t)(width + 1) / 2 || chroma->size < 2 * (size_t)ls * ((height + 1) / 2)) {
+        return AVERROR(EINVAL);
+    }
+    AVBufferRef *a = av_frame_get_plane_buffer(src, 3);
+    if (!a) {
+        return AVERROR(EINVAL);
+    }
+    dst->buf[0] = av_buffer_ref(a);
+    dst->buf[1] = av_buffer_ref(chroma);
+    if (!dst->buf[0] || !dst->buf[1]) {
+        av_frame_unref(dst);
+        return AVERROR(ENOMEM);
+    }
+    dst->format = AV_PIX_FMT_YUV420P;
+    dst->width = width;
+    dst->height = height;
+    dst->data[0] = src->data[3];
+    dst->linesize[0] = src->linesize[3];
+    dst->data[1] = chroma->data;
+    dst->data[2] = chroma->data + (size_t)ls * ((height + 1) / 2);
+    dst->linesize[1] = dst->linesize[2] = ls;
+    dst->extended_data = dst->data;
+    dst->color_range = AVCOL_RANGE_JPEG;
+    dst->pts = src->pts;
+    return 0;
 }

@@ -20,7 +20,10 @@ int64_t vm_frame_duration(const AVFrame *f);
 int vm_frame_attach_alpha(AVFrame *dst, const AVFrame *src, AVBufferPool *pool, int alpha_linesize,
                           const uint8_t *alpha, int alpha_stride);
 int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int alpha_stride);
-int vm_frame_from_alpha_plane(AVFrame *dst, const AVFrame *src, int width, int height);
+int vm_frame_own_chroma(AVFrame *f);
+AVBufferRef *vm_neutral_chroma(int height, int ls);
+void vm_buffer_unref(AVBufferRef **b);
+int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls);
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
 
 void vm_set_colorspace(AVFrame *f, int colorspace, int range);

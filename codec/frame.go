@@ -122,6 +122,40 @@ func (f *Frame) MakeWritable() error {
 	return nil
 }
 
+// OwnChroma gives the frame U and V planes of its own, for a caller that
+// overwrites every sample of both (each row's (Width+1)/2 samples): where
+// they are shared with anyone else, they move to a new buffer whose
+// contents are undefined; the Y plane stays as it is, shared or not, and
+// must not be written. Nothing is copied (MakeWritable copies the whole
+// picture). Call Plane again afterwards: the planes may have moved.
+func (f *Frame) OwnChroma() error {
+	av := f.av.Load()
+	if av == nil {
+		return internalErr("replacing a frame's chroma", errors.New("the frame was released"))
+	}
+	if err := avErr(C.vm_frame_own_chroma(cFrame(av))); err != nil {
+		return internalErr("replacing a frame's chroma", err)
+	}
+	f.loadPlanes(av)
+	return nil
+}
+
+// Ref returns a new reference to the frame's planes (no copy), owned by
+// the caller until it calls Release, like the frames the Decoder hands
+// out. Writing to either frame's planes needs MakeWritable or OwnChroma.
+func (f *Frame) Ref() (*Frame, error) {
+	av := f.av.Load()
+	if av == nil {
+		return nil, internalErr("referencing a frame", errors.New("the frame was released"))
+	}
+	r := getShell()
+	if err := r.Ref(av); err != nil {
+		putShell(r)
+		return nil, internalErr("referencing a frame", err)
+	}
+	return newFrame(r, f.tb, f.start), nil
+}
+
 // Release gives the frame back to its pool. It is safe after the Decoder
 // is closed; a second call does nothing.
 func (f *Frame) Release() {

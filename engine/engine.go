@@ -155,6 +155,19 @@ type Result struct {
 	Device    models.Device
 	Width     int
 	Height    int
+	// Stages is how each stage of the pipeline spent the run, in order:
+	// decode, batch (preparing the model's input), infer, refine, encode.
+	Stages []StageTime
+}
+
+// StageTime is one pipeline stage's time: Busy working (decoding,
+// preparing, in the model, refining, encoding), Wait blocked on its
+// channels, for input or for room downstream. Busy+Wait is the stage's
+// lifetime, at most the run's.
+type StageTime struct {
+	Name string
+	Busy time.Duration
+	Wait time.Duration
 }
 
 // DefaultModel is the model used when a request names none.
@@ -276,6 +289,7 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 		Device:    m.Device(),
 		Width:     info.Width,
 		Height:    info.Height,
+		Stages:    p.stages(),
 	}
 	if elapsed > 0 {
 		res.FPS = float64(p.done) / elapsed.Seconds()

@@ -106,6 +106,42 @@ type pipeline struct {
 
 	done      int64         // frames encoded (written by the encode stage only)
 	inferTime time.Duration // written by the infer stage only
+
+	// clocks: each stage's own, written by that stage only and read after
+	// run has waited for all of them.
+	clocks [numStages]stageClock
+}
+
+// The stages, in order, as StageTime names them.
+const (
+	stageDecode = iota
+	stageBatch
+	stageInfer
+	stageRefine
+	stageEncode
+	numStages
+)
+
+var stageNames = [numStages]string{"decode", "batch", "infer", "refine", "encode"}
+
+// stageClock measures one stage: how long it waited on its channels (for
+// input, for a free batch or alpha buffer, for room downstream); the rest
+// of its life it was busy.
+type stageClock struct {
+	wait time.Duration
+	life time.Duration
+}
+
+// waited adds the time since t to the waits.
+func (c *stageClock) waited(t time.Time) { c.wait += time.Since(t) }
+
+// stages is what the clocks measured.
+func (p *pipeline) stages() []StageTime {
+	out := make([]StageTime, numStages)
+	for i, c := range p.clocks {
+		out[i] = StageTime{Name: stageNames[i], Busy: max(c.life-c.wait, 0), Wait: c.wait}
+	}
+	return out
 }
 
 // run starts the stages and waits for all of them. The first error ends
@@ -159,21 +195,28 @@ func (p *pipeline) run(parent context.Context) error {
 	// A panic in a stage is that stage's error: it ends this run, and only
 	// this run, like any other failure (a goroutine's panic is not caught
 	// by the recover of the goroutine that started it).
-	stage := func(name string, f func(context.Context) error) {
+	stage := func(i int, f func(context.Context, *stageClock) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := protect(name+" stage", func() error { return f(ctx) }); err != nil {
+			c := &p.clocks[i]
+			t := time.Now()
+			defer func() { c.life = time.Since(t) }()
+			if err := protect(stageNames[i]+" stage", func() error { return f(ctx, c) }); err != nil {
 				fail(err)
 			}
 		}()
 	}
 
-	stage("decode", func(ctx context.Context) error { return p.decode(ctx, decoded) })
-	stage("batch", func(ctx context.Context) error { return p.batch(ctx, decoded, free, filled, nb, inW, inH) })
-	stage("infer", func(ctx context.Context) error { return p.infer(ctx, filled, inferred) })
-	stage("refine", func(ctx context.Context) error { return p.refine(ctx, inferred, free, alphas, refined, inW, inH) })
-	stage("encode", func(ctx context.Context) error { return p.encode(ctx, refined, alphas) })
+	stage(stageDecode, func(ctx context.Context, c *stageClock) error { return p.decode(ctx, c, decoded) })
+	stage(stageBatch, func(ctx context.Context, c *stageClock) error {
+		return p.batch(ctx, c, decoded, free, filled, nb, inW, inH)
+	})
+	stage(stageInfer, func(ctx context.Context, c *stageClock) error { return p.infer(ctx, c, filled, inferred) })
+	stage(stageRefine, func(ctx context.Context, c *stageClock) error {
+		return p.refine(ctx, c, inferred, free, alphas, refined, inW, inH)
+	})
+	stage(stageEncode, func(ctx context.Context, c *stageClock) error { return p.encode(ctx, c, refined, alphas) })
 	wg.Wait()
 
 	// Whatever is still in flight after an error is released here; after a
@@ -232,8 +275,15 @@ func frameMemory(info *codec.Info) models.FrameMemory {
 	}
 }
 
-// send puts v on ch unless ctx ends first.
-func send[T any](ctx context.Context, ch chan<- T, v T) error {
+// send puts v on ch unless ctx ends first. The time it blocks counts as
+// c's wait.
+func send[T any](ctx context.Context, c *stageClock, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	default:
+	}
+	defer c.waited(time.Now())
 	select {
 	case ch <- v:
 		return nil
@@ -244,11 +294,11 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 
 // decode reads frames from the source. It owns each frame until the send
 // succeeds; after that the batcher owns it. A nil frame marks the end.
-func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
+func (p *pipeline) decode(ctx context.Context, c *stageClock, out chan<- *codec.Frame) error {
 	for n := int64(1); ; n++ {
 		f, err := p.src.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return send(ctx, out, nil)
+			return send(ctx, c, out, nil)
 		}
 		if err != nil {
 			return err
@@ -258,7 +308,7 @@ func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
 			return vidmatte.Errorf(vidmatte.CodeUnprocessable,
 				"the video runs on past the %d frames its declared duration covers (and was reserved for): its container understates its length", p.maxFrames)
 		}
-		if err := send(ctx, out, f); err != nil {
+		if err := send(ctx, c, out, f); err != nil {
 			f.Release()
 			return err
 		}
@@ -269,7 +319,7 @@ func (p *pipeline) decode(ctx context.Context, out chan<- *codec.Frame) error {
 // sends the batch on when it is full, when no frame has come for batchWait,
 // or at the end. The frames travel with their batch. A nil work marks the
 // end.
-func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-chan *work, out chan<- *work, nb, inW, inH int) error {
+func (p *pipeline) batch(ctx context.Context, c *stageClock, in <-chan *codec.Frame, free <-chan *work, out chan<- *work, nb, inW, inH int) error {
 	var rgb []byte
 	var scaler *codec.RGBScaler
 	if p.model.Color() == models.ColorRGB {
@@ -292,7 +342,7 @@ func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-cha
 		w := cur
 		cur = nil
 		timer.Stop()
-		if err := send(ctx, out, w); err != nil {
+		if err := send(ctx, c, out, w); err != nil {
 			w.release()
 			return err
 		}
@@ -307,9 +357,11 @@ func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-cha
 	for {
 		var f *codec.Frame
 		var ok bool
+		t := time.Now()
 		select {
 		case f, ok = <-in:
 		case <-timer.C:
+			c.waited(t)
 			if err := flush(); err != nil {
 				return err
 			}
@@ -317,19 +369,22 @@ func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-cha
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		c.waited(t)
 		if !ok || f == nil {
 			if err := flush(); err != nil {
 				return err
 			}
-			return send(ctx, out, nil)
+			return send(ctx, c, out, nil)
 		}
 		if cur == nil {
+			t := time.Now()
 			select {
 			case cur = <-free:
 			case <-ctx.Done():
 				f.Release()
 				return ctx.Err()
 			}
+			c.waited(t)
 		}
 		slot := cur.mb.Slot(len(cur.frames))
 		cur.frames = append(cur.frames, f) // owned by cur from here
@@ -357,29 +412,31 @@ func (p *pipeline) batch(ctx context.Context, in <-chan *codec.Frame, free <-cha
 
 // infer runs the model on each batch. Recurrent state lives here for the
 // whole request. A nil work marks the end.
-func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work) error {
+func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, out chan<- *work) error {
 	st := p.model.NewState()
 	if st != nil {
 		defer st.Close()
 	}
 	for {
 		var w *work
+		t := time.Now()
 		select {
 		case w = <-in:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		c.waited(t)
 		if w == nil {
-			return send(ctx, out, nil)
+			return send(ctx, c, out, nil)
 		}
-		t := time.Now()
+		t = time.Now()
 		err := protect("model", func() error { return p.model.Run(ctx, w.mb, len(w.frames), st) })
 		if err != nil {
 			w.release()
 			return err
 		}
 		p.inferTime += time.Since(t)
-		if err := send(ctx, out, w); err != nil {
+		if err := send(ctx, c, out, w); err != nil {
 			w.release()
 			return err
 		}
@@ -394,7 +451,7 @@ func (p *pipeline) infer(ctx context.Context, in <-chan *work, out chan<- *work)
 // per-frame models, smoothed in time (which holds one frame back until the
 // next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
-func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
+func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
 	w, h := p.info.Width, p.info.Height
 	var scaler *codec.GrayScaler
 	var small []byte
@@ -418,7 +475,7 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 	// pass sends a frame and its alpha on; after a failure it gives both
 	// back itself.
 	pass := func(f *codec.Frame, alpha []byte) error {
-		if err := send(ctx, out, matted{frame: f, alpha: alpha}); err != nil {
+		if err := send(ctx, c, out, matted{frame: f, alpha: alpha}); err != nil {
 			f.Release()
 			alphas <- alpha
 			return err
@@ -428,11 +485,13 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 
 	for {
 		var wk *work
+		t := time.Now()
 		select {
 		case wk = <-in:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		c.waited(t)
 		if wk == nil {
 			if tf != nil {
 				if f, a, ok := tf.finish(); ok {
@@ -441,16 +500,18 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 					}
 				}
 			}
-			return send(ctx, out, matted{})
+			return send(ctx, c, out, matted{})
 		}
 		for i, f := range wk.frames {
 			var alpha []byte
+			t := time.Now()
 			select {
 			case alpha = <-alphas:
 			case <-ctx.Done():
 				releaseFrom(wk, i)
 				return ctx.Err()
 			}
+			c.waited(t)
 			err := protect("refine", func() error {
 				if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
 					return err
@@ -480,7 +541,7 @@ func (p *pipeline) refine(ctx context.Context, in <-chan *work, free chan<- *wor
 			}
 		}
 		wk.frames = wk.frames[:0]
-		if err := send(ctx, free, wk); err != nil {
+		if err := send(ctx, c, free, wk); err != nil {
 			return err
 		}
 	}
@@ -507,7 +568,9 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		quantize(alpha, a)
 	}
 	if fg := mb.Foreground(i); fg != nil {
-		if err := f.MakeWritable(); err != nil {
+		// writeChroma overwrites U and V whole and leaves Y: only the
+		// chroma needs to be the frame's own, uncopied.
+		if err := f.OwnChroma(); err != nil {
 			return err
 		}
 		writeChroma(f, fg, inW, inH)
@@ -571,15 +634,17 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 
 // encode writes each frame with its alpha, releases the frame, gives the
 // alpha buffer back and reports progress.
-func (p *pipeline) encode(ctx context.Context, in <-chan matted, alphas chan<- []byte) error {
+func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, alphas chan<- []byte) error {
 	last := time.Now()
 	for {
 		var m matted
+		t := time.Now()
 		select {
 		case m = <-in:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		c.waited(t)
 		if m.frame == nil {
 			p.report(true)
 			return nil

@@ -58,6 +58,13 @@ type LeaseMetrics interface {
 	SetRunning(n int)
 }
 
+// StageMetrics, when the metrics sink has it, gets how each pipeline stage
+// of a completed job spent its time (Result.Stages), for per-stage busy
+// and waiting totals.
+type StageMetrics interface {
+	ObserveStages(jobID string, stages []StageTime)
+}
+
 // RunnerConfig is what a Runner is built from.
 type RunnerConfig struct {
 	Jobs      vidmatte.JobService
@@ -712,6 +719,9 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		log.Info("job completed", slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
 			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits))
 		r.observe(j.ID, vidmatte.StatusCompleted, res.Frames, res.InferTime, elapsed)
+		if m, ok := r.cfg.Metrics.(StageMetrics); ok && len(res.Stages) > 0 {
+			m.ObserveStages(j.ID, res.Stages)
+		}
 		r.event(bg, vidmatte.EventJobCompleted, done)
 	case errors.As(err, &pe):
 		// Whatever the job's context says: a job that crashes fails, even

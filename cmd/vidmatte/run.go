@@ -39,6 +39,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	smooth := fs.String("smooth", "auto", "temporal smoothing of the alpha: auto, on or off")
 	home := fs.String("home", "", "where the ONNX Runtime library and the models are (default $VIDMATTE_HOME)")
 	quiet := fs.Bool("quiet", false, "print no progress")
+	stats := fs.Bool("stats", false, "print each pipeline stage's time per frame (busy and waiting, ms) after the summary")
 	jsonOut := fs.Bool("json", false, "print progress and the result as JSON lines on stdout, for scripts (see 'vidmatte run -h')")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vidmatte run INPUT -o OUTPUT [flags]")
@@ -70,6 +71,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		sm = engine.Smoothing(*smooth)
 	default:
 		return usageErrorf("-smooth must be auto, on or off")
+	}
+	if *stats && *jsonOut {
+		return usageErrorf("-stats prints a table: it does not go with -json")
 	}
 	if *batch < 1 {
 		return usageErrorf("-batch must be at least 1")
@@ -120,7 +124,21 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "%s: %d frames of %dx%d with %s on %s in %s (%.1f fps, model %.1f ms/frame)\n",
 		*output, res.Frames, res.Width, res.Height, res.Model, res.Device,
 		res.Elapsed.Round(10*time.Millisecond), res.FPS, msPerFrame(res))
+	if *stats {
+		writeStageStats(stdout, res)
+	}
 	return nil
+}
+
+// writeStageStats prints each stage's busy and waiting time per frame.
+func writeStageStats(w io.Writer, res *engine.Result) {
+	n := float64(max(res.Frames, 1))
+	perFrame := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	fmt.Fprintf(w, "%-8s %12s %12s\n", "stage", "busy ms/f", "wait ms/f")
+	for _, s := range res.Stages {
+		fmt.Fprintf(w, "%-8s %12.3f %12.3f\n", s.Name, perFrame(s.Busy), perFrame(s.Wait))
+	}
+	fmt.Fprintf(w, "%-8s %12.3f\n", "wall", perFrame(res.Elapsed))
 }
 
 const jsonHelp = `

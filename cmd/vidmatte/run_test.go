@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,4 +121,38 @@ func TestRunInterrupted(t *testing.T) {
 		return
 	}
 	t.Fatal("no run was caught before it finished")
+}
+
+// vidmatte run -stats prints a line per pipeline stage, in order, with its
+// busy and waiting milliseconds per frame, then the wall time per frame;
+// no stage is busy longer than the run.
+func TestRunStats(t *testing.T) {
+	in, _ := testmedia.GreenScreen(t, 96, 64, 10, false)
+	out := filepath.Join(t.TempDir(), "out.webm")
+	stdout, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-quiet", "-stats")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	want := []string{"decode", "batch", "infer", "refine", "encode"}
+	if len(lines) != len(want)+3 || !strings.HasPrefix(lines[1], "stage") {
+		t.Fatalf("stats:\n%s", stdout)
+	}
+	var wall float64
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "wall %f", &wall); err != nil || wall <= 0 {
+		t.Fatalf("wall line %q: %v", lines[len(lines)-1], err)
+	}
+	for i, name := range want {
+		var got string
+		var busy, wait float64
+		if _, err := fmt.Sscanf(lines[2+i], "%s %f %f", &got, &busy, &wait); err != nil || got != name {
+			t.Fatalf("line %q: %v, want stage %s", lines[2+i], err, name)
+		}
+		if busy < 0 || wait < 0 || busy+wait > wall+0.002 {
+			t.Errorf("%s: busy %.3f + wait %.3f ms/frame against a wall of %.3f", name, busy, wait, wall)
+		}
+	}
+	if _, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-stats", "-json"); code != 2 || !strings.Contains(stderr, "-stats") {
+		t.Errorf("-stats with -json: exit %d, %q", code, stderr)
+	}
 }
