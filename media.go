@@ -3,6 +3,7 @@ package vidmatte
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // MediaInfo is what a probe learns of a video.
@@ -85,4 +86,14 @@ func QuotaCountError(name string, held, quota int) error {
 type ExpiredOutput struct {
 	JobID string
 	Path  string
+}
+
+// StageTime is one pipeline stage's time: Busy working (decoding,
+// preparing, in the model, refining, encoding), Wait blocked on its
+// channels, for input or for room downstream. Busy+Wait is the stage's
+// lifetime, at most the run's.
+type StageTime struct {
+	Name string
+	Busy time.Duration
+	Wait time.Duration
 }

@@ -27,6 +27,7 @@ import (
 //	vidmatte_webhook_attempts_total{outcome}
 //	vidmatte_job_leases_total{event}      rescued, lost, heartbeat_failed, store_retry (this daemon)
 //	vidmatte_jobs_running                 jobs running in this daemon
+//	vidmatte_stage_seconds_total{stage,state}  pipeline stages' busy and wait time
 //
 // The latency exemplars carry request ids; they are exposed in the
 // OpenMetrics format (Accept: application/openmetrics-text). No metric,
@@ -44,6 +45,7 @@ type Metrics struct {
 	webhooks  *prometheus.CounterVec
 	leases    *prometheus.CounterVec
 	running   prometheus.Gauge
+	stages    *prometheus.CounterVec
 	storeOnce sync.Once
 }
 
@@ -79,7 +81,10 @@ func NewMetrics() *Metrics {
 	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vidmatte_jobs_running", Help: "Jobs running in this daemon.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks, m.leases, m.running,
+	m.stages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidmatte_stage_seconds_total", Help: "Time the pipeline stages of finished jobs spent busy or waiting on their queues, by stage.",
+	}, []string{"stage", "state"})
+	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks, m.leases, m.running, m.stages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	return m
@@ -116,6 +121,14 @@ func (m *Metrics) ObserveJob(_ string, status vidmatte.Status, frames int64, inf
 
 // ObserveLease counts n lease events of a kind (see engine.LeaseMetrics).
 func (m *Metrics) ObserveLease(event string, n int) { m.leases.WithLabelValues(event).Add(float64(n)) }
+
+// ObserveStages adds a finished job's stage times.
+func (m *Metrics) ObserveStages(_ string, stages []vidmatte.StageTime) {
+	for _, st := range stages {
+		m.stages.WithLabelValues(st.Name, "busy").Add(st.Busy.Seconds())
+		m.stages.WithLabelValues(st.Name, "wait").Add(st.Wait.Seconds())
+	}
+}
 
 // SetRunning sets how many jobs run in this daemon.
 func (m *Metrics) SetRunning(n int) { m.running.Set(float64(n)) }

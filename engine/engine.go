@@ -157,17 +157,7 @@ type Result struct {
 	Height    int
 	// Stages is how each stage of the pipeline spent the run, in order:
 	// decode, batch (preparing the model's input), infer, refine, encode.
-	Stages []StageTime
-}
-
-// StageTime is one pipeline stage's time: Busy working (decoding,
-// preparing, in the model, refining, encoding), Wait blocked on its
-// channels, for input or for room downstream. Busy+Wait is the stage's
-// lifetime, at most the run's.
-type StageTime struct {
-	Name string
-	Busy time.Duration
-	Wait time.Duration
+	Stages []vidmatte.StageTime
 }
 
 // DefaultModel is the model used when a request names none.

@@ -112,7 +112,7 @@ type pipeline struct {
 	clocks [numStages]stageClock
 }
 
-// The stages, in order, as StageTime names them.
+// The stages, in order, as vidmatte.StageTime names them.
 const (
 	stageDecode = iota
 	stageBatch
@@ -136,10 +136,10 @@ type stageClock struct {
 func (c *stageClock) waited(t time.Time) { c.wait += time.Since(t) }
 
 // stages is what the clocks measured.
-func (p *pipeline) stages() []StageTime {
-	out := make([]StageTime, numStages)
+func (p *pipeline) stages() []vidmatte.StageTime {
+	out := make([]vidmatte.StageTime, numStages)
 	for i, c := range p.clocks {
-		out[i] = StageTime{Name: stageNames[i], Busy: max(c.life-c.wait, 0), Wait: c.wait}
+		out[i] = vidmatte.StageTime{Name: stageNames[i], Busy: max(c.life-c.wait, 0), Wait: c.wait}
 	}
 	return out
 }

@@ -62,7 +62,7 @@ type LeaseMetrics interface {
 // of a completed job spent its time (Result.Stages), for per-stage busy
 // and waiting totals.
 type StageMetrics interface {
-	ObserveStages(jobID string, stages []StageTime)
+	ObserveStages(jobID string, stages []vidmatte.StageTime)
 }
 
 // RunnerConfig is what a Runner is built from.

@@ -50,21 +50,21 @@ func TestResultCarriesStageTimes(t *testing.T) {
 // the test.
 type stageSink struct {
 	jobs   chan string
-	stages chan []StageTime
+	stages chan []vidmatte.StageTime
 }
 
 func (s *stageSink) ObserveJob(id string, _ vidmatte.Status, _ int64, _, _ time.Duration) {
 	s.jobs <- id
 }
 
-func (s *stageSink) ObserveStages(id string, st []StageTime) { s.stages <- st }
+func (s *stageSink) ObserveStages(id string, st []vidmatte.StageTime) { s.stages <- st }
 
 // A runner whose metrics sink takes stage times gives it those of each
 // completed job, after the job itself.
 func TestRunnerReportsStageTimes(t *testing.T) {
 	e := newRunnerEnv(t)
 	j := e.queue(t, e.clip)
-	sink := &stageSink{jobs: make(chan string, 1), stages: make(chan []StageTime, 1)}
+	sink := &stageSink{jobs: make(chan string, 1), stages: make(chan []vidmatte.StageTime, 1)}
 	r, err := NewRunner(RunnerConfig{Jobs: e.db, Processor: newTestEngine(t, 1), OutputDir: filepath.Join(e.dir, "outputs"), Slots: 1,
 		MaxAttempts: 2, PollInterval: 20 * time.Millisecond, Events: e.events, Metrics: sink})
 	if err != nil {

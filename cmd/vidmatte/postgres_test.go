@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +66,18 @@ func TestServeOnPostgres(t *testing.T) {
 	}
 	if l := c.jobLedger(id); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
 		t.Fatalf("ledger %v", l)
+	}
+	// The finished job's stage times reach the metrics.
+	resp, err := http.Get(c.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, stage := range []string{"decode", "infer", "encode"} {
+		if !regexp.MustCompile(`(?m)^vidmatte_stage_seconds_total\{stage="` + stage + `",state="busy"\} [0-9.e+-]+$`).Match(metrics) {
+			t.Fatalf("no busy time of stage %s in the metrics:\n%s", stage, metrics)
+		}
 	}
 	out, errOut, code = runCmd(t, "keys", "list", "--store", dsn)
 	if code != 0 || !strings.Contains(out, "pg") {
