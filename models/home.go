@@ -12,35 +12,19 @@
 package models
 
 import (
-	"os"
 	"path/filepath"
+
+	"vidmatte/internal/home"
 )
 
 // Home is where vidmatte's assets live (lib/, models/, media/):
 // $VIDMATTE_HOME, else $XDG_DATA_HOME/vidmatte, else
 // ~/.local/share/vidmatte.
-func Home() string {
-	if h := os.Getenv("VIDMATTE_HOME"); h != "" {
-		return h
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "vidmatte")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		home = "."
-	}
-	return filepath.Join(home, ".local", "share", "vidmatte")
-}
+func Home() string { return home.Dir() }
 
 // DefaultLibraryPath is the ONNX Runtime shared library the Runtime loads
 // by default: $VIDMATTE_ORT_LIB, else Home()/lib/libonnxruntime.so.1.
-func DefaultLibraryPath() string {
-	if p := os.Getenv("VIDMATTE_ORT_LIB"); p != "" {
-		return p
-	}
-	return filepath.Join(Home(), "lib", "libonnxruntime.so.1")
-}
+func DefaultLibraryPath() string { return home.LibraryPath() }
 
 // ModelsDir is the folder of model files and imported manifests under a
 // home folder: home/models.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,16 +76,7 @@ func (c *client) get(path string) map[string]any {
 
 func (c *client) upload(path string) map[string]any {
 	c.t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
-	fw.Write(data)
-	mw.Close()
-	st, m, _ := c.do(http.MethodPost, "/v1/uploads", &buf, mw.FormDataContentType())
+	st, m, _ := c.uploadStatus(path)
 	if st != 201 {
 		c.t.Fatalf("upload: %d %v", st, m)
 	}

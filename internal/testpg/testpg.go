@@ -10,17 +10,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"vidmatte/internal/freeport"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -132,7 +131,7 @@ func start() (*instance, error) {
 	// it meanwhile, and then a second try picks another.
 	var lastErr error
 	for range 3 {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = freeport.Get(); err != nil {
 			return nil, err
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off -c full_page_writes=off -c max_connections=200", s.port, dir)
@@ -180,14 +179,4 @@ func (s *instance) chown(dir string) error {
 		return err
 	}
 	return os.Chown(dir, uid, gid)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	_, port, _ := strings.Cut(l.Addr().String(), ":")
-	return strconv.Atoi(port)
 }

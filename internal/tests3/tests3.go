@@ -6,17 +6,17 @@ package tests3
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"vidmatte/internal/freeport"
+	"vidmatte/internal/home"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -44,13 +44,7 @@ type instance struct {
 
 // Binary is the versitygw program scripts/setup installs.
 func Binary() string {
-	home := os.Getenv("VIDMATTE_HOME")
-	if home == "" {
-		if h, err := os.UserHomeDir(); err == nil {
-			home = filepath.Join(h, ".local", "share", "vidmatte")
-		}
-	}
-	return filepath.Join(home, "bin", "versitygw")
+	return filepath.Join(home.Dir(), "bin", "versitygw")
 }
 
 // Run runs a package's tests and stops the server they started: call it
@@ -108,7 +102,7 @@ func start() (*instance, error) {
 	}
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
 			return nil, err
 		}
@@ -177,14 +171,4 @@ func (s *instance) stop() {
 		<-s.done
 	}
 	os.RemoveAll(s.dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	_, port, _ := strings.Cut(l.Addr().String(), ":")
-	return strconv.Atoi(port)
 }

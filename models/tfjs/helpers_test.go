@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"vidmatte/internal/home"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -36,7 +37,7 @@ var ortErr error
 // initORT loads the installed ONNX Runtime library once per process.
 func initORT(t testing.TB) {
 	t.Helper()
-	lib := defaultLibraryPath()
+	lib := home.LibraryPath()
 	needAsset(t, lib)
 	ortOnce.Do(func() {
 		if ort.IsInitialized() {
@@ -290,28 +291,4 @@ func floatToHalf(f float32) uint16 {
 		h++
 	}
 	return sign | uint16(h)
-}
-
-// assetHome is vidmatte's home folder as models.Home finds it (this
-// package's tests cannot import models, which imports this package).
-func assetHome() string {
-	if h := os.Getenv("VIDMATTE_HOME"); h != "" {
-		return h
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "vidmatte")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		home = "."
-	}
-	return filepath.Join(home, ".local", "share", "vidmatte")
-}
-
-// defaultLibraryPath is models.DefaultLibraryPath.
-func defaultLibraryPath() string {
-	if p := os.Getenv("VIDMATTE_ORT_LIB"); p != "" {
-		return p
-	}
-	return filepath.Join(assetHome(), "lib", "libonnxruntime.so.1")
 }

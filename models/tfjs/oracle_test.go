@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vidmatte/internal/home"
 )
 
 // oracleTolerance bounds max |Δ| between ONNX Runtime on the converted
@@ -27,7 +28,7 @@ import (
 const oracleTolerance = 1e-3
 
 // tfjsHome is where scripts/setup puts the graph models and the oracle.
-func tfjsHome() string { return filepath.Join(assetHome(), "tfjs") }
+func tfjsHome() string { return filepath.Join(home.Dir(), "tfjs") }
 
 // decodeFrames returns n consecutive frames of a video as RGB floats in
 // 0..1, NHWC, scaled to w×h with FFmpeg's bilinear scaler.
@@ -133,7 +134,7 @@ func runOracle(t *testing.T, model string, outputs []string, state map[string]st
 // recurrent state carried in both; every output of every frame agrees
 // within oracleTolerance.
 func TestConvertedModelsMatchTFJS(t *testing.T) {
-	video := filepath.Join(assetHome(), "media", "vtest.avi")
+	video := filepath.Join(home.Dir(), "media", "vtest.avi")
 	needAsset(t, video)
 	cases := []struct {
 		name    string
