@@ -243,3 +243,39 @@ func TestPruneOutputsUnsorted(t *testing.T) {
 		t.Error("cycle not detected")
 	}
 }
+
+// TestFuseClips merges a one-sided Clip into the one-sided Clip it reads,
+// and leaves a Clip whose output something else reads, or two Clips
+// bounding the same side, alone.
+func TestFuseClips(t *testing.T) {
+	build := func(shared bool, outerMin bool) *Graph {
+		b := NewBuilder("g")
+		x := b.Input("x", Float, Fixed(4))
+		lo, hi := b.Float(nil, 0), b.Float(nil, 1)
+		inner := b.Op("Clip", []string{x, "", hi})
+		args := []string{inner, lo}
+		if !outerMin {
+			args = []string{inner, "", hi}
+		}
+		b.OpTo("y", "Clip", args)
+		b.Output("y", Float, Fixed(4))
+		if shared {
+			b.OpTo("z", "Relu", []string{inner})
+			b.Output("z", Float, Fixed(4))
+		}
+		return b.Graph()
+	}
+	g := build(false, true)
+	if n := FuseClips(g); n != 1 || len(g.Nodes) != 1 {
+		t.Fatalf("removed %d, %d nodes left; want 1 and 1", n, len(g.Nodes))
+	}
+	if got := g.Nodes[0].Inputs; len(got) != 3 || got[0] != "x" || got[1] == "" || got[2] == "" {
+		t.Errorf("fused Clip inputs %q, want x, lo, hi", got)
+	}
+	if n := FuseClips(build(true, true)); n != 0 {
+		t.Errorf("fused a Clip whose output is read twice")
+	}
+	if n := FuseClips(build(false, false)); n != 0 {
+		t.Errorf("fused two Clips bounding the same side")
+	}
+}

@@ -296,3 +296,68 @@ func TopologicalOrder(g *Graph) ([]int, error) {
 	}
 	return order, nil
 }
+
+// FuseClips merges a Clip that bounds one side into the one-sided Clip
+// that produces its input, when nothing else reads that input: a clamp
+// written as two Clips becomes one pass over the tensor. It returns the
+// number of Clips removed.
+func FuseClips(g *Graph) int {
+	readers := map[string]int{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			readers[in]++
+		}
+	}
+	for _, o := range g.Outputs {
+		readers[o.Name]++
+	}
+	bound := func(n *Node, i int) string {
+		if i < len(n.Inputs) {
+			return n.Inputs[i]
+		}
+		return ""
+	}
+	producer := map[string]*Node{}
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = n
+		}
+	}
+	removed := map[*Node]bool{}
+	for _, outer := range g.Nodes {
+		if outer.Op != "Clip" || outer.Domain != "" || len(outer.Inputs) == 0 {
+			continue
+		}
+		inner := producer[outer.Inputs[0]]
+		if inner == nil || inner.Op != "Clip" || inner.Domain != "" || removed[inner] ||
+			len(inner.Inputs) == 0 || readers[outer.Inputs[0]] != 1 {
+			continue
+		}
+		lo, hi := bound(outer, 1), bound(outer, 2)
+		ilo, ihi := bound(inner, 1), bound(inner, 2)
+		switch {
+		case lo == "" && ilo != "" && ihi == "":
+			lo = ilo
+		case hi == "" && ihi != "" && ilo == "":
+			hi = ihi
+		default:
+			continue
+		}
+		outer.Inputs = []string{inner.Inputs[0], lo, hi}
+		if hi == "" {
+			outer.Inputs = outer.Inputs[:2]
+		}
+		removed[inner] = true
+	}
+	if len(removed) == 0 {
+		return 0
+	}
+	kept := g.Nodes[:0]
+	for _, n := range g.Nodes {
+		if !removed[n] {
+			kept = append(kept, n)
+		}
+	}
+	g.Nodes = kept
+	return len(removed)
+}

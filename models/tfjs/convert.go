@@ -206,6 +206,7 @@ func Convert(m *Model, opts Options) (*onnx.Model, error) {
 			c.b.Graph().Outputs = append(c.b.Graph().Outputs, onnx.ValueInfo{Name: key, Type: v.dt})
 		}
 	}
+	onnx.FuseClips(c.b.Graph())
 	return c.b.Model(Opset, "vidmatte-tfjs", "1"), nil
 }
 

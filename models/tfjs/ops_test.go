@@ -311,6 +311,49 @@ func TestDilatedConvolution(t *testing.T) {
 	}
 }
 
+// TestClampBecomesOneClip checks that Minimum and Maximum against scalar
+// constants (tf.clipByValue, RVM's clamp of its outputs) become one Clip,
+// both orders, and stay exact; a Minimum of two tensors stays a Min.
+func TestClampBecomesOneClip(t *testing.T) {
+	x := randTensor(41, 1, 3, 4, 1)
+	for i := range x.f {
+		x.f[i] *= 3
+	}
+	xph := ph("x", "DT_FLOAT", -1, -1, -1, 1)
+	ws := []testWeight{wF("lo", nil, []float32{0}), wF("hi", nil, []float32{1})}
+	clamp := mapF(x, func(a float64) float64 { return min(max(a, 0), 1) })
+	for _, c := range []struct {
+		name         string
+		inner, outer string
+	}{
+		{"Maximum(Minimum(x, 1), 0)", "Minimum", "Maximum"},
+		{"Minimum(Maximum(x, 0), 1)", "Maximum", "Minimum"},
+	} {
+		innerK, outerK := "hi", "lo"
+		if c.inner == "Maximum" {
+			innerK, outerK = "lo", "hi"
+		}
+		oc := opCase{name: c.name, nodes: []map[string]any{xph, cn("lo", "DT_FLOAT"), cn("hi", "DT_FLOAT"),
+			nd("a", c.inner, []string{innerK, "x"}, nil), nd("z", c.outer, []string{"a", outerK}, nil)},
+			weights: ws, inputs: map[string]tensor{"x": x}, output: "z", want: clamp}
+		got, nodes := runCase(t, oc)
+		if d := maxAbsDiff(t, c.name, got, clamp); d != 0 {
+			t.Errorf("%s: max |Δ| = %g, want 0", c.name, d)
+		}
+		// Clip, Identity.
+		if nodes != 2 {
+			t.Errorf("%s: %d ONNX nodes, want 2 (one Clip and the output's Identity)", c.name, nodes)
+		}
+	}
+	y := randTensor(42, 1, 3, 4, 1)
+	oc := opCase{name: "Minimum(x, y)", nodes: []map[string]any{xph, ph("y", "DT_FLOAT", -1, -1, -1, 1), nd("z", "Minimum", []string{"x", "y"}, nil)},
+		inputs: map[string]tensor{"x": x, "y": y}, output: "z", want: zipF(x, y, math.Min)}
+	got, _ := runCase(t, oc)
+	if d := maxAbsDiff(t, oc.name, got, oc.want); d != 0 {
+		t.Errorf("Minimum of two tensors: max |Δ| = %g", d)
+	}
+}
+
 // TestShapeOps checks the ops of shape computations and tensor plumbing.
 func TestShapeOps(t *testing.T) {
 	x := randTensor(40, 2, 4, 6, 8)
