@@ -108,6 +108,8 @@ type converter struct {
 	// the converted graph makes it dynamic: constant Reshape targets then
 	// get -1 for their leading 1.
 	batchOne bool
+	// chans memoizes channels.
+	chans map[ref]int64
 }
 
 // Convert converts m to an ONNX model (opset 17).

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"vidmatte/models/onnx"
 )
 
 // Builders of model.json nodes, as the tfjs converter writes them.
@@ -351,6 +353,66 @@ func TestClampBecomesOneClip(t *testing.T) {
 	got, _ := runCase(t, oc)
 	if d := maxAbsDiff(t, oc.name, got, oc.want); d != 0 {
 		t.Errorf("Minimum of two tensors: max |Δ| = %g", d)
+	}
+}
+
+// TestConvOfConcatIsSplit checks that a convolution of a channel
+// concatenation of odd width (8 channels from a convolution and a
+// 3-channel input, 11 in all) is converted as one convolution per part,
+// summed, without the concatenation, and computes the same.
+func TestConvOfConcatIsSplit(t *testing.T) {
+	x := randTensor(50, 1, 6, 7, 3)
+	s := randTensor(51, 1, 6, 7, 3)
+	w1s, w2s := []int64{3, 3, 3, 8}, []int64{3, 3, 11, 4}
+	w1, w2, b2 := randFloats(52, 3*3*3*8), randFloats(53, 3*3*11*4), randFloats(54, 4)
+	conv := func(name, op string, extra map[string]any, ins ...string) map[string]any {
+		a := map[string]any{"strides": aInts(1, 1, 1, 1), "padding": aS("SAME"), "data_format": aS("NHWC"), "dilations": aInts(1, 1, 1, 1)}
+		for k, v := range extra {
+			a[k] = v
+		}
+		return nd(name, op, ins, a)
+	}
+	nodes := []map[string]any{ph("x", "DT_FLOAT", -1, -1, -1, 3), ph("s", "DT_FLOAT", -1, -1, -1, 3),
+		cn("w1", "DT_FLOAT"), cn("w2", "DT_FLOAT"), cn("b2", "DT_FLOAT"), cn("axis", "DT_INT32"),
+		conv("a", "Conv2D", nil, "x", "w1"),
+		nd("r", "Relu", []string{"s"}, nil),
+		nd("cat", "ConcatV2", []string{"a", "r", "axis"}, map[string]any{"N": aI(2)}),
+		conv("z", "_FusedConv2D", map[string]any{"fused_ops": aStrs("BiasAdd", "Relu"), "num_args": aI(1)}, "cat", "w2", "b2")}
+	weights := []testWeight{wF("w1", w1s, w1), wF("w2", w2s, w2), wF("b2", []int64{4}, b2), wI("axis", nil, -1)}
+	// The reference: the concatenation, then the convolution.
+	a := refConv(x, w1, w1s, false, 1, 1, true, nil)
+	r := mapF(s, func(v float64) float64 { return max(v, 0) })
+	cat := tensor{shape: []int64{1, 6, 7, 11}}
+	for p := range 6 * 7 {
+		cat.f = append(cat.f, a.f[p*8:(p+1)*8]...)
+		cat.f = append(cat.f, r.f[p*3:(p+1)*3]...)
+	}
+	want := mapF(refConv(cat, w2, w2s, false, 1, 1, true, b2), func(v float64) float64 { return max(v, 0) })
+
+	path := writeModel(t, t.TempDir(), nodes, weights, map[string]any{}, map[string]any{"out": map[string]any{"name": "z:0"}})
+	data, _, err := ConvertFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs := 0
+	for _, n := range m.Graph.Nodes {
+		switch n.Op {
+		case "Concat":
+			t.Errorf("the converted graph still concatenates (%s)", n.Name)
+		case "Conv":
+			convs++
+		}
+	}
+	if convs != 3 {
+		t.Errorf("%d convolutions, want 3 (the first, and one per part of the concatenation)", convs)
+	}
+	got := newSession(t, data, []string{"s", "x"}, []string{"out"}).run(t, map[string]tensor{"x": x, "s": s})["out"]
+	if d := maxAbsDiff(t, "split", got, want); d > 1e-5 {
+		t.Errorf("max |Δ| = %g\n got %v\nwant %v", d, head(got), head(want))
 	}
 }
 
