@@ -71,6 +71,21 @@ func (c *converter) channelsOf(r ref) int64 {
 		case b > 0 && c.isScalar(in[0]):
 			return b
 		}
+	case "Mean":
+		if len(in) == 2 && n.Attr["keep_dims"].B {
+			t := c.constOf(parseRef(in[1]))
+			if t == nil || t.DType != Int32 {
+				break
+			}
+			channelAxis := false
+			for _, a := range t.I {
+				channelAxis = channelAxis || a == 3 || a == -1
+			}
+			if channelAxis {
+				return 1
+			}
+			return arg(0)
+		}
 	case "BroadcastTo":
 		// To the shape of another tensor (RVM broadcasts its initial
 		// states to the features' shape).

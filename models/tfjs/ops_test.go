@@ -416,6 +416,68 @@ func TestConvOfConcatIsSplit(t *testing.T) {
 	}
 }
 
+// TestSplitPushedDown checks RVM's ending, split(resize(a) ·
+// concat(x, mean(x)), [3, 1]), with the frame size read off the
+// concatenation: the split is pushed below the resize, the
+// full-size concatenation and split are gone, the one-channel part is
+// resized as NCHW, and both parts and the shape are exact.
+func TestSplitPushedDown(t *testing.T) {
+	x := randTensor(60, 2, 8, 10, 3)
+	a := randTensor(61, 2, 3, 4, 4)
+	nodes := []map[string]any{ph("x", "DT_FLOAT", -1, -1, -1, 3), ph("a", "DT_FLOAT", -1, -1, -1, 4),
+		cn("axis", "DT_INT32"), cn("ra", "DT_INT32"), cn("sizes", "DT_INT32"), cn("b", "DT_INT32"), cn("e", "DT_INT32"), cn("st", "DT_INT32"),
+		nd("m", "Mean", []string{"x", "ra"}, map[string]any{"keep_dims": aB(true)}),
+		nd("cat", "ConcatV2", []string{"x", "m", "axis"}, map[string]any{"N": aI(2)}),
+		nd("shape", "Shape", []string{"cat"}, map[string]any{"out_type": aType("DT_INT32")}),
+		nd("hw", "StridedSlice", []string{"shape", "b", "e", "st"}, map[string]any{"Index": aType("DT_INT32"), "T": aType("DT_INT32")}),
+		nd("r", "ResizeBilinear", []string{"a", "hw"}, map[string]any{"align_corners": aB(false), "half_pixel_centers": aB(true)}),
+		nd("y", "Mul", []string{"r", "cat"}, nil),
+		nd("sp", "SplitV", []string{"y", "sizes", "axis"}, map[string]any{"num_split": aI(2)}),
+		nd("rgb", "Identity", []string{"sp"}, nil), nd("alpha", "Identity", []string{"sp:1"}, nil),
+		nd("dims", "Identity", []string{"shape"}, map[string]any{"T": aType("DT_INT32")})}
+	weights := []testWeight{wI("axis", nil, -1), wI("ra", []int64{1}, -1), wI("sizes", []int64{2}, 3, 1),
+		wI("b", []int64{1}, 1), wI("e", []int64{1}, 3), wI("st", []int64{1}, 1)}
+	path := writeModel(t, t.TempDir(), nodes, weights, map[string]any{}, map[string]any{
+		"rgb": map[string]any{"name": "rgb:0"}, "alpha": map[string]any{"name": "alpha:0"}, "dims": map[string]any{"name": "dims:0"}})
+	data, _, err := ConvertFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Graph.Nodes {
+		if n.Op == "Split" {
+			t.Errorf("the converted graph still splits (%s)", n.Name)
+		}
+		if n.Op == "Concat" && n.Attr("axis") != nil && n.Attr("axis").I != 0 {
+			t.Errorf("the converted graph still concatenates tensors (%s)", n.Name)
+		}
+	}
+	// The reference, in Go.
+	r := refResize(a, 8, 10, false, true)
+	var rgb, alpha tensor
+	rgb.shape, alpha.shape = []int64{2, 8, 10, 3}, []int64{2, 8, 10, 1}
+	for p := range 2 * 8 * 10 {
+		mean := (float64(x.f[3*p]) + float64(x.f[3*p+1]) + float64(x.f[3*p+2])) / 3
+		for k := range 3 {
+			rgb.f = append(rgb.f, r.f[4*p+k]*x.f[3*p+k])
+		}
+		alpha.f = append(alpha.f, float32(float64(r.f[4*p+3])*mean))
+	}
+	got := newSession(t, data, []string{"a", "x"}, []string{"rgb", "alpha", "dims"}).run(t, map[string]tensor{"x": x, "a": a})
+	if d := maxAbsDiff(t, "rgb", got["rgb"], rgb); d > 1e-5 {
+		t.Errorf("rgb: max |Δ| = %g", d)
+	}
+	if d := maxAbsDiff(t, "alpha", got["alpha"], alpha); d > 1e-5 {
+		t.Errorf("alpha: max |Δ| = %g", d)
+	}
+	if d := got["dims"]; fmt.Sprint(d.i) != "[2 8 10 4]" {
+		t.Errorf("shape of the concatenation %v, want [2 8 10 4]", d.i)
+	}
+}
+
 // TestShapeOps checks the ops of shape computations and tensor plumbing.
 func TestShapeOps(t *testing.T) {
 	x := randTensor(40, 2, 4, 6, 8)
