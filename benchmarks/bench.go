@@ -122,7 +122,7 @@ func (o *Options) defaults() error {
 		o.Frames = DefaultFrames
 	}
 	if len(o.Foregrounds) == 0 {
-		o.Foregrounds = []string{FgPortrait, FgShapes}
+		o.Foregrounds = slices.Clone(DefaultForegrounds)
 	}
 	if o.Format == "" {
 		o.Format = vidmatte.FormatPNGSequence

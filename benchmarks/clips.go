@@ -17,7 +17,7 @@ import (
 
 // generatorVersion is part of every generated clip's cache key: bump it
 // when the generator's output changes.
-const generatorVersion = 2
+const generatorVersion = 3
 
 // Truth sources, as the report states them.
 const (
@@ -89,6 +89,8 @@ func describe(s ClipSpec, truth string) string {
 		fg = "the football player (messi5.jpg) cut out"
 	case FgShapes:
 		fg = "a soft-edged blob with 56 swaying hair-like strands and a fast rounded square"
+	case FgPeople:
+		fg = "three people walking at once (the player near the camera, the astronaut's bust passing the other way, the player again small and far behind), cut out"
 	}
 	var bd string
 	switch s.Backdrop {
@@ -104,6 +106,9 @@ func describe(s ClipSpec, truth string) string {
 	d := fg + ", moving and scaling over " + bd + fmt.Sprintf(", motion-blurred (%d samples over a 180° shutter)", motionSamples)
 	if s.Foreground == FgPortrait {
 		d += ", cut by the frame's bottom edge"
+	}
+	if s.Foreground == FgPeople {
+		d += ", the bust cut by the frame's bottom edge, the people overlapping as they pass"
 	}
 	if s.needsPhoto() {
 		if s.screen() {
@@ -133,19 +138,29 @@ func BuildClip(ctx context.Context, spec ClipSpec, src Sources, photoTruth strin
 	h := sha256.New()
 	json.NewEncoder(h).Encode(spec)
 	fmt.Fprintf(h, "gen=%d truth=%s ffmpeg=%s\n", generatorVersion, truth, ffmpegVersion(ctx))
-	var photo *Photo
 	if spec.needsPhoto() {
 		if src.Photo == nil {
 			return nil, fmt.Errorf("clip %s needs a photo cut-out and no matte source was given", spec.ID())
 		}
-		var err error
-		photo, err = src.Photo(ctx, spec.Foreground)
-		if err != nil {
-			return nil, err
+		photos := map[string]*Photo{}
+		for _, fg := range spec.photos() {
+			if photos[fg] != nil {
+				continue
+			}
+			ph, err := src.Photo(ctx, fg)
+			if err != nil {
+				return nil, err
+			}
+			hashPhoto(h, ph)
+			photos[fg] = ph
 		}
-		hashPhoto(h, photo)
 		// Render asks again: give it what it has.
-		src.Photo = func(context.Context, string) (*Photo, error) { return photo, nil }
+		src.Photo = func(_ context.Context, fg string) (*Photo, error) {
+			if ph := photos[fg]; ph != nil {
+				return ph, nil
+			}
+			return nil, fmt.Errorf("clip %s: no cut-out %q", spec.ID(), fg)
+		}
 	}
 	key := hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(cache, "clips", spec.Set+"-"+spec.Name+"-"+key[:12])

@@ -22,6 +22,10 @@ const (
 	FgPortrait = "portrait" // astronaut.png, cut out
 	FgPlayer   = "player"   // messi5.jpg, cut out
 	FgShapes   = "shapes"   // synthetic blobs with strands and a fast mover
+	// FgPeople is a group in motion: the player walking across near the
+	// camera, the astronaut's bust passing the other way, and the player
+	// again, small, far behind.
+	FgPeople = "people"
 )
 
 // Backdrop kinds.
@@ -57,25 +61,30 @@ type ClipSpec struct {
 	Seed       uint64 `json:"seed"`
 }
 
+// DefaultForegrounds are the foregrounds of each generated set by default.
+var DefaultForegrounds = []string{FgPortrait, FgShapes, FgPeople}
+
 // SetClips returns the specs of a generated set's clips: the foregrounds
-// given (default: portrait and shapes), each over the set's backdrop for
+// given (default: DefaultForegrounds), each over the set's backdrop for
 // that foreground.
 func SetClips(set string, foregrounds []string, w, h, fps, frames int, seed uint64) ([]ClipSpec, error) {
 	if len(foregrounds) == 0 {
-		foregrounds = []string{FgPortrait, FgShapes}
+		foregrounds = DefaultForegrounds
 	}
 	var out []ClipSpec
 	for _, fg := range foregrounds {
 		switch fg {
-		case FgPortrait, FgPlayer, FgShapes:
+		case FgPortrait, FgPlayer, FgShapes, FgPeople:
 		default:
-			return nil, fmt.Errorf("unknown foreground %q (valid: %s, %s, %s)", fg, FgPortrait, FgPlayer, FgShapes)
+			return nil, fmt.Errorf("unknown foreground %q (valid: %s, %s, %s, %s)", fg, FgPortrait, FgPlayer, FgShapes, FgPeople)
 		}
 		var bd string
 		switch set {
 		case SetComposite:
+			// The group goes over the tree: over the street, the
+			// street's own walkers would be people the truth leaves out.
 			bd = BackdropStreet
-			if fg == FgShapes {
+			if fg == FgShapes || fg == FgPeople {
 				bd = BackdropTree
 			}
 		case SetGreenscreen:
@@ -99,8 +108,20 @@ func (s ClipSpec) ID() string { return s.Set + "/" + s.Name }
 // screen reports whether the backdrop is a coloured screen.
 func (s ClipSpec) screen() bool { return s.Backdrop == BackdropGreen || s.Backdrop == BackdropBlue }
 
-// needsPhoto reports whether the foreground is cut out of a photo.
-func (s ClipSpec) needsPhoto() bool { return s.Foreground == FgPortrait || s.Foreground == FgPlayer }
+// needsPhoto reports whether the foreground is cut out of photos.
+func (s ClipSpec) needsPhoto() bool { return len(s.photos()) > 0 }
+
+// photos returns the cut-out foregrounds (FgPortrait, FgPlayer) the
+// clip's foreground is made of.
+func (s ClipSpec) photos() []string {
+	switch s.Foreground {
+	case FgPortrait, FgPlayer:
+		return []string{s.Foreground}
+	case FgPeople:
+		return []string{FgPlayer, FgPortrait}
+	}
+	return nil
+}
 
 // rng returns the clip's random stream number stream.
 func (s ClipSpec) rng(stream uint64) *rand.Rand {
@@ -179,7 +200,15 @@ func Render(ctx context.Context, spec ClipSpec, src Sources) ([]Frame, error) {
 		if err != nil {
 			return nil, err
 		}
-		fg, err = newCutoutLayer(spec, ph)
+		fg, err = newCutoutLayer(spec, ph, defaultPlacement(spec))
+		if err != nil {
+			return nil, err
+		}
+	case FgPeople:
+		if src.Photo == nil {
+			return nil, fmt.Errorf("clip %s needs photo cut-outs and no matte source was given", spec.ID())
+		}
+		fg, err = newGroup(ctx, spec, src.Photo)
 		if err != nil {
 			return nil, err
 		}
@@ -187,8 +216,8 @@ func Render(ctx context.Context, spec ClipSpec, src Sources) ([]Frame, error) {
 		return nil, fmt.Errorf("unknown foreground %q", spec.Foreground)
 	}
 	var occ *pole
-	if cl, ok := fg.(*cutoutLayer); ok {
-		// The pole crosses the foreground's centre mid-clip.
+	if cl, ok := fg.(interface{ centerX(float64) float64 }); ok {
+		// The pole crosses the (front) foreground's centre mid-clip.
 		occ = newPole(spec, cl.centerX(float64(spec.Frames-1)/2))
 	}
 
@@ -555,7 +584,33 @@ type cutoutLayer struct {
 	mid          float64 // the middle frame
 }
 
-func newCutoutLayer(spec ClipSpec, ph *Photo) (*cutoutLayer, error) {
+// placement is where and how a cut-out moves: its height as a share of
+// the frame's, its centre mid-clip and speed as shares of the frame's
+// width (per frame; negative: leftwards), and where its bottom edge is.
+type placement struct {
+	height, heightJitter float64
+	xMid, xJitter        float64
+	speed, speedJitter   float64
+	// cutByBottom puts the bottom edge below the frame (a bust);
+	// otherwise it stands raise (a share of the frame's height) above the
+	// frame's bottom.
+	cutByBottom bool
+	raise       float64
+}
+
+// defaultPlacement is a single cut-out's: a portrait is a bust of 70–80%
+// of the frame's height, right of the middle mid-clip (so the backdrop's
+// people stay in view), cut by the bottom edge; the full-length player is
+// 75–85%, left of the middle. Both move right at 1.2–1.8% of the frame's
+// width per frame (6–9 px at 480).
+func defaultPlacement(spec ClipSpec) placement {
+	if spec.Foreground == FgPlayer {
+		return placement{height: 0.75, heightJitter: 0.1, xMid: 0.42, xJitter: 0.06, speed: 0.012, speedJitter: 0.006, raise: 0.04}
+	}
+	return placement{height: 0.70, heightJitter: 0.1, xMid: 0.58, xJitter: 0.06, speed: 0.012, speedJitter: 0.006, cutByBottom: true}
+}
+
+func newCutoutLayer(spec ClipSpec, ph *Photo, at placement) (*cutoutLayer, error) {
 	if ph.W <= 0 || ph.H <= 0 || len(ph.RGB) != 3*ph.W*ph.H || len(ph.Alpha) != ph.W*ph.H {
 		return nil, fmt.Errorf("photo for %s: inconsistent sizes", spec.ID())
 	}
@@ -574,12 +629,7 @@ func newCutoutLayer(spec ClipSpec, ph *Photo) (*cutoutLayer, error) {
 		return nil, fmt.Errorf("photo for %s: the matte is empty", spec.ID())
 	}
 	cw, ch := x1-x0+1, y1-y0+1
-	// Nominal height: 70–80% of the frame for a portrait (a bust, cut by
-	// the bottom edge), 75–85% for the full-length player.
-	target := float64(spec.Height) * (0.70 + 0.1*r.Float64())
-	if spec.Foreground == FgPlayer {
-		target = float64(spec.Height) * (0.75 + 0.1*r.Float64())
-	}
+	target := float64(spec.Height) * (at.height + at.heightJitter*r.Float64())
 	scale := target / float64(ch)
 	tw, th := max(int(math.Round(float64(cw)*scale)), 1), max(int(math.Round(float64(ch)*scale)), 1)
 	c := resizeCutout(ph, x0, y0, cw, ch, tw, th)
@@ -590,17 +640,71 @@ func newCutoutLayer(spec ClipSpec, ph *Photo) (*cutoutLayer, error) {
 		bob: fh * (0.01 + 0.01*r.Float64()), bobFreq: 0.05 + 0.03*r.Float64(),
 		mid: float64(spec.Frames-1) / 2,
 	}
-	// Moving right at 1.2–1.8% of the frame's width per frame (6–9 px at
-	// 480), right of the middle mid-clip so the backdrop's people stay in
-	// view. A portrait is a bust: the frame's bottom edge cuts it.
-	l.vx = fw * (0.012 + 0.006*r.Float64())
-	l.xMid = fw * (0.58 + 0.06*r.Float64())
-	l.bottom = fh + float64(th)*0.04
-	if spec.Foreground == FgPlayer {
-		l.xMid = fw * (0.42 + 0.06*r.Float64())
-		l.bottom = fh - fh*0.04
+	l.vx = fw * (at.speed + at.speedJitter*r.Float64())
+	l.xMid = fw * (at.xMid + at.xJitter*r.Float64())
+	if at.cutByBottom {
+		l.bottom = fh + float64(th)*0.04
+	} else {
+		l.bottom = fh - fh*at.raise
 	}
 	return l, nil
+}
+
+// group is several cut-outs walking at once, painted back to front.
+type group struct {
+	members []*cutoutLayer // the farthest first
+	scratch *layer
+}
+
+// newGroup places the people foreground: the player again, small (30–35%
+// of the frame's height) and far behind, walking left; the astronaut's
+// bust (50–55%) passing left, cut by the bottom edge; the player near the
+// camera (75–80%), walking right, in front.
+func newGroup(ctx context.Context, spec ClipSpec, photo func(context.Context, string) (*Photo, error)) (*group, error) {
+	places := []struct {
+		fg string
+		at placement
+	}{
+		{FgPlayer, placement{height: 0.30, heightJitter: 0.05, xMid: 0.70, xJitter: 0.08, speed: -0.006, speedJitter: -0.003, raise: 0.35}},
+		{FgPortrait, placement{height: 0.50, heightJitter: 0.05, xMid: 0.62, xJitter: 0.06, speed: -0.010, speedJitter: -0.004, cutByBottom: true}},
+		{FgPlayer, placement{height: 0.75, heightJitter: 0.05, xMid: 0.30, xJitter: 0.06, speed: 0.012, speedJitter: 0.006, raise: 0.04}},
+	}
+	g := &group{scratch: newLayer(spec.Width, spec.Height)}
+	for i, p := range places {
+		ph, err := photo(ctx, p.fg)
+		if err != nil {
+			return nil, err
+		}
+		member := spec
+		member.Name = fmt.Sprintf("%s#%d", spec.Name, i) // each member its own random stream
+		l, err := newCutoutLayer(member, ph, p.at)
+		if err != nil {
+			return nil, err
+		}
+		g.members = append(g.members, l)
+	}
+	return g, nil
+}
+
+// centerX is the front member's centre at time t.
+func (g *group) centerX(t float64) float64 { return g.members[len(g.members)-1].centerX(t) }
+
+func (g *group) render(t float64, dst *layer) {
+	for _, m := range g.members {
+		g.scratch.clear()
+		m.render(t, g.scratch)
+		for p, a := range g.scratch.a {
+			if a <= 0 {
+				continue
+			}
+			// Premultiplied over: the member in front of what is there.
+			k := 1 - a
+			dst.a[p] = a + k*dst.a[p]
+			for c := range 3 {
+				dst.pm[3*p+c] = g.scratch.pm[3*p+c] + k*dst.pm[3*p+c]
+			}
+		}
+	}
 }
 
 // resizeCutout scales the crop (x0, y0, cw×ch) of a photo to tw×th by area

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"vidmatte/models"
@@ -226,14 +227,15 @@ func TestSpillNearEdges(t *testing.T) {
 	}
 }
 
-// Specs of the sets: unknown names are errors, defaults are portrait and
-// shapes, and backdrops follow the set.
+// Specs of the sets: unknown names are errors, defaults are portrait,
+// shapes and people, and backdrops follow the set.
 func TestSetClips(t *testing.T) {
 	specs, err := SetClips(SetComposite, nil, 64, 48, 10, 4, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) != 2 || specs[0].Backdrop != BackdropStreet || specs[1].Backdrop != BackdropTree {
+	if len(specs) != 3 || specs[0].Backdrop != BackdropStreet || specs[1].Backdrop != BackdropTree ||
+		specs[2].Foreground != FgPeople || specs[2].Backdrop != BackdropTree {
 		t.Fatalf("composite set: %+v", specs)
 	}
 	if _, err := SetClips("nope", nil, 64, 48, 10, 4, 1); err == nil {
@@ -244,5 +246,90 @@ func TestSetClips(t *testing.T) {
 	}
 	if _, err := Render(context.Background(), ClipSpec{Set: SetGreenscreen, Foreground: FgShapes, Backdrop: BackdropGreen, Width: 15, Height: 16, FPS: 10, Frames: 2}, Sources{}); err == nil {
 		t.Error("an odd width was accepted")
+	}
+}
+
+// figure is a synthetic cut-out photo: an opaque upright ellipse (a
+// standing figure) with a soft edge, on a transparent ground.
+func figure(w, h int) *Photo {
+	ph := &Photo{W: w, H: h, RGB: make([]byte, 3*w*h), Alpha: make([]float32, w*h)}
+	for y := range h {
+		for x := range w {
+			dx, dy := (float64(x)+0.5-float64(w)/2)/(0.4*float64(w)), (float64(y)+0.5-float64(h)/2)/(0.45*float64(h))
+			d := math.Sqrt(dx*dx + dy*dy)
+			a := math.Min(math.Max((1.05-d)/0.1, 0), 1)
+			ph.Alpha[y*w+x] = float32(a)
+			ph.RGB[3*(y*w+x)], ph.RGB[3*(y*w+x)+1], ph.RGB[3*(y*w+x)+2] = 200, byte(x), byte(y)
+		}
+	}
+	return ph
+}
+
+// The people foreground paints its members back to front: its alpha is
+// the members' composited over each other (1 − Π(1 − aᵢ)), each member
+// has the height its placement gives, and the clip's composite agrees
+// with its truth.
+func TestPeopleGroup(t *testing.T) {
+	ctx := context.Background()
+	spec := ClipSpec{Set: SetGreenscreen, Name: "people-green", Foreground: FgPeople, Backdrop: BackdropGreen,
+		Width: 160, Height: 120, FPS: 10, Frames: 4, Seed: 3}
+	photos := Sources{Photo: func(_ context.Context, fg string) (*Photo, error) {
+		if fg == FgPortrait {
+			return figure(60, 50), nil
+		}
+		return figure(30, 90), nil
+	}}
+	g, err := newGroup(ctx, spec, photos.Photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.members) != 3 {
+		t.Fatalf("%d members, want 3", len(g.members))
+	}
+	const at = 1.5
+	all := newLayer(spec.Width, spec.Height)
+	g.render(at, all)
+	want := make([]float64, spec.Width*spec.Height)
+	for i := range want {
+		want[i] = 1
+	}
+	// The members' heights as shares of the frame's, at most: the
+	// placement's share with its jitter, and the sway of the zoom.
+	heights := []float64{0.35, 0.55, 0.80}
+	for i, m := range g.members {
+		one := newLayer(spec.Width, spec.Height)
+		m.render(at, one)
+		top, bottom := spec.Height, -1
+		for p, a := range one.a {
+			want[p] *= 1 - float64(a)
+			if a > 0.5 {
+				top, bottom = min(top, p/spec.Width), max(bottom, p/spec.Width)
+			}
+		}
+		if bottom < 0 {
+			t.Fatalf("member %d is not in the frame at t=%g", i, at)
+		}
+		if share := float64(bottom-top+1) / float64(spec.Height); share > heights[i]*1.1 || share < 0.2 {
+			t.Errorf("member %d is %.2f of the frame's height, want at most %.2f", i, share, heights[i]*1.1)
+		}
+	}
+	var maxDiff float64
+	for p, a := range all.a {
+		maxDiff = math.Max(maxDiff, math.Abs(float64(a)-(1-want[p])))
+	}
+	if maxDiff > 1e-5 {
+		t.Errorf("the group's alpha differs from its members' composited by up to %g", maxDiff)
+	}
+	frames, err := Render(ctx, spec, photos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkComposite(t, frames)
+	clip, err := BuildClip(ctx, spec, photos, "isnet", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clip.TruthSource != TruthModel("isnet") || !strings.Contains(clip.Description, "three people") {
+		t.Errorf("truth %q, description %q", clip.TruthSource, clip.Description)
 	}
 }

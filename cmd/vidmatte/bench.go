@@ -32,7 +32,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fps := fs.Int("fps", benchmarks.DefaultFPS, "frame rate of the generated clips")
 	size := fs.String("size", fmt.Sprintf("%dx%d", benchmarks.DefaultWidth, benchmarks.DefaultHeight), "size of the generated clips, WxH")
 	seed := fs.Uint64("seed", benchmarks.DefaultSeed, "seed of the clip generator")
-	fgs := fs.String("foregrounds", "portrait,shapes", "foregrounds of each generated set: portrait, shapes, player")
+	fgs := fs.String("foregrounds", strings.Join(benchmarks.DefaultForegrounds, ","), "foregrounds of each generated set: portrait, shapes, people, player")
 	format := fs.String("format", string(vidmatte.FormatPNGSequence), "output format of every pipeline: png_sequence (exact alpha) or webm")
 	naive := fs.String("naive", "first", "clips the naive ffmpeg + script pipeline runs on: first (of each set), all or none")
 	noSmooth := fs.Bool("no-smoothing-runs", false, "skip the runs of per-frame models without temporal smoothing")
