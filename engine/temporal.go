@@ -87,12 +87,23 @@ func (t *temporalFilter) smooth(dst, next, yNext []byte, ys int) {
 		a0, a1, a2 := t.rawPrev[o:o+w], t.rawCur[o:o+w], next[o:o+w]
 		y0, y1, y2 := t.yPrev[o:o+w], t.yCur[o:o+w], yNext[r*ys:r*ys+w]
 		d := dst[o : o+w]
+		a0, a1, a2 = a0[:len(d)], a1[:len(d)], a2[:len(d)]
+		y0, y1, y2 = y0[:len(d)], y1[:len(d)], y2[:len(d)]
 		for x := range d {
-			if absDiff(y1[x], y0[x]) > stillLuma || absDiff(y2[x], y1[x]) > stillLuma {
-				d[x] = a1[x]
-				continue
-			}
-			d[x] = median3(a0[x], a1[x], a2[x])
+			// Branch-free, on ints whose sign bits make the masks: where
+			// pixels move and where they stay still is as unpredictable as
+			// the picture, and a mispredicted branch per pixel costs more
+			// than all of this arithmetic.
+			p0, p1, p2 := int32(y0[x]), int32(y1[x]), int32(y2[x])
+			d01, d12 := p1-p0, p2-p1
+			d01 = (d01 ^ (d01 >> 31)) - (d01 >> 31)
+			d12 = (d12 ^ (d12 >> 31)) - (d12 >> 31)
+			moved := (stillLuma - d01) | (stillLuma - d12) // negative where either exceeds
+			v0, v1, v2 := int32(a0[x]), int32(a1[x]), int32(a2[x])
+			lo, hi := imin(v0, v1), imax(v0, v1)
+			med := imax(lo, imin(hi, v2))
+			mask := moved >> 31 // all ones where the picture moved
+			d[x] = byte(med ^ ((med ^ v1) & mask))
 		}
 	}
 }
@@ -105,22 +116,6 @@ func (t *temporalFilter) release(alphas chan<- []byte) {
 	}
 }
 
-func absDiff(a, b byte) byte {
-	if a > b {
-		return a - b
-	}
-	return b - a
-}
-
-func median3(a, b, c byte) byte {
-	if a > b {
-		a, b = b, a
-	}
-	if b > c {
-		b = c
-	}
-	if a > b {
-		return a
-	}
-	return b
-}
+// imin and imax are branch-free for values of −2^30..2^30.
+func imin(a, b int32) int32 { d := a - b; return b + (d & (d >> 31)) }
+func imax(a, b int32) int32 { d := a - b; return a - (d & (d >> 31)) }

@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // filterRun pushes pictures through a filter (each a uniform luma and a
 // uniform model alpha) and returns the smoothed alpha of each, in order,
@@ -75,10 +78,53 @@ func TestTemporalFilter(t *testing.T) {
 	}
 }
 
-func TestMedian3(t *testing.T) {
-	for _, c := range [][4]byte{{1, 2, 3, 2}, {3, 2, 1, 2}, {2, 3, 1, 2}, {2, 1, 3, 2}, {1, 3, 2, 2}, {3, 1, 2, 2}, {5, 5, 1, 5}, {7, 7, 7, 7}} {
-		if m := median3(c[0], c[1], c[2]); m != c[3] {
-			t.Errorf("median3(%d, %d, %d) = %d, want %d", c[0], c[1], c[2], m, c[3])
+// smoothReference is the filter's definition, written plainly: the median
+// of three where the luma stays within stillLuma across the three frames,
+// the model's own alpha elsewhere.
+func smoothReference(a0, a1, a2, y0, y1, y2 byte) byte {
+	diff := func(a, b byte) int { return max(int(a), int(b)) - min(int(a), int(b)) }
+	if diff(y1, y0) > stillLuma || diff(y2, y1) > stillLuma {
+		return a1
+	}
+	s := []int{int(a0), int(a1), int(a2)}
+	slices.Sort(s)
+	return byte(s[1])
+}
+
+// The branch-free filter computes its definition on every combination of
+// alphas and lumas that matters: each alpha order, ties, the extremes, and
+// luma steps just inside and just outside stillLuma either way.
+func TestSmoothMatchesItsDefinition(t *testing.T) {
+	vals := []byte{0, 1, 100, 101, 254, 255}
+	lumas := []byte{0, 6, 7, 100, 100 - stillLuma, 100 + stillLuma, 100 - stillLuma - 1, 100 + stillLuma + 1, 249, 255}
+	var a0, a1, a2, y0, y1, y2, want []byte
+	for _, p := range vals {
+		for _, c := range vals {
+			for _, n := range vals {
+				for _, l0 := range lumas {
+					for _, l2 := range lumas {
+						for _, l1 := range []byte{100, 0, 255} {
+							a0, a1, a2 = append(a0, p), append(a1, c), append(a2, n)
+							y0, y1, y2 = append(y0, l0), append(y1, l1), append(y2, l2)
+							want = append(want, smoothReference(p, c, n, l0, l1, l2))
+						}
+					}
+				}
+			}
+		}
+	}
+	tf := newTemporalFilter(len(want), 1)
+	copy(tf.rawPrev, a0)
+	copy(tf.rawCur, a1)
+	copy(tf.yPrev, y0)
+	copy(tf.yCur, y1)
+	got := make([]byte, len(want))
+	tf.smooth(got, a2, y2, len(want))
+	bad := 0
+	for i := range want {
+		if got[i] != want[i] && bad < 5 {
+			bad++
+			t.Errorf("alphas %d %d %d, lumas %d %d %d: got %d, want %d", a0[i], a1[i], a2[i], y0[i], y1[i], y2[i], got[i], want[i])
 		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 // tfjsConversion versions what ConvertTFJS produces (the tfjs converter's
 // graph plus what is written here); a converted file stamped
 // with another version is converted again by Install.
-const tfjsConversion = "tfjs-nhwc-4"
+const tfjsConversion = "tfjs-nhwc-5"
 
 // ConvertSource says how Install makes a built-in model's file: by
 // converting a TensorFlow.js graph model whose files are pinned by sha256.
