@@ -165,6 +165,17 @@ func TestTypedTensorData(t *testing.T) {
 	if _, err := Floats(ext); err == nil {
 		t.Error("read the values of an external tensor")
 	}
+	// An external initializer survives Decode and Marshal with its location.
+	m := sampleModel()
+	m.Graph.Initializer = append(m.Graph.Initializer, ext)
+	back, err := Decode(marshal(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := Initializer(back.Graph, "e"); e == nil || !External(e) || len(e.ExternalData) != 1 ||
+		e.ExternalData[0].Value != "w.bin" || e.RawData != nil {
+		t.Errorf("external initializer after a round trip: %v", e)
+	}
 	if _, err := Floats(RawTensor("odd", Float, []int64{1}, []byte{1, 2, 3})); err == nil {
 		t.Error("3 raw bytes read as float32 values")
 	}
