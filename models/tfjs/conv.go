@@ -95,16 +95,85 @@ func convWeights(n *Node, t *Tensor, depthwise bool) (*onnx.Tensor, int64, error
 // conv2D converts Conv2D, DepthwiseConv2dNative and their fused forms
 // (a bias and an activation).
 func conv2D(c *converter, n *Node) ([]value, error) {
+	xs, fts, err := c.concatSplit(n)
+	if err != nil {
+		return nil, err
+	}
+	if xs != nil {
+		return c.conv(n, xs, fts, nil)
+	}
 	x, err := c.in(n, 0)
 	if err != nil {
 		return nil, err
 	}
-	return c.conv(n, x, nil)
+	return c.conv(n, []value{x}, nil, nil)
 }
 
-// conv emits n's convolution of x; dilation overrides n's dilations (the
-// dilated convolution a SpaceToBatchND pair encodes).
-func (c *converter) conv(n *Node, x value, dilation []int64) ([]value, error) {
+// concatSplit splits a convolution of a channel concatenation whose
+// channel count is not a multiple of 8 (RVM's decoder convolves its
+// features concatenated with the 3-channel downsampled frame: 35, 59,
+// 107 and 171 channels) into one convolution per part, summed, which is
+// the same convolution. ONNX Runtime's blocked (NCHWc) convolutions need
+// channel counts in multiples of its block; an odd count falls back to a
+// generic convolution about twice as slow per operation, and the
+// concatenation itself is gone. (Convolving the parts of 8·k channels
+// together instead measured the same.) It returns the parts and their
+// slices of the filter, or none to convert n whole.
+func (c *converter) concatSplit(n *Node) (xs []value, fts []*Tensor, err error) {
+	if n.Op != "Conv2D" && n.Op != "_FusedConv2D" {
+		return nil, nil, nil
+	}
+	in := dataInputs(n)
+	cat := c.source(parseRef(in[0]))
+	ft := c.constOf(parseRef(in[1]))
+	if cat == nil || cat.Op != "ConcatV2" || ft == nil || ft.DType != Float32 || len(ft.Shape) != 4 {
+		return nil, nil, nil
+	}
+	parts := dataInputs(cat)
+	if len(parts) < 3 || !c.isChannelAxis(parts[len(parts)-1]) {
+		return nil, nil, nil
+	}
+	parts = parts[:len(parts)-1]
+	kh, kw, ci, co := ft.Shape[0], ft.Shape[1], ft.Shape[2], ft.Shape[3]
+	if ci%8 == 0 {
+		return nil, nil, nil
+	}
+	widths := make([]int64, len(parts))
+	var total int64
+	aligned := false
+	for i, p := range parts {
+		widths[i] = c.channels(parseRef(p))
+		if widths[i] == 0 {
+			return nil, nil, nil
+		}
+		aligned = aligned || widths[i]%8 == 0
+		total += widths[i]
+	}
+	if total != ci || !aligned {
+		return nil, nil, nil
+	}
+	var off int64
+	for i, p := range parts {
+		x, err := c.emit(parseRef(p))
+		if err != nil {
+			return nil, nil, err
+		}
+		k := widths[i]
+		t := &Tensor{DType: Float32, Shape: []int64{kh, kw, k, co}, F: make([]float32, 0, kh*kw*k*co)}
+		for y := range kh * kw {
+			t.F = append(t.F, ft.F[(y*ci+off)*co:(y*ci+off+k)*co]...)
+		}
+		xs, fts = append(xs, x), append(fts, t)
+		off += k
+	}
+	return xs, fts, nil
+}
+
+// conv emits n's convolution of xs[0], or, with filters given, the sum of
+// the convolutions of each xs[i] by fts[i] (slices of n's filter along its
+// input channels). dilation overrides n's dilations (the dilated
+// convolution a SpaceToBatchND pair encodes).
+func (c *converter) conv(n *Node, xs []value, fts []*Tensor, dilation []int64) ([]value, error) {
 	if err := checkNHWC(n); err != nil {
 		return nil, err
 	}
@@ -113,10 +182,17 @@ func (c *converter) conv(n *Node, x value, dilation []int64) ([]value, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, group, err := convWeights(n, ft, depthwise)
-	if err != nil {
-		return nil, err
+	if fts == nil {
+		fts = []*Tensor{ft}
 	}
+	ws := make([]*onnx.Tensor, len(fts))
+	var group int64
+	for i, t := range fts {
+		if ws[i], group, err = convWeights(n, t, depthwise); err != nil {
+			return nil, err
+		}
+	}
+	w := ws[0]
 	strides, err := hw(n, "strides", 1)
 	if err != nil {
 		return nil, err
@@ -140,7 +216,7 @@ func (c *converter) conv(n *Node, x value, dilation []int64) ([]value, error) {
 		onnx.IntsAttr("strides", strides...),
 		onnx.IntsAttr("dilations", dil...),
 		onnx.IntAttr("group", group))
-	inputs := []string{c.toNCHW(x.name), c.b.Const(w)}
+	var bias string
 	var act []string
 	if n.Op == "_FusedConv2D" || n.Op == "FusedDepthwiseConv2dNative" {
 		ops := n.Attr["fused_ops"].Strings()
@@ -155,10 +231,22 @@ func (c *converter) conv(n *Node, x value, dilation []int64) ([]value, error) {
 		if bt.DType != Float32 || int64(len(bt.F)) != w.Dims[0] {
 			return nil, errf(n, "bias of %d values for %d output channels", len(bt.F), w.Dims[0])
 		}
-		inputs = append(inputs, c.b.Float([]int64{w.Dims[0]}, bt.F...))
+		bias = c.b.Float([]int64{w.Dims[0]}, bt.F...)
 		act = ops[1:]
 	}
-	y := c.b.Op("Conv", inputs, attrs...)
+	var y string
+	for i, x := range xs {
+		inputs := []string{c.toNCHW(x.name), c.b.Const(ws[i])}
+		if i == 0 && bias != "" {
+			inputs = append(inputs, bias)
+		}
+		yi := c.b.Op("Conv", inputs, attrs...)
+		if i == 0 {
+			y = yi
+		} else {
+			y = c.b.Op("Add", []string{y, yi})
+		}
+	}
 	for _, a := range act {
 		switch a {
 		case "Relu":
@@ -220,7 +308,7 @@ func (c *converter) dilatedConv(n *Node) ([]value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.conv(cn, x, block.I)
+	return c.conv(cn, []value{x}, nil, block.I)
 }
 
 // convTranspose converts Conv2DBackpropInput (the gradient of a

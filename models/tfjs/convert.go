@@ -108,6 +108,9 @@ type converter struct {
 	// the converted graph makes it dynamic: constant Reshape targets then
 	// get -1 for their leading 1.
 	batchOne bool
+	// chans memoizes channels; users counts each node's readers.
+	chans map[ref]int64
+	users map[string]int
 }
 
 // Convert converts m to an ONNX model (opset 17).

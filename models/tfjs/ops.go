@@ -228,6 +228,19 @@ func cast(c *converter, n *Node) ([]value, error) {
 }
 
 func shape(c *converter, n *Node) ([]value, error) {
+	// The shape of a channel concatenation of known width is its first
+	// part's, but for the channels: the concatenation itself need not be
+	// computed for it (RVM reads the frame size off one it otherwise
+	// splits again).
+	r := parseRef(dataInputs(n)[0])
+	if cat := c.source(r); cat != nil && cat.Op == "ConcatV2" && c.channels(r) > 0 {
+		p, err := c.emit(parseRef(dataInputs(cat)[0]))
+		if err != nil {
+			return nil, err
+		}
+		nhw := c.b.Op("Slice", []string{c.b.Op("Shape", []string{p.name}), c.b.Int64s(0), c.b.Int64s(3)})
+		return []value{{c.b.Op("Concat", []string{nhw, c.b.Int64s(c.channels(r))}, onnx.IntAttr("axis", 0)), onnx.Int64}}, nil
+	}
 	x, err := c.in(n, 0)
 	if err != nil {
 		return nil, err
@@ -335,10 +348,6 @@ func split(c *converter, n *Node) ([]value, error) {
 }
 
 func splitV(c *converter, n *Node) ([]value, error) {
-	x, err := c.in(n, 0)
-	if err != nil {
-		return nil, err
-	}
 	sizes, err := c.constIn(n, 1, "split sizes")
 	if err != nil {
 		return nil, err
@@ -354,6 +363,16 @@ func splitV(c *converter, n *Node) ([]value, error) {
 		if s < 0 {
 			return nil, errf(n, "split sizes %v: a size inferred from the input (-1) is not supported", sizes.I)
 		}
+	}
+	if c.isChannelAxis(dataInputs(n)[2]) {
+		vs, err := c.pushSplit(parseRef(dataInputs(n)[0]), sizes.I)
+		if err != nil || vs != nil {
+			return vs, err
+		}
+	}
+	x, err := c.in(n, 0)
+	if err != nil {
+		return nil, err
 	}
 	outs := c.b.OpN("Split", []string{x.name, c.b.Int64s(sizes.I...)}, len(sizes.I), onnx.IntAttr("axis", axis))
 	vs := make([]value, len(outs))
@@ -575,10 +594,19 @@ func resizeBilinear(c *converter, n *Node) ([]value, error) {
 	if err != nil {
 		return nil, err
 	}
+	return one(c.resize(n, x, c.channels(parseRef(dataInputs(n)[0]))))
+}
+
+// resize emits the ResizeBilinear n of x, which has ch channels (0:
+// unknown). A one-channel tensor [N,H,W,1] is laid out as [N,1,H,W] is
+// and is resized as that: ONNX Runtime's NCHW bilinear resize is about 3
+// times as fast as its NHWC one on a single channel (RVM's alpha, 11 ms
+// against 4 at 1080p on one thread).
+func (c *converter) resize(n *Node, x value, ch int64) (value, error) {
 	mode := "asymmetric"
 	switch {
 	case n.Attr["align_corners"].B && n.Attr["half_pixel_centers"].B:
-		return nil, errf(n, "align_corners and half_pixel_centers together")
+		return value{}, errf(n, "align_corners and half_pixel_centers together")
 	case n.Attr["align_corners"].B:
 		mode = "align_corners"
 	case n.Attr["half_pixel_centers"].B:
@@ -587,21 +615,27 @@ func resizeBilinear(c *converter, n *Node) ([]value, error) {
 	var hw string
 	if t := c.constOf(parseRef(dataInputs(n)[1])); t != nil {
 		if t.DType != Int32 || len(t.I) != 2 {
-			return nil, errf(n, "size must be two integers")
+			return value{}, errf(n, "size must be two integers")
 		}
 		hw = c.b.Int64s(t.I...)
 	} else {
 		s, err := c.in(n, 1)
 		if err != nil {
-			return nil, err
+			return value{}, err
 		}
 		hw = s.name
 	}
 	sh := c.b.Op("Shape", []string{x.name})
 	nd := c.b.Op("Slice", []string{sh, c.b.Int64s(0), c.b.Int64s(1)})
+	attrs := []*onnx.Attr{onnx.StringAttr("mode", "linear"), onnx.StringAttr("coordinate_transformation_mode", mode)}
+	if ch == 1 {
+		one := c.b.Int64s(1)
+		planar := c.b.Op("Reshape", []string{x.name, c.b.Op("Concat", []string{nd, one, c.b.Op("Slice", []string{sh, c.b.Int64s(1), c.b.Int64s(3)})}, onnx.IntAttr("axis", 0))})
+		y := c.b.Op("Resize", []string{planar, "", "", c.b.Op("Concat", []string{nd, one, hw}, onnx.IntAttr("axis", 0))}, attrs...)
+		return value{c.b.Op("Reshape", []string{y, c.b.Op("Concat", []string{nd, hw, one}, onnx.IntAttr("axis", 0))}), x.dt}, nil
+	}
 	cd := c.b.Op("Slice", []string{sh, c.b.Int64s(3), c.b.Int64s(4)})
 	sizes := c.b.Op("Concat", []string{nd, hw, cd}, onnx.IntAttr("axis", 0))
-	y := c.b.Op("Resize", []string{x.name, "", "", sizes},
-		onnx.StringAttr("mode", "linear"), onnx.StringAttr("coordinate_transformation_mode", mode))
-	return []value{{y, x.dt}}, nil
+	y := c.b.Op("Resize", []string{x.name, "", "", sizes}, attrs...)
+	return value{y, x.dt}, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"vidmatte/models/onnx"
 )
 
 // Builders of model.json nodes, as the tfjs converter writes them.
@@ -351,6 +353,128 @@ func TestClampBecomesOneClip(t *testing.T) {
 	got, _ := runCase(t, oc)
 	if d := maxAbsDiff(t, oc.name, got, oc.want); d != 0 {
 		t.Errorf("Minimum of two tensors: max |Δ| = %g", d)
+	}
+}
+
+// TestConvOfConcatIsSplit checks that a convolution of a channel
+// concatenation of odd width (8 channels from a convolution and a
+// 3-channel input, 11 in all) is converted as one convolution per part,
+// summed, without the concatenation, and computes the same.
+func TestConvOfConcatIsSplit(t *testing.T) {
+	x := randTensor(50, 1, 6, 7, 3)
+	s := randTensor(51, 1, 6, 7, 3)
+	w1s, w2s := []int64{3, 3, 3, 8}, []int64{3, 3, 11, 4}
+	w1, w2, b2 := randFloats(52, 3*3*3*8), randFloats(53, 3*3*11*4), randFloats(54, 4)
+	conv := func(name, op string, extra map[string]any, ins ...string) map[string]any {
+		a := map[string]any{"strides": aInts(1, 1, 1, 1), "padding": aS("SAME"), "data_format": aS("NHWC"), "dilations": aInts(1, 1, 1, 1)}
+		for k, v := range extra {
+			a[k] = v
+		}
+		return nd(name, op, ins, a)
+	}
+	nodes := []map[string]any{ph("x", "DT_FLOAT", -1, -1, -1, 3), ph("s", "DT_FLOAT", -1, -1, -1, 3),
+		cn("w1", "DT_FLOAT"), cn("w2", "DT_FLOAT"), cn("b2", "DT_FLOAT"), cn("axis", "DT_INT32"),
+		conv("a", "Conv2D", nil, "x", "w1"),
+		nd("r", "Relu", []string{"s"}, nil),
+		nd("cat", "ConcatV2", []string{"a", "r", "axis"}, map[string]any{"N": aI(2)}),
+		conv("z", "_FusedConv2D", map[string]any{"fused_ops": aStrs("BiasAdd", "Relu"), "num_args": aI(1)}, "cat", "w2", "b2")}
+	weights := []testWeight{wF("w1", w1s, w1), wF("w2", w2s, w2), wF("b2", []int64{4}, b2), wI("axis", nil, -1)}
+	// The reference: the concatenation, then the convolution.
+	a := refConv(x, w1, w1s, false, 1, 1, true, nil)
+	r := mapF(s, func(v float64) float64 { return max(v, 0) })
+	cat := tensor{shape: []int64{1, 6, 7, 11}}
+	for p := range 6 * 7 {
+		cat.f = append(cat.f, a.f[p*8:(p+1)*8]...)
+		cat.f = append(cat.f, r.f[p*3:(p+1)*3]...)
+	}
+	want := mapF(refConv(cat, w2, w2s, false, 1, 1, true, b2), func(v float64) float64 { return max(v, 0) })
+
+	path := writeModel(t, t.TempDir(), nodes, weights, map[string]any{}, map[string]any{"out": map[string]any{"name": "z:0"}})
+	data, _, err := ConvertFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs := 0
+	for _, n := range m.Graph.Node {
+		switch n.OpType {
+		case "Concat":
+			t.Errorf("the converted graph still concatenates (%s)", n.Name)
+		case "Conv":
+			convs++
+		}
+	}
+	if convs != 3 {
+		t.Errorf("%d convolutions, want 3 (the first, and one per part of the concatenation)", convs)
+	}
+	got := newSession(t, data, []string{"s", "x"}, []string{"out"}).run(t, map[string]tensor{"x": x, "s": s})["out"]
+	if d := maxAbsDiff(t, "split", got, want); d > 1e-5 {
+		t.Errorf("max |Δ| = %g\n got %v\nwant %v", d, head(got), head(want))
+	}
+}
+
+// TestSplitPushedDown checks RVM's ending, split(resize(a) ·
+// concat(x, mean(x)), [3, 1]), with the frame size read off the
+// concatenation: the split is pushed below the resize, the
+// full-size concatenation and split are gone, the one-channel part is
+// resized as NCHW, and both parts and the shape are exact.
+func TestSplitPushedDown(t *testing.T) {
+	x := randTensor(60, 2, 8, 10, 3)
+	a := randTensor(61, 2, 3, 4, 4)
+	nodes := []map[string]any{ph("x", "DT_FLOAT", -1, -1, -1, 3), ph("a", "DT_FLOAT", -1, -1, -1, 4),
+		cn("axis", "DT_INT32"), cn("ra", "DT_INT32"), cn("sizes", "DT_INT32"), cn("b", "DT_INT32"), cn("e", "DT_INT32"), cn("st", "DT_INT32"),
+		nd("m", "Mean", []string{"x", "ra"}, map[string]any{"keep_dims": aB(true)}),
+		nd("cat", "ConcatV2", []string{"x", "m", "axis"}, map[string]any{"N": aI(2)}),
+		nd("shape", "Shape", []string{"cat"}, map[string]any{"out_type": aType("DT_INT32")}),
+		nd("hw", "StridedSlice", []string{"shape", "b", "e", "st"}, map[string]any{"Index": aType("DT_INT32"), "T": aType("DT_INT32")}),
+		nd("r", "ResizeBilinear", []string{"a", "hw"}, map[string]any{"align_corners": aB(false), "half_pixel_centers": aB(true)}),
+		nd("y", "Mul", []string{"r", "cat"}, nil),
+		nd("sp", "SplitV", []string{"y", "sizes", "axis"}, map[string]any{"num_split": aI(2)}),
+		nd("rgb", "Identity", []string{"sp"}, nil), nd("alpha", "Identity", []string{"sp:1"}, nil),
+		nd("dims", "Identity", []string{"shape"}, map[string]any{"T": aType("DT_INT32")})}
+	weights := []testWeight{wI("axis", nil, -1), wI("ra", []int64{1}, -1), wI("sizes", []int64{2}, 3, 1),
+		wI("b", []int64{1}, 1), wI("e", []int64{1}, 3), wI("st", []int64{1}, 1)}
+	path := writeModel(t, t.TempDir(), nodes, weights, map[string]any{}, map[string]any{
+		"rgb": map[string]any{"name": "rgb:0"}, "alpha": map[string]any{"name": "alpha:0"}, "dims": map[string]any{"name": "dims:0"}})
+	data, _, err := ConvertFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Graph.Node {
+		if n.OpType == "Split" {
+			t.Errorf("the converted graph still splits (%s)", n.Name)
+		}
+		if a := onnx.NodeAttr(n, "axis"); n.OpType == "Concat" && a != nil && a.I != 0 {
+			t.Errorf("the converted graph still concatenates tensors (%s)", n.Name)
+		}
+	}
+	// The reference, in Go.
+	r := refResize(a, 8, 10, false, true)
+	var rgb, alpha tensor
+	rgb.shape, alpha.shape = []int64{2, 8, 10, 3}, []int64{2, 8, 10, 1}
+	for p := range 2 * 8 * 10 {
+		mean := (float64(x.f[3*p]) + float64(x.f[3*p+1]) + float64(x.f[3*p+2])) / 3
+		for k := range 3 {
+			rgb.f = append(rgb.f, r.f[4*p+k]*x.f[3*p+k])
+		}
+		alpha.f = append(alpha.f, float32(float64(r.f[4*p+3])*mean))
+	}
+	got := newSession(t, data, []string{"a", "x"}, []string{"rgb", "alpha", "dims"}).run(t, map[string]tensor{"x": x, "a": a})
+	if d := maxAbsDiff(t, "rgb", got["rgb"], rgb); d > 1e-5 {
+		t.Errorf("rgb: max |Δ| = %g", d)
+	}
+	if d := maxAbsDiff(t, "alpha", got["alpha"], alpha); d > 1e-5 {
+		t.Errorf("alpha: max |Δ| = %g", d)
+	}
+	if d := got["dims"]; fmt.Sprint(d.i) != "[2 8 10 4]" {
+		t.Errorf("shape of the concatenation %v, want [2 8 10 4]", d.i)
 	}
 }
 
