@@ -143,5 +143,5 @@ func BuildChroma(p ChromaKey) ([]byte, error) {
 	fgr := g.OpTo("fgr", "Add", []string{x, shift})
 	g.Output(fgr, onnx.Float, n, onnx.Fixed(2), h, wd)
 
-	return g.Model(17, "vidmatte", "chroma-1").Marshal(), nil
+	return onnx.Marshal(g.Model(17, "vidmatte", "chroma-1"))
 }

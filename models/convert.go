@@ -136,22 +136,23 @@ func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]str
 	case SignatureRVM:
 	case SignatureISNet:
 		var images int
-		for _, in := range g.Inputs {
-			if in.Type == onnx.Float && len(in.Shape) == 4 && in.Shape[3].Value == 3 {
+		for _, in := range g.Input {
+			if shape := onnx.Shape(in); onnx.ElemType(in) == onnx.Float && len(shape) == 4 && shape[3].Value == 3 {
 				images++
 			}
 		}
-		if len(g.Inputs) != 1 || images != 1 {
-			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one image input [N,H,W,3] (it has %d inputs)", len(g.Inputs))
+		if len(g.Input) != 1 || images != 1 {
+			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one image input [N,H,W,3] (it has %d inputs)", len(g.Input))
 		}
-		if len(g.Outputs) != 1 {
-			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one output (it has %d)", len(g.Outputs))
+		if len(g.Output) != 1 {
+			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: a per-frame model needs exactly one output (it has %d)", len(g.Output))
 		}
-		out := g.Outputs[0]
-		if len(out.Shape) != 4 || (out.Shape[3].Value != 1 && out.Shape[3].Value != 2) {
-			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: the output %s must be [N,H,W,1] (a probability) or [N,H,W,2] (background and person scores), not %s", out.Name, out.ShapeString())
+		out := g.Output[0]
+		shape := onnx.Shape(out)
+		if len(shape) != 4 || (shape[3].Value != 1 && shape[3].Value != 2) {
+			return nil, vidmatte.Errorf(vidmatte.CodeInvalid, "tfjs: the output %s must be [N,H,W,1] (a probability) or [N,H,W,2] (background and person scores), not %s", out.Name, onnx.ShapeString(out))
 		}
-		if out.Shape[3].Value == 2 {
+		if shape[3].Value == 2 {
 			if err := scoresToAlpha(g, out.Name); err != nil {
 				return nil, err
 			}
@@ -159,9 +160,9 @@ func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]str
 	default:
 		return nil, fmt.Errorf("models: cannot convert a TensorFlow.js model to signature %q", sig)
 	}
-	om.Metadata = append(om.Metadata, [2]string{"vidmatte.conversion", tfjsConversion})
-	om.Metadata = append(om.Metadata, metadata...)
-	return om.Marshal(), nil
+	onnx.AddMetadata(om, [2]string{"vidmatte.conversion", tfjsConversion})
+	onnx.AddMetadata(om, metadata...)
+	return onnx.Marshal(om)
 }
 
 // scoresToAlpha replaces the NHWC output name, two scores per pixel
@@ -169,28 +170,28 @@ func ConvertTFJS(modelJSON string, sig Signature, name string, metadata [][2]str
 // person channel.
 func scoresToAlpha(g *onnx.Graph, name string) error {
 	idx := -1
-	for i, o := range g.Outputs {
+	for i, o := range g.Output {
 		if o.Name == name {
 			idx = i
 		}
 	}
-	if idx < 0 || len(g.Outputs[idx].Shape) != 4 {
+	if idx < 0 || len(onnx.Shape(g.Output[idx])) != 4 {
 		return fmt.Errorf("models: the converted graph has no 4-d output %q", name)
 	}
-	s := g.Outputs[idx].Shape
+	s := onnx.Shape(g.Output[idx])
 	sm := uniqueValue(g, name+"_softmax")
-	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Softmax", Name: uniqueNode(g, sm), Inputs: []string{name}, Outputs: []string{sm},
-		Attrs: []onnx.Attr{onnx.IntAttr("axis", 3)}})
+	g.Node = append(g.Node, &onnx.Node{OpType: "Softmax", Name: uniqueNode(g, sm), Input: []string{name}, Output: []string{sm},
+		Attribute: []*onnx.Attr{onnx.IntAttr("axis", 3)}})
 	out := uniqueValue(g, "alpha")
 	consts := []*onnx.Tensor{
 		onnx.Int64Tensor(uniqueValue(g, out+"_starts"), []int64{1}, 1),
 		onnx.Int64Tensor(uniqueValue(g, out+"_ends"), []int64{1}, 2),
 		onnx.Int64Tensor(uniqueValue(g, out+"_axes"), []int64{1}, 3),
 	}
-	g.Initializers = append(g.Initializers, consts...)
-	g.Nodes = append(g.Nodes, &onnx.Node{Op: "Slice", Name: uniqueNode(g, out),
-		Inputs: []string{sm, consts[0].Name, consts[1].Name, consts[2].Name}, Outputs: []string{out}})
-	g.Outputs[idx] = onnx.TensorValue(out, g.Outputs[idx].Type, s[0], s[1], s[2], onnx.Fixed(1))
+	g.Initializer = append(g.Initializer, consts...)
+	g.Node = append(g.Node, &onnx.Node{OpType: "Slice", Name: uniqueNode(g, out),
+		Input: []string{sm, consts[0].Name, consts[1].Name, consts[2].Name}, Output: []string{out}})
+	g.Output[idx] = onnx.TensorValue(out, onnx.ElemType(g.Output[idx]), s[0], s[1], s[2], onnx.Fixed(1))
 	return nil
 }
 
@@ -198,14 +199,14 @@ func scoresToAlpha(g *onnx.Graph, name string) error {
 // value of g yet.
 func uniqueValue(g *onnx.Graph, base string) string {
 	used := map[string]bool{}
-	for _, in := range g.Inputs {
+	for _, in := range g.Input {
 		used[in.Name] = true
 	}
-	for _, t := range g.Initializers {
+	for _, t := range g.Initializer {
 		used[t.Name] = true
 	}
-	for _, n := range g.Nodes {
-		for _, o := range n.Outputs {
+	for _, n := range g.Node {
+		for _, o := range n.Output {
 			used[o] = true
 		}
 	}
@@ -219,7 +220,7 @@ func uniqueValue(g *onnx.Graph, base string) string {
 // uniqueNode returns a node name, from base, that no node of g has.
 func uniqueNode(g *onnx.Graph, base string) string {
 	used := map[string]bool{}
-	for _, n := range g.Nodes {
+	for _, n := range g.Node {
 		used[n.Name] = true
 	}
 	name := base + "_vm"

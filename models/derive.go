@@ -89,8 +89,8 @@ func deriveBatchModel(data []byte, keep string) ([]byte, error) {
 	if err := onnx.PruneOutputs(m, keep); err != nil {
 		return nil, err
 	}
-	m.Metadata = append(m.Metadata, [2]string{"vidmatte.rewrite", batchRewrite})
-	return m.Marshal(), nil
+	onnx.AddMetadata(m, [2]string{"vidmatte.rewrite", batchRewrite})
+	return onnx.Marshal(m)
 }
 
 func describeStatus(st FileStatus) string {

@@ -324,7 +324,8 @@ func TestInstallRealPackage(t *testing.T) {
 // hard-codes batch 1 in two Reshapes of the data (and one of a constant
 // that must be left alone): input [1,3,16,16] → 1×1 Conv → Reshape [1,256]
 // → Sigmoid → Reshape [1,1,16,16] + per-channel bias reshaped [1,-1,1,1].
-func tinyISNetLike() []byte {
+func tinyISNetLike(t *testing.T) []byte {
+	t.Helper()
 	g := onnx.NewBuilder("tiny")
 	x := g.Input("input", onnx.Float, onnx.Fixed(1), onnx.Fixed(3), onnx.Fixed(16), onnx.Fixed(16))
 	conv := g.Op("Conv", []string{x, g.Float([]int64{1, 3, 1, 1}, 0.5, -0.25, 0.75), g.Float([]int64{1}, 0.1)})
@@ -336,7 +337,11 @@ func tinyISNetLike() []byte {
 	g.Output("output", onnx.Float, onnx.Fixed(1), onnx.Fixed(1), onnx.Fixed(16), onnx.Fixed(16))
 	g.OpTo("side", "Identity", []string{conv})
 	g.Output("side", onnx.Float, onnx.Fixed(1), onnx.Fixed(1), onnx.Fixed(16), onnx.Fixed(16))
-	return g.Model(17, "vidmatte-test", "1").Marshal()
+	data, err := onnx.Marshal(g.Model(17, "vidmatte-test", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestImport(t *testing.T) {
@@ -398,7 +403,7 @@ func TestImport(t *testing.T) {
 	if _, err := r.Import(wrong, "rvm", "rvm-test"); code(err) != vidmatte.CodeConflict {
 		t.Errorf("different file under a taken id: %v", err)
 	}
-	tiny := write("tiny.onnx", tinyISNetLike())
+	tiny := write("tiny.onnx", tinyISNetLike(t))
 	if _, err := r.Import(tiny, "isnet", "rvm-test"); code(err) != vidmatte.CodeConflict {
 		t.Errorf("different file under a taken id: %v", err)
 	}
@@ -441,7 +446,7 @@ func TestImportISNetLikeBatch(t *testing.T) {
 	rt := testRuntime(t)
 	r := testRegistry(t)
 	path := filepath.Join(t.TempDir(), "tiny.onnx")
-	os.WriteFile(path, tinyISNetLike(), 0o644)
+	os.WriteFile(path, tinyISNetLike(t), 0o644)
 	m, err := r.Import(path, "isnet", "tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -500,7 +505,7 @@ func TestImportISNetLikeBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dm.Graph.Outputs) != 1 || dm.Graph.Inputs[0].Shape[0].Param != "N" {
-		t.Errorf("derived graph: outputs %d, input %s", len(dm.Graph.Outputs), dm.Graph.Inputs[0].ShapeString())
+	if len(dm.Graph.Output) != 1 || onnx.Shape(dm.Graph.Input[0])[0].Param != "N" {
+		t.Errorf("derived graph: outputs %d, input %s", len(dm.Graph.Output), onnx.ShapeString(dm.Graph.Input[0]))
 	}
 }

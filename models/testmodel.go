@@ -21,7 +21,7 @@ import (
 // r3o = mean(r3i) over [1,40,2,2], r4o = downsample_ratio over
 // [1,64,1,1]: like the real model's, the states' shapes change after the
 // first frame.
-func RVMTestModel() []byte {
+func RVMTestModel() ([]byte, error) {
 	g := onnx.NewBuilder("vidmatte_rvm_test")
 	b, h, w := onnx.Symbolic("B"), onnx.Symbolic("H"), onnx.Symbolic("W")
 	src := g.Input("src", onnx.Float, b, onnx.Fixed(3), h, w)
@@ -56,7 +56,7 @@ func RVMTestModel() []byte {
 	stateOut("r2o", g.Op("Add", []string{mean(r[2]), g.Float(nil, 1)}), 1, 20, 3, 3)
 	stateOut("r3o", mean(r[3]), 1, 40, 2, 2)
 	stateOut("r4o", g.Op("Reshape", []string{ratio, g.Int64s(1, 1, 1, 1)}), 1, 64, 1, 1)
-	return g.Model(17, "vidmatte", "rvm-test-1").Marshal()
+	return onnx.Marshal(g.Model(17, "vidmatte", "rvm-test-1"))
 }
 
 // BuildRVMTestModel writes RVMTestModel to path (creating its folder),
@@ -65,5 +65,9 @@ func BuildRVMTestModel(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, RVMTestModel(), 0o644)
+	data, err := RVMTestModel()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }

@@ -1,6 +1,10 @@
 package onnx
 
-import "fmt"
+import (
+	"fmt"
+
+	"vidmatte/models/onnx/onnxpb"
+)
 
 // Builder assembles a graph node by node, naming intermediate values
 // itself. It is how vidmatte writes the models it generates.
@@ -16,21 +20,34 @@ func NewBuilder(name string) *Builder {
 
 // Input declares a graph input and returns its name.
 func (b *Builder) Input(name string, t DataType, shape ...Dim) string {
-	b.g.Inputs = append(b.g.Inputs, TensorValue(name, t, shape...))
+	b.g.Input = append(b.g.Input, TensorValue(name, t, shape...))
+	return name
+}
+
+// InputAnyRank declares a graph input whose rank is not fixed (no shape in
+// its type) and returns its name.
+func (b *Builder) InputAnyRank(name string, t DataType) string {
+	b.g.Input = append(b.g.Input, AnyRankValue(name, t))
 	return name
 }
 
 // Output declares value as a graph output.
 func (b *Builder) Output(value string, t DataType, shape ...Dim) {
-	b.g.Outputs = append(b.g.Outputs, TensorValue(value, t, shape...))
+	b.g.Output = append(b.g.Output, TensorValue(value, t, shape...))
+}
+
+// OutputAnyRank declares value as a graph output whose rank is not known.
+func (b *Builder) OutputAnyRank(value string, t DataType) {
+	b.g.Output = append(b.g.Output, AnyRankValue(value, t))
 }
 
 // Const adds t as an initializer under a fresh name and returns the name.
+// The graph takes t: its name is replaced, and the caller must not change
+// it afterwards.
 func (b *Builder) Const(t *Tensor) string {
-	c := *t
-	c.Name = b.fresh("const")
-	b.g.Initializers = append(b.g.Initializers, &c)
-	return c.Name
+	t.Name = b.fresh("const")
+	b.g.Initializer = append(b.g.Initializer, t)
+	return t.Name
 }
 
 // Float adds a float32 constant of the given dims (nil for a scalar).
@@ -44,7 +61,7 @@ func (b *Builder) Int64s(v ...int64) string {
 }
 
 // Op appends a node with one output and returns the output's name.
-func (b *Builder) Op(op string, inputs []string, attrs ...Attr) string {
+func (b *Builder) Op(op string, inputs []string, attrs ...*Attr) string {
 	out := b.fresh(op)
 	b.OpTo(out, op, inputs, attrs...)
 	return out
@@ -52,15 +69,32 @@ func (b *Builder) Op(op string, inputs []string, attrs ...Attr) string {
 
 // OpTo appends a node whose one output is called out (for values that are
 // graph outputs) and returns out.
-func (b *Builder) OpTo(out, op string, inputs []string, attrs ...Attr) string {
-	b.g.Nodes = append(b.g.Nodes, &Node{
-		Op:      op,
-		Name:    out + "_node",
-		Inputs:  inputs,
-		Outputs: []string{out},
-		Attrs:   attrs,
+func (b *Builder) OpTo(out, op string, inputs []string, attrs ...*Attr) string {
+	b.g.Node = append(b.g.Node, &Node{
+		OpType:    op,
+		Name:      out + "_node",
+		Input:     inputs,
+		Output:    []string{out},
+		Attribute: attrs,
 	})
 	return out
+}
+
+// OpN appends a node with n outputs (Split, for one) and returns their
+// names.
+func (b *Builder) OpN(op string, inputs []string, n int, attrs ...*Attr) []string {
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = b.fresh(op)
+	}
+	b.g.Node = append(b.g.Node, &Node{
+		OpType:    op,
+		Name:      outs[0] + "_node",
+		Input:     inputs,
+		Output:    outs,
+		Attribute: attrs,
+	})
+	return outs
 }
 
 // Graph returns the graph built so far.
@@ -71,10 +105,10 @@ func (b *Builder) Graph() *Graph { return b.g }
 // read).
 func (b *Builder) Model(opset int64, producer, version string) *Model {
 	return &Model{
-		IRVersion:       8,
+		IrVersion:       8,
 		ProducerName:    producer,
 		ProducerVersion: version,
-		Opsets:          []OpsetImport{{Domain: "", Version: opset}},
+		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: "", Version: opset}},
 		Graph:           b.g,
 	}
 }
@@ -82,28 +116,4 @@ func (b *Builder) Model(opset int64, producer, version string) *Model {
 func (b *Builder) fresh(prefix string) string {
 	b.next++
 	return fmt.Sprintf("%s_%d", prefix, b.next)
-}
-
-// OpN appends a node with n outputs (Split, for one) and returns their
-// names.
-func (b *Builder) OpN(op string, inputs []string, n int, attrs ...Attr) []string {
-	outs := make([]string, n)
-	for i := range outs {
-		outs[i] = b.fresh(op)
-	}
-	b.g.Nodes = append(b.g.Nodes, &Node{
-		Op:      op,
-		Name:    outs[0] + "_node",
-		Inputs:  inputs,
-		Outputs: outs,
-		Attrs:   attrs,
-	})
-	return outs
-}
-
-// InputAnyRank declares a graph input whose rank is not fixed (no shape in
-// its type) and returns its name.
-func (b *Builder) InputAnyRank(name string, t DataType) string {
-	b.g.Inputs = append(b.g.Inputs, ValueInfo{Name: name, Type: t})
-	return name
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"vidmatte/models/onnx/onnxpb"
 )
 
 func sampleModel() *Model {
@@ -24,103 +27,157 @@ func sampleModel() *Model {
 	g.Output("y", Float, Symbolic("N"), Fixed(1), Fixed(8), Fixed(8))
 	g.OpTo("k", "Identity", []string{k})
 	g.Output("k", Int64, Fixed(2))
+	g.OutputAnyRank("x", Float)
 	m := g.Model(17, "test", "1")
 	m.DocString = "doc"
-	m.Metadata = [][2]string{{"a", "b"}}
+	AddMetadata(m, [2]string{"a", "b"})
 	return m
+}
+
+func marshal(t *testing.T, m *Model) []byte {
+	t.Helper()
+	b, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestRoundTrip(t *testing.T) {
 	m := sampleModel()
-	data := m.Marshal()
+	data := marshal(t, m)
 	back, err := Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(back.Marshal(), data) {
+	if !bytes.Equal(marshal(t, back), data) {
 		t.Fatal("Decode then Marshal changed the bytes")
 	}
-	if back.Opset() != 17 || back.IRVersion != 8 || back.DocString != "doc" || back.Metadata[0] != [2]string{"a", "b"} {
-		t.Errorf("model fields: %+v", back)
+	if !proto.Equal(back, m) {
+		t.Fatal("Decode(Marshal(m)) differs from m")
+	}
+	if v, ok := Metadata(back, "a"); Opset(back) != 17 || back.IrVersion != 8 || back.DocString != "doc" || !ok || v != "b" {
+		t.Errorf("model fields: %v", back)
 	}
 	g := back.Graph
-	if g.Inputs[0].ShapeString() != "[N,3,4,4]" || g.Outputs[1].ShapeString() != "[2]" {
-		t.Errorf("shapes %s %s", g.Inputs[0].ShapeString(), g.Outputs[1].ShapeString())
+	if ShapeString(g.Input[0]) != "[N,3,4,4]" || ShapeString(g.Output[1]) != "[2]" || ShapeString(g.Output[2]) != "[?]" {
+		t.Errorf("shapes %s %s %s", ShapeString(g.Input[0]), ShapeString(g.Output[1]), ShapeString(g.Output[2]))
 	}
-	conv := g.Nodes[0]
-	if conv.Op != "Conv" || !slices.Equal(conv.Attr("kernel_shape").Ints, []int64{1, 1}) {
-		t.Errorf("conv %+v", conv)
+	if ElemType(g.Output[1]) != Int64 || ElemType(g.Output[2]) != Float {
+		t.Errorf("element types %s %s", ElemType(g.Output[1]), ElemType(g.Output[2]))
 	}
-	if a := g.Nodes[1].Attr("alpha"); a == nil || a.F != 0.25 || a.Type != AttrFloat {
-		t.Errorf("alpha %+v", a)
+	conv := g.Node[0]
+	if conv.OpType != "Conv" || !slices.Equal(NodeAttr(conv, "kernel_shape").Ints, []int64{1, 1}) {
+		t.Errorf("conv %v", conv)
 	}
-	if a := g.Nodes[2].Attr("mode"); string(a.S) != "linear" {
-		t.Errorf("mode %+v", a)
+	if a := NodeAttr(g.Node[1], "alpha"); a == nil || a.F != 0.25 || a.Type != AttrFloat {
+		t.Errorf("alpha %v", a)
 	}
-	k := g.Constant(g.Nodes[3].Outputs[0])
-	if v, err := k.Int64s(); err != nil || !slices.Equal(v, []int64{7, -8}) {
+	if a := NodeAttr(g.Node[2], "mode"); string(a.S) != "linear" {
+		t.Errorf("mode %v", a)
+	}
+	k := Constant(g, g.Node[3].Output[0])
+	if v, err := Int64s(k); err != nil || !slices.Equal(v, []int64{7, -8}) {
 		t.Errorf("constant %v %v", v, err)
 	}
-	if f, err := g.Initializer(conv.Inputs[1]).Floats(); err != nil || !slices.Equal(f, []float32{1, 2, 3}) {
+	if f, err := Floats(Initializer(g, conv.Input[1])); err != nil || !slices.Equal(f, []float32{1, 2, 3}) {
 		t.Errorf("weights %v %v", f, err)
 	}
 }
 
-// TestUnknownFieldsKept: fields this package does not model survive.
+// TestUnknownFieldsKept: fields the ONNX version of onnxpb does not know
+// survive Decode and Marshal, at the model level and inside a tensor.
 func TestUnknownFieldsKept(t *testing.T) {
-	data := sampleModel().Marshal()
-	// A training_info-like field (20) and a made-up varint field (99).
-	data = protowire.AppendTag(data, 20, protowire.BytesType)
+	m := sampleModel()
+	w := m.Graph.Initializer[0]
+	var unk []byte
+	unk = protowire.AppendTag(unk, 99, protowire.BytesType)
+	unk = protowire.AppendBytes(unk, []byte("opaque-tensor"))
+	w.ProtoReflect().SetUnknown(unk)
+	data := marshal(t, m)
+	// A made-up length-delimited field (98) and varint field (99).
+	data = protowire.AppendTag(data, 98, protowire.BytesType)
 	data = protowire.AppendBytes(data, []byte("opaque"))
 	data = protowire.AppendTag(data, 99, protowire.VarintType)
 	data = protowire.AppendVarint(data, 12345)
-	m, err := Decode(data)
+	back, err := Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := m.Marshal()
-	if !bytes.Contains(out, []byte("opaque")) || !bytes.HasSuffix(out, protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 12345)) {
+	out := marshal(t, back)
+	if !bytes.Contains(out, []byte("opaque")) || !bytes.Contains(out, []byte("opaque-tensor")) ||
+		!bytes.HasSuffix(out, protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 12345)) {
 		t.Error("unknown fields were dropped")
 	}
 }
 
-// TestTypedTensorData: tensors stored in float_data / int64_data (not
-// raw_data) decode to the same raw bytes.
+// TestTypedTensorData: tensors stored in float_data / int64_data /
+// int32_data (not raw_data), packed or not, read as the same values; a
+// tensor whose data is external is refused, not read as empty.
 func TestTypedTensorData(t *testing.T) {
 	var tb []byte
-	tb = protowire.AppendTag(tb, tensorDims, protowire.VarintType)
+	tb = protowire.AppendTag(tb, 1, protowire.VarintType) // dims
 	tb = protowire.AppendVarint(tb, 2)
-	tb = protowire.AppendTag(tb, tensorDataType, protowire.VarintType)
+	tb = protowire.AppendTag(tb, 2, protowire.VarintType) // data_type
 	tb = protowire.AppendVarint(tb, uint64(Float))
 	var packed []byte
 	for _, f := range []float32{1.5, -2} {
 		packed = binary.LittleEndian.AppendUint32(packed, math.Float32bits(f))
 	}
-	tb = protowire.AppendTag(tb, tensorFloatData, protowire.BytesType)
+	tb = protowire.AppendTag(tb, 4, protowire.BytesType) // float_data
 	tb = protowire.AppendBytes(tb, packed)
-	tb = protowire.AppendTag(tb, tensorName, protowire.BytesType)
+	tb = protowire.AppendTag(tb, 8, protowire.BytesType) // name
 	tb = protowire.AppendString(tb, "w")
-	tensor, err := decodeTensor(tb)
-	if err != nil {
+	tensor := &Tensor{}
+	if err := proto.Unmarshal(tb, tensor); err != nil {
 		t.Fatal(err)
 	}
-	if f, _ := tensor.Floats(); !slices.Equal(f, []float32{1.5, -2}) {
-		t.Errorf("float_data: %v", f)
+	if f, err := Floats(tensor); err != nil || !slices.Equal(f, []float32{1.5, -2}) {
+		t.Errorf("float_data: %v %v", f, err)
 	}
 
 	tb = nil
-	tb = protowire.AppendTag(tb, tensorDataType, protowire.VarintType)
+	tb = protowire.AppendTag(tb, 2, protowire.VarintType)
 	tb = protowire.AppendVarint(tb, uint64(Int64))
-	for _, v := range []int64{-1, 1 << 40} { // unpacked
-		tb = protowire.AppendTag(tb, tensorInt64Data, protowire.VarintType)
+	for _, v := range []int64{-1, 1 << 40} { // int64_data, unpacked
+		tb = protowire.AppendTag(tb, 7, protowire.VarintType)
 		tb = protowire.AppendVarint(tb, uint64(v))
 	}
-	tensor, err = decodeTensor(tb)
+	tensor = &Tensor{}
+	if err := proto.Unmarshal(tb, tensor); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Int64s(tensor); err != nil || !slices.Equal(v, []int64{-1, 1 << 40}) {
+		t.Errorf("int64_data: %v %v", v, err)
+	}
+	i32 := &Tensor{DataType: int32(Int32), Int32Data: []int32{-3, 4}}
+	if v, err := Int64s(i32); err != nil || !slices.Equal(v, []int64{-3, 4}) {
+		t.Errorf("int32_data: %v %v", v, err)
+	}
+	if v, err := Int64s(RawTensor("r", Int32, []int64{2}, []byte{0xfd, 0xff, 0xff, 0xff, 4, 0, 0, 0})); err != nil || !slices.Equal(v, []int64{-3, 4}) {
+		t.Errorf("int32 raw: %v %v", v, err)
+	}
+	ext := &Tensor{Name: "e", DataType: int32(Float), Dims: []int64{2}, DataLocation: onnxpb.TensorProto_EXTERNAL,
+		ExternalData: []*onnxpb.StringStringEntryProto{{Key: "location", Value: "w.bin"}}}
+	if !External(ext) {
+		t.Error("external tensor not reported as external")
+	}
+	if _, err := Floats(ext); err == nil {
+		t.Error("read the values of an external tensor")
+	}
+	// An external initializer survives Decode and Marshal with its location.
+	m := sampleModel()
+	m.Graph.Initializer = append(m.Graph.Initializer, ext)
+	back, err := Decode(marshal(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := tensor.Int64s(); !slices.Equal(v, []int64{-1, 1 << 40}) {
-		t.Errorf("int64_data: %v", v)
+	if e := Initializer(back.Graph, "e"); e == nil || !External(e) || len(e.ExternalData) != 1 ||
+		e.ExternalData[0].Value != "w.bin" || e.RawData != nil {
+		t.Errorf("external initializer after a round trip: %v", e)
+	}
+	if _, err := Floats(RawTensor("odd", Float, []int64{1}, []byte{1, 2, 3})); err == nil {
+		t.Error("3 raw bytes read as float32 values")
 	}
 }
 
@@ -156,27 +213,27 @@ func TestMakeBatchDynamic(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := m.Graph
-	if g.Inputs[0].ShapeString() != "[N,3,2,2]" || g.Outputs[0].ShapeString() != "[N,3,2,2]" {
-		t.Errorf("shapes %s → %s", g.Inputs[0].ShapeString(), g.Outputs[0].ShapeString())
+	if ShapeString(g.Input[0]) != "[N,3,2,2]" || ShapeString(g.Output[0]) != "[N,3,2,2]" {
+		t.Errorf("shapes %s → %s", ShapeString(g.Input[0]), ShapeString(g.Output[0]))
 	}
-	if len(rep.Reshapes) != 2 || rep.ValueInfo != 1 || g.ValueInfo[0].ShapeString() != "[N,12]" {
+	if len(rep.Reshapes) != 2 || rep.ValueInfo != 1 || ShapeString(g.ValueInfo[0]) != "[N,12]" {
 		t.Errorf("report %+v", rep)
 	}
 	want := [][]int64{{-1, 12}, {0, -1, 2, 2}, {1, -1, 1, 1}}
 	i := 0
-	for _, n := range g.Nodes {
-		if n.Op != "Reshape" {
+	for _, n := range g.Node {
+		if n.OpType != "Reshape" {
 			continue
 		}
-		v, _ := g.Constant(n.Inputs[1]).Int64s()
+		v, _ := Int64s(Constant(g, n.Input[1]))
 		if !slices.Equal(v, want[i]) {
 			t.Errorf("Reshape %d shape %v, want %v", i, v, want[i])
 		}
 		i++
 	}
 	// Re-encoding keeps the rewrite.
-	back, err := Decode(m.Marshal())
-	if err != nil || back.Graph.Inputs[0].Shape[0].Param != "N" {
+	back, err := Decode(marshal(t, m))
+	if err != nil || Shape(back.Graph.Input[0])[0].Param != "N" {
 		t.Fatalf("re-decoded: %v", err)
 	}
 }
@@ -223,14 +280,14 @@ func TestPruneOutputsUnsorted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ops []string
-	for _, n := range m.Graph.Nodes {
-		ops = append(ops, n.Op)
+	for _, n := range m.Graph.Node {
+		ops = append(ops, n.OpType)
 	}
 	if !reflect.DeepEqual(ops, []string{"Mul", "Relu", "Identity"}) {
 		t.Errorf("kept %v", ops)
 	}
-	if len(m.Graph.Initializers) != 1 || len(m.Graph.Outputs) != 1 || len(m.Graph.Inputs) != 1 {
-		t.Errorf("initializers %d, outputs %d, inputs %d", len(m.Graph.Initializers), len(m.Graph.Outputs), len(m.Graph.Inputs))
+	if len(m.Graph.Initializer) != 1 || len(m.Graph.Output) != 1 || len(m.Graph.Input) != 1 {
+		t.Errorf("initializers %d, outputs %d, inputs %d", len(m.Graph.Initializer), len(m.Graph.Output), len(m.Graph.Input))
 	}
 	if err := PruneOutputs(m, "nope"); err == nil {
 		t.Error("pruned to a missing output")
@@ -266,10 +323,10 @@ func TestFuseClips(t *testing.T) {
 		return b.Graph()
 	}
 	g := build(false, true)
-	if n := FuseClips(g); n != 1 || len(g.Nodes) != 1 {
-		t.Fatalf("removed %d, %d nodes left; want 1 and 1", n, len(g.Nodes))
+	if n := FuseClips(g); n != 1 || len(g.Node) != 1 {
+		t.Fatalf("removed %d, %d nodes left; want 1 and 1", n, len(g.Node))
 	}
-	if got := g.Nodes[0].Inputs; len(got) != 3 || got[0] != "x" || got[1] == "" || got[2] == "" {
+	if got := g.Node[0].Input; len(got) != 3 || got[0] != "x" || got[1] == "" || got[2] == "" {
 		t.Errorf("fused Clip inputs %q, want x, lo, hi", got)
 	}
 	if n := FuseClips(build(true, true)); n != 0 {

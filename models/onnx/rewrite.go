@@ -44,42 +44,43 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 		return rep, fmt.Errorf("onnx: empty batch dimension name")
 	}
 	inits := map[string]bool{}
-	for _, t := range g.Initializers {
+	for _, t := range g.Initializer {
 		inits[t.Name] = true
 	}
 	fix := func(v *ValueInfo, what string) (bool, error) {
-		if len(v.Shape) == 0 {
+		shape := Shape(v)
+		if len(shape) == 0 {
 			return false, nil
 		}
-		d := v.Shape[0]
+		d := shape[0]
 		switch {
 		case d.Param != "":
 			return false, nil
 		case d.Value > 1:
-			return false, fmt.Errorf("onnx: %s %q has a fixed batch of %d", what, v.Name, d.Value)
+			return false, fmt.Errorf("onnx: %s %q has a fixed batch of %d", what, v.GetName(), d.Value)
 		}
-		v.Shape[0] = Dim{Param: param}
+		SetDim(v, 0, Symbolic(param))
 		return true, nil
 	}
-	for i := range g.Inputs {
-		if inits[g.Inputs[i].Name] {
+	for i := range g.Input {
+		if inits[g.Input[i].Name] {
 			continue // an initializer listed as an input: a constant, not data
 		}
-		changed, err := fix(&g.Inputs[i], "input")
+		changed, err := fix(g.Input[i], "input")
 		if err != nil {
 			return rep, err
 		}
 		if changed {
-			rep.Inputs = append(rep.Inputs, g.Inputs[i].Name)
+			rep.Inputs = append(rep.Inputs, g.Input[i].Name)
 		}
 	}
-	for i := range g.Outputs {
-		changed, err := fix(&g.Outputs[i], "output")
+	for i := range g.Output {
+		changed, err := fix(g.Output[i], "output")
 		if err != nil {
 			return rep, err
 		}
 		if changed {
-			rep.Outputs = append(rep.Outputs, g.Outputs[i].Name)
+			rep.Outputs = append(rep.Outputs, g.Output[i].Name)
 		}
 	}
 
@@ -87,7 +88,7 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 	// visited in dependency order: files written by some converters do not
 	// list them topologically.
 	batched := map[string]bool{}
-	for _, in := range g.Inputs {
+	for _, in := range g.Input {
 		if !inits[in.Name] {
 			batched[in.Name] = true
 		}
@@ -97,9 +98,9 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 		return rep, err
 	}
 	for _, idx := range order {
-		n := g.Nodes[idx]
+		n := g.Node[idx]
 		carries := false
-		for _, in := range n.Inputs {
+		for _, in := range n.Input {
 			if batched[in] {
 				carries = true
 				break
@@ -108,29 +109,29 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 		if !carries {
 			continue
 		}
-		for _, out := range n.Outputs {
+		for _, out := range n.Output {
 			batched[out] = true
 		}
 		if n.Domain != "" && n.Domain != "ai.onnx" {
 			continue
 		}
-		switch n.Op {
+		switch n.OpType {
 		case "Reshape":
-			if len(n.Inputs) < 2 || !batched[n.Inputs[0]] {
+			if len(n.Input) < 2 || !batched[n.Input[0]] {
 				continue
 			}
-			shape := g.Constant(n.Inputs[1])
+			shape := Constant(g, n.Input[1])
 			if shape == nil {
 				continue // computed at run time, from the data's own shape
 			}
-			dims, err := shape.Int64s()
+			dims, err := Int64s(shape)
 			if err != nil {
 				return rep, fmt.Errorf("onnx: Reshape %q: %w", n.Name, err)
 			}
 			if len(dims) < 2 || dims[0] != 1 {
 				continue
 			}
-			if a := n.Attr("allowzero"); a != nil && a.I != 0 {
+			if a := NodeAttr(n, "allowzero"); a != nil && a.I != 0 {
 				return rep, fmt.Errorf("onnx: Reshape %q hard-codes batch 1 with allowzero set", n.Name)
 			}
 			nd := slices.Clone(dims)
@@ -139,24 +140,23 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 			} else {
 				nd[0] = -1
 			}
-			t := Int64Tensor(uniqueName(g, n.Inputs[1]+"_dynbatch"), []int64{int64(len(nd))}, nd...)
-			g.Initializers = append(g.Initializers, t)
-			n.Inputs[1] = t.Name
+			t := Int64Tensor(uniqueName(g, n.Input[1]+"_dynbatch"), []int64{int64(len(nd))}, nd...)
+			g.Initializer = append(g.Initializer, t)
+			n.Input[1] = t.Name
 			rep.Reshapes = append(rep.Reshapes, n.Name)
 		case "Resize", "Upsample":
-			if n.Op == "Resize" && len(n.Inputs) >= 4 && n.Inputs[3] != "" {
-				if sizes := g.Constant(n.Inputs[3]); sizes != nil {
-					if v, err := sizes.Int64s(); err == nil && len(v) > 0 && v[0] == 1 {
+			if n.OpType == "Resize" && len(n.Input) >= 4 && n.Input[3] != "" {
+				if sizes := Constant(g, n.Input[3]); sizes != nil {
+					if v, err := Int64s(sizes); err == nil && len(v) > 0 && v[0] == 1 {
 						return rep, fmt.Errorf("onnx: Resize %q has constant output sizes with batch 1", n.Name)
 					}
 				}
 			}
 		}
 	}
-	for i := range g.ValueInfo {
-		v := &g.ValueInfo[i]
-		if batched[v.Name] && len(v.Shape) > 0 && v.Shape[0].Param == "" && v.Shape[0].Value == 1 {
-			v.Shape[0] = Dim{Param: param}
+	for _, v := range g.ValueInfo {
+		if shape := Shape(v); batched[v.GetName()] && len(shape) > 0 && shape[0] == Fixed(1) {
+			SetDim(v, 0, Symbolic(param))
 			rep.ValueInfo++
 		}
 	}
@@ -169,32 +169,34 @@ func MakeBatchDynamic(m *Model, param string) (BatchRewrite, error) {
 // not visible here); only the outputs are dropped.
 func PruneOutputs(m *Model, keep ...string) error {
 	g := m.Graph
-	var outs []ValueInfo
+	var outs []*ValueInfo
 	for _, name := range keep {
-		i := slices.IndexFunc(g.Outputs, func(v ValueInfo) bool { return v.Name == name })
+		i := slices.IndexFunc(g.Output, func(v *ValueInfo) bool { return v.GetName() == name })
 		if i < 0 {
 			return fmt.Errorf("onnx: the graph has no output %q", name)
 		}
-		outs = append(outs, g.Outputs[i])
+		outs = append(outs, g.Output[i])
 	}
-	g.Outputs = outs
-	for _, n := range g.Nodes {
-		for _, a := range n.Attrs {
-			if a.Type == AttrGraph || a.Type == 10 || len(a.extra) > 0 {
+	g.Output = outs
+	for _, n := range g.Node {
+		for _, a := range n.Attribute {
+			// A subgraph, or fields of a newer ONNX that might hold one.
+			if a.G != nil || len(a.Graphs) > 0 || a.Type == AttrGraph || a.Type == AttrGraphs ||
+				len(a.ProtoReflect().GetUnknown()) > 0 {
 				return nil
 			}
 		}
 	}
 	producer := map[string]int{}
-	for i, n := range g.Nodes {
-		for _, o := range n.Outputs {
+	for i, n := range g.Node {
+		for _, o := range n.Output {
 			producer[o] = i
 		}
 	}
 	needed := map[string]bool{}
-	used := make([]bool, len(g.Nodes))
+	used := make([]bool, len(g.Node))
 	var work []string
-	for _, o := range g.Outputs {
+	for _, o := range g.Output {
 		needed[o.Name] = true
 		work = append(work, o.Name)
 	}
@@ -206,46 +208,46 @@ func PruneOutputs(m *Model, keep ...string) error {
 			continue
 		}
 		used[i] = true
-		for _, in := range g.Nodes[i].Inputs {
+		for _, in := range g.Node[i].Input {
 			if in != "" && !needed[in] {
 				needed[in] = true
 				work = append(work, in)
 			}
 		}
 	}
-	kept := make([]*Node, 0, len(g.Nodes))
-	for i, n := range g.Nodes {
+	kept := make([]*Node, 0, len(g.Node))
+	for i, n := range g.Node {
 		if used[i] {
 			kept = append(kept, n)
 		}
 	}
-	g.Nodes = kept
+	g.Node = kept
 	isInit := map[string]bool{}
-	for _, t := range g.Initializers {
+	for _, t := range g.Initializer {
 		isInit[t.Name] = true
 	}
-	inits := g.Initializers[:0]
-	for _, t := range g.Initializers {
+	inits := g.Initializer[:0]
+	for _, t := range g.Initializer {
 		if needed[t.Name] {
 			inits = append(inits, t)
 		}
 	}
-	g.Initializers = inits
-	ins := g.Inputs[:0]
-	for _, v := range g.Inputs {
+	g.Initializer = inits
+	ins := g.Input[:0]
+	for _, v := range g.Input {
 		// Real inputs stay even when unused (callers bind them by name);
 		// initializers listed as inputs go with their initializer.
 		if needed[v.Name] || !isInit[v.Name] {
 			ins = append(ins, v)
 		}
 	}
-	g.Inputs = ins
+	g.Input = ins
 	return nil
 }
 
 func uniqueName(g *Graph, base string) string {
 	name := base
-	for i := 2; g.Initializer(name) != nil || g.Producer(name) != nil; i++ {
+	for i := 2; Initializer(g, name) != nil || Producer(g, name) != nil; i++ {
 		name = fmt.Sprintf("%s_%d", base, i)
 	}
 	return name
@@ -256,17 +258,17 @@ func uniqueName(g *Graph, base string) string {
 // list nodes that way, but not every converter does.
 func TopologicalOrder(g *Graph) ([]int, error) {
 	producer := map[string]int{}
-	for i, n := range g.Nodes {
-		for _, o := range n.Outputs {
+	for i, n := range g.Node {
+		for _, o := range n.Output {
 			producer[o] = i
 		}
 	}
-	waiting := make([]int, len(g.Nodes))
-	users := make([][]int, len(g.Nodes))
+	waiting := make([]int, len(g.Node))
+	users := make([][]int, len(g.Node))
 	var ready []int
-	for i, n := range g.Nodes {
+	for i, n := range g.Node {
 		deps := map[int]bool{}
-		for _, in := range n.Inputs {
+		for _, in := range n.Input {
 			if p, ok := producer[in]; ok && in != "" && p != i {
 				deps[p] = true
 			}
@@ -279,7 +281,7 @@ func TopologicalOrder(g *Graph) ([]int, error) {
 			ready = append(ready, i)
 		}
 	}
-	order := make([]int, 0, len(g.Nodes))
+	order := make([]int, 0, len(g.Node))
 	for len(ready) > 0 {
 		i := ready[0]
 		ready = ready[1:]
@@ -291,7 +293,7 @@ func TopologicalOrder(g *Graph) ([]int, error) {
 			}
 		}
 	}
-	if len(order) != len(g.Nodes) {
+	if len(order) != len(g.Node) {
 		return nil, fmt.Errorf("onnx: the graph has a cycle")
 	}
 	return order, nil
@@ -303,34 +305,34 @@ func TopologicalOrder(g *Graph) ([]int, error) {
 // number of Clips removed.
 func FuseClips(g *Graph) int {
 	readers := map[string]int{}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
+	for _, n := range g.Node {
+		for _, in := range n.Input {
 			readers[in]++
 		}
 	}
-	for _, o := range g.Outputs {
+	for _, o := range g.Output {
 		readers[o.Name]++
 	}
 	bound := func(n *Node, i int) string {
-		if i < len(n.Inputs) {
-			return n.Inputs[i]
+		if i < len(n.Input) {
+			return n.Input[i]
 		}
 		return ""
 	}
 	producer := map[string]*Node{}
-	for _, n := range g.Nodes {
-		for _, o := range n.Outputs {
+	for _, n := range g.Node {
+		for _, o := range n.Output {
 			producer[o] = n
 		}
 	}
 	removed := map[*Node]bool{}
-	for _, outer := range g.Nodes {
-		if outer.Op != "Clip" || outer.Domain != "" || len(outer.Inputs) == 0 {
+	for _, outer := range g.Node {
+		if outer.OpType != "Clip" || outer.Domain != "" || len(outer.Input) == 0 {
 			continue
 		}
-		inner := producer[outer.Inputs[0]]
-		if inner == nil || inner.Op != "Clip" || inner.Domain != "" || removed[inner] ||
-			len(inner.Inputs) == 0 || readers[outer.Inputs[0]] != 1 {
+		inner := producer[outer.Input[0]]
+		if inner == nil || inner.OpType != "Clip" || inner.Domain != "" || removed[inner] ||
+			len(inner.Input) == 0 || readers[outer.Input[0]] != 1 {
 			continue
 		}
 		lo, hi := bound(outer, 1), bound(outer, 2)
@@ -343,21 +345,21 @@ func FuseClips(g *Graph) int {
 		default:
 			continue
 		}
-		outer.Inputs = []string{inner.Inputs[0], lo, hi}
+		outer.Input = []string{inner.Input[0], lo, hi}
 		if hi == "" {
-			outer.Inputs = outer.Inputs[:2]
+			outer.Input = outer.Input[:2]
 		}
 		removed[inner] = true
 	}
 	if len(removed) == 0 {
 		return 0
 	}
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
+	kept := g.Node[:0]
+	for _, n := range g.Node {
 		if !removed[n] {
 			kept = append(kept, n)
 		}
 	}
-	g.Nodes = kept
+	g.Node = kept
 	return len(removed)
 }

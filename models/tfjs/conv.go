@@ -40,10 +40,10 @@ func checkNHWC(n *Node) error {
 // padAttrs returns the ONNX padding attributes for TensorFlow's padding
 // attribute: SAME is SAME_UPPER (the extra row or column at the end, as
 // TensorFlow does), VALID none, EXPLICIT the given pairs.
-func padAttrs(n *Node) ([]onnx.Attr, error) {
+func padAttrs(n *Node) ([]*onnx.Attr, error) {
 	switch p := string(n.Attr["padding"].S); p {
 	case "SAME":
-		return []onnx.Attr{onnx.StringAttr("auto_pad", "SAME_UPPER")}, nil
+		return []*onnx.Attr{onnx.StringAttr("auto_pad", "SAME_UPPER")}, nil
 	case "VALID":
 		return nil, nil
 	case "EXPLICIT":
@@ -51,7 +51,7 @@ func padAttrs(n *Node) ([]onnx.Attr, error) {
 		if len(e) != 8 || e[0] != 0 || e[1] != 0 || e[6] != 0 || e[7] != 0 {
 			return nil, errf(n, "explicit_paddings %v: only H and W may be padded", e)
 		}
-		return []onnx.Attr{onnx.IntsAttr("pads", e[2], e[4], e[3], e[5])}, nil
+		return []*onnx.Attr{onnx.IntsAttr("pads", e[2], e[4], e[3], e[5])}, nil
 	default:
 		return nil, errf(n, "padding %q is not supported", p)
 	}

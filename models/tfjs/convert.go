@@ -206,7 +206,7 @@ func Convert(m *Model, opts Options) (*onnx.Model, error) {
 			}
 			c.b.Output(key, v.dt, shape...)
 		} else {
-			c.b.Graph().Outputs = append(c.b.Graph().Outputs, onnx.ValueInfo{Name: key, Type: v.dt})
+			c.b.OutputAnyRank(key, v.dt)
 		}
 	}
 	onnx.FuseClips(c.b.Graph())
@@ -493,7 +493,7 @@ func (c *converter) constant(t *Tensor) value {
 			raw[i] = 1
 		}
 	}
-	return value{c.b.Const(&onnx.Tensor{Type: onnx.Bool, Dims: dims, Raw: raw}), onnx.Bool}
+	return value{c.b.Const(onnx.RawTensor("", onnx.Bool, dims, raw)), onnx.Bool}
 }
 
 func (c *converter) ints(v ...int64) value { return value{c.b.Int64s(v...), onnx.Int64} }
@@ -561,7 +561,11 @@ func ConvertFile(path string, opts Options) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	return om.Marshal(), len(om.Graph.Nodes), nil
+	data, err := onnx.Marshal(om)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, len(om.Graph.Node), nil
 }
 
 const maxInt64 = math.MaxInt64

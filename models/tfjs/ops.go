@@ -627,7 +627,7 @@ func (c *converter) resize(n *Node, x value, ch int64) (value, error) {
 	}
 	sh := c.b.Op("Shape", []string{x.name})
 	nd := c.b.Op("Slice", []string{sh, c.b.Int64s(0), c.b.Int64s(1)})
-	attrs := []onnx.Attr{onnx.StringAttr("mode", "linear"), onnx.StringAttr("coordinate_transformation_mode", mode)}
+	attrs := []*onnx.Attr{onnx.StringAttr("mode", "linear"), onnx.StringAttr("coordinate_transformation_mode", mode)}
 	if ch == 1 {
 		one := c.b.Int64s(1)
 		planar := c.b.Op("Reshape", []string{x.name, c.b.Op("Concat", []string{nd, one, c.b.Op("Slice", []string{sh, c.b.Int64s(1), c.b.Int64s(3)})}, onnx.IntAttr("axis", 0))})

@@ -399,8 +399,8 @@ func TestConvOfConcatIsSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	convs := 0
-	for _, n := range m.Graph.Nodes {
-		switch n.Op {
+	for _, n := range m.Graph.Node {
+		switch n.OpType {
 		case "Concat":
 			t.Errorf("the converted graph still concatenates (%s)", n.Name)
 		case "Conv":
@@ -447,11 +447,11 @@ func TestSplitPushedDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range m.Graph.Nodes {
-		if n.Op == "Split" {
+	for _, n := range m.Graph.Node {
+		if n.OpType == "Split" {
 			t.Errorf("the converted graph still splits (%s)", n.Name)
 		}
-		if n.Op == "Concat" && n.Attr("axis") != nil && n.Attr("axis").I != 0 {
+		if a := onnx.NodeAttr(n, "axis"); n.OpType == "Concat" && a != nil && a.I != 0 {
 			t.Errorf("the converted graph still concatenates tensors (%s)", n.Name)
 		}
 	}
