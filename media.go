@@ -96,4 +96,12 @@ type StageTime struct {
 	Name string
 	Busy time.Duration
 	Wait time.Duration
+	// Takes is how many times the stage took its next input from its
+	// queue, and Queued the items it found waiting there, summed over the
+	// takes: Queued/Takes is the queue's mean depth as the stage saw it
+	// (near 0: the stage starves, it is not the bottleneck; near Capacity:
+	// the stages before it wait on it). The decode stage reads the file and
+	// has no queue.
+	Takes, Queued int64
+	Capacity      int
 }

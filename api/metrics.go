@@ -46,6 +46,8 @@ type Metrics struct {
 	leases    *prometheus.CounterVec
 	running   prometheus.Gauge
 	stages    *prometheus.CounterVec
+	queued    *prometheus.CounterVec
+	takes     *prometheus.CounterVec
 	storeOnce sync.Once
 }
 
@@ -84,7 +86,13 @@ func NewMetrics() *Metrics {
 	m.stages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vidmatte_stage_seconds_total", Help: "Time the pipeline stages of finished jobs spent busy or waiting on their queues, by stage.",
 	}, []string{"stage", "state"})
-	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks, m.leases, m.running, m.stages,
+	m.queued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidmatte_stage_queue_items_total", Help: "Items the pipeline stages of finished jobs found waiting in their input queues, summed over their takes (divided by vidmatte_stage_queue_takes_total: the mean depth).",
+	}, []string{"stage"})
+	m.takes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidmatte_stage_queue_takes_total", Help: "Times the pipeline stages of finished jobs took their next input from their queues.",
+	}, []string{"stage"})
+	m.reg.MustRegister(m.requests, m.latency, m.finished, m.frames, m.infer, m.jobTime, m.webhooks, m.leases, m.running, m.stages, m.queued, m.takes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	return m
@@ -127,6 +135,10 @@ func (m *Metrics) ObserveStages(_ string, stages []vidmatte.StageTime) {
 	for _, st := range stages {
 		m.stages.WithLabelValues(st.Name, "busy").Add(st.Busy.Seconds())
 		m.stages.WithLabelValues(st.Name, "wait").Add(st.Wait.Seconds())
+		if st.Takes > 0 {
+			m.queued.WithLabelValues(st.Name).Add(float64(st.Queued))
+			m.takes.WithLabelValues(st.Name).Add(float64(st.Takes))
+		}
 	}
 }
 

@@ -130,16 +130,27 @@ var stageNames = [numStages]string{"decode", "batch", "infer", "refine", "encode
 type stageClock struct {
 	wait time.Duration
 	life time.Duration
+	// The stage's input queue: its capacity, how many times the stage took
+	// from it and the items it found waiting.
+	capacity      int
+	takes, queued int64
 }
 
 // waited adds the time since t to the waits.
 func (c *stageClock) waited(t time.Time) { c.wait += time.Since(t) }
 
+// taking records the depth of the stage's input queue as it takes from it.
+func (c *stageClock) taking(depth int) {
+	c.takes++
+	c.queued += int64(depth)
+}
+
 // stages is what the clocks measured.
 func (p *pipeline) stages() []vidmatte.StageTime {
 	out := make([]vidmatte.StageTime, numStages)
 	for i, c := range p.clocks {
-		out[i] = vidmatte.StageTime{Name: stageNames[i], Busy: max(c.life-c.wait, 0), Wait: c.wait}
+		out[i] = vidmatte.StageTime{Name: stageNames[i], Busy: max(c.life-c.wait, 0), Wait: c.wait,
+			Takes: c.takes, Queued: c.queued, Capacity: c.capacity}
 	}
 	return out
 }
@@ -208,6 +219,10 @@ func (p *pipeline) run(parent context.Context) error {
 		}()
 	}
 
+	p.clocks[stageBatch].capacity = cap(decoded)
+	p.clocks[stageInfer].capacity = cap(filled)
+	p.clocks[stageRefine].capacity = cap(inferred)
+	p.clocks[stageEncode].capacity = cap(refined)
 	stage(stageDecode, func(ctx context.Context, c *stageClock) error { return p.decode(ctx, c, decoded) })
 	stage(stageBatch, func(ctx context.Context, c *stageClock) error {
 		return p.batch(ctx, c, decoded, free, filled, nb, inW, inH)
@@ -357,6 +372,7 @@ func (p *pipeline) batch(ctx context.Context, c *stageClock, in <-chan *codec.Fr
 	for {
 		var f *codec.Frame
 		var ok bool
+		c.taking(len(in))
 		t := time.Now()
 		select {
 		case f, ok = <-in:
@@ -419,6 +435,7 @@ func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, ou
 	}
 	for {
 		var w *work
+		c.taking(len(in))
 		t := time.Now()
 		select {
 		case w = <-in:
@@ -485,6 +502,7 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 
 	for {
 		var wk *work
+		c.taking(len(in))
 		t := time.Now()
 		select {
 		case wk = <-in:
@@ -638,6 +656,7 @@ func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, 
 	last := time.Now()
 	for {
 		var m matted
+		c.taking(len(in))
 		t := time.Now()
 		select {
 		case m = <-in:

@@ -37,6 +37,19 @@ func TestResultCarriesStageTimes(t *testing.T) {
 			t.Errorf("%s: busy %v + wait %v is longer than the run, %v", s.Name, s.Busy, s.Wait, res.Elapsed)
 		}
 		busy += int64(s.Busy)
+		// Every stage but decode takes each of its items from its queue,
+		// and the end marker: the 12 frames for batch and encode, the 6
+		// batches of 2 for infer and refine. It never finds more waiting
+		// there than the queue holds.
+		takes := map[string]int64{"decode": 0, "batch": 13, "infer": 7, "refine": 7, "encode": 13}[s.Name]
+		switch {
+		case s.Name == "decode":
+			if s.Takes != 0 || s.Capacity != 0 {
+				t.Errorf("decode: %d takes from a queue of %d, want none", s.Takes, s.Capacity)
+			}
+		case s.Takes != takes || s.Capacity <= 0 || s.Queued < 0 || s.Queued > s.Takes*int64(s.Capacity):
+			t.Errorf("%s: %d takes (want %d), %d items found waiting in a queue of %d", s.Name, s.Takes, takes, s.Queued, s.Capacity)
+		}
 	}
 	if busy > int64(res.Elapsed)*int64(len(want)) {
 		t.Errorf("the stages were busy %v in all, more than %d × the run's %v", busy, len(want), res.Elapsed)

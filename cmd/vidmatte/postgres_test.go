@@ -79,6 +79,11 @@ func TestServeOnPostgres(t *testing.T) {
 			t.Fatalf("no busy time of stage %s in the metrics:\n%s", stage, metrics)
 		}
 	}
+	// Queue depths: the encode stage took each frame and the end marker.
+	if !regexp.MustCompile(`(?m)^vidmatte_stage_queue_takes_total\{stage="encode"\} [1-9][0-9.e+]*$`).Match(metrics) ||
+		!regexp.MustCompile(`(?m)^vidmatte_stage_queue_items_total\{stage="encode"\} [0-9.e+]+$`).Match(metrics) {
+		t.Fatalf("no queue depth of the encode stage in the metrics:\n%s", metrics)
+	}
 	out, errOut, code = runCmd(t, "keys", "list", "--store", dsn)
 	if code != 0 || !strings.Contains(out, "pg") {
 		t.Fatalf("keys list --store: %d %q %s", code, out, errOut)

@@ -134,9 +134,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func writeStageStats(w io.Writer, res *engine.Result) {
 	n := float64(max(res.Frames, 1))
 	perFrame := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
-	fmt.Fprintf(w, "%-8s %12s %12s\n", "stage", "busy ms/f", "wait ms/f")
+	fmt.Fprintf(w, "%-8s %12s %12s %14s\n", "stage", "busy ms/f", "wait ms/f", "queue mean/cap")
 	for _, s := range res.Stages {
-		fmt.Fprintf(w, "%-8s %12.3f %12.3f\n", s.Name, perFrame(s.Busy), perFrame(s.Wait))
+		queue := "-"
+		if s.Takes > 0 {
+			queue = fmt.Sprintf("%.2f/%d", float64(s.Queued)/float64(s.Takes), s.Capacity)
+		}
+		fmt.Fprintf(w, "%-8s %12.3f %12.3f %14s\n", s.Name, perFrame(s.Busy), perFrame(s.Wait), queue)
 	}
 	fmt.Fprintf(w, "%-8s %12.3f\n", "wall", perFrame(res.Elapsed))
 }

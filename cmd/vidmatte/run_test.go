@@ -124,8 +124,9 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 // vidmatte run -stats prints a line per pipeline stage, in order, with its
-// busy and waiting milliseconds per frame, then the wall time per frame;
-// no stage is busy longer than the run.
+// busy and waiting milliseconds per frame and its input queue's mean depth
+// and capacity (none for decode), then the wall time per frame; no stage
+// is busy longer than the run.
 func TestRunStats(t *testing.T) {
 	in, _ := testmedia.GreenScreen(t, 96, 64, 10, false)
 	out := filepath.Join(t.TempDir(), "out.webm")
@@ -150,6 +151,16 @@ func TestRunStats(t *testing.T) {
 		}
 		if busy < 0 || wait < 0 || busy+wait > wall+0.002 {
 			t.Errorf("%s: busy %.3f + wait %.3f ms/frame against a wall of %.3f", name, busy, wait, wall)
+		}
+		queue := strings.Fields(lines[2+i])[3]
+		var mean float64
+		var capacity int
+		if name == "decode" {
+			if queue != "-" {
+				t.Errorf("decode has a queue: %q", queue)
+			}
+		} else if _, err := fmt.Sscanf(queue, "%f/%d", &mean, &capacity); err != nil || capacity < 1 || mean < 0 || mean > float64(capacity) {
+			t.Errorf("%s: queue %q (%v)", name, queue, err)
 		}
 	}
 	if _, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-stats", "-json"); code != 2 || !strings.Contains(stderr, "-stats") {
