@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +37,8 @@ import (
 //	device = "cpu"                    # VIDMATTE_DEVICE, --device (cpu or cuda)
 //	cpu_fallback = false              # VIDMATTE_CPU_FALLBACK, --cpu-fallback
 //	batch = 1                         # VIDMATTE_BATCH, --batch
-//	threads = 0                       # VIDMATTE_THREADS, --threads (0 = all cores)
+//	threads = 0                       # VIDMATTE_THREADS, --threads: threads of each job's decoder, encoders
+//	                                  #  and inference (0 = the cores divided among the workers; one worker: all)
 //	memory_budget = 0                 # VIDMATTE_MEMORY_BUDGET, --memory-budget (bytes one job may use:
 //	                                  #  the batch is lowered to fit, a job that cannot fit is refused;
 //	                                  #  0 = half the machine's memory divided among the workers)
@@ -256,7 +258,7 @@ func bindConfigFlags(fs *flag.FlagSet, all bool) *configFlags {
 	device := fs.String("device", d.Device, "inference device: cpu or cuda")
 	fallback := fs.Bool("cpu-fallback", false, "use the CPU when CUDA cannot be loaded, instead of failing")
 	batch := fs.Int("batch", d.Batch, "frames per inference call")
-	threads := fs.Int("threads", 0, "inference threads (0 = all cores)")
+	threads := fs.Int("threads", 0, "threads of each job's decoder, encoders and inference (0 = the cores divided among the workers)")
 	memBudget := fs.Int64("memory-budget", 0, "`bytes` one job may use for frames, tensors and the model (0 = half the memory divided among the workers)")
 	sessionCache := fs.Int("session-cache", d.SessionCache, "inference sessions kept cached (one per model, device and input size)")
 	allowPrivate := fs.Bool("allow-private-fetch", false, "allow fetching videos, images and webhooks from private, loopback and link-local addresses")
@@ -626,6 +628,19 @@ func (c *serveConfig) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// jobThreads is the thread budget of one job, for its decoder, its
+// encoders and its inference each: threads, or the machine's cores
+// divided among the workers (at least one). With one worker and threads
+// 0 it is 0: each library picks its own (all cores), as for one job.
+// Without a budget, each of a job's libraries takes every core and
+// workers > 1 oversubscribes the machine workers × 3 times over.
+func (c *serveConfig) jobThreads() int {
+	if c.Threads > 0 || c.Workers <= 1 {
+		return c.Threads
+	}
+	return max(runtime.NumCPU()/c.Workers, 1)
 }
 
 // jobMemoryBudget is the memory budget of one job: memory_budget, or

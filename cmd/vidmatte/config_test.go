@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,31 @@ func TestConfigMemoryBudgetAndSessionCache(t *testing.T) {
 	} {
 		if _, err := loadTestConfig(t, nil, env); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestConfigJobThreads: each job's thread budget is threads when set; by
+// default one worker leaves the libraries their own choice (0: all
+// cores), and several workers share the cores, at least one each.
+func TestConfigJobThreads(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for _, c := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{nil, 0},
+		{map[string]string{"VIDMATTE_THREADS": "3"}, 3},
+		{map[string]string{"VIDMATTE_THREADS": "3", "VIDMATTE_WORKERS": "4"}, 3},
+		{map[string]string{"VIDMATTE_WORKERS": "2"}, max(cpus/2, 1)},
+		{map[string]string{"VIDMATTE_WORKERS": "64"}, max(cpus/64, 1)},
+	} {
+		cfg, err := loadTestConfig(t, nil, c.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.jobThreads(); got != c.want {
+			t.Errorf("%v: %d threads a job, want %d", c.env, got, c.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"vidmatte/codec"
 
 	"vidmatte"
 	"vidmatte/engine"
@@ -35,7 +36,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	device := fs.String("device", "cpu", "cpu or cuda")
 	fallback := fs.Bool("cpu-fallback", false, "use the CPU when CUDA cannot be loaded, instead of failing")
 	batch := fs.Int("batch", 1, "frames per inference call")
-	threads := fs.Int("threads", 0, "inference threads (0 = all cores)")
+	threads := fs.Int("threads", 0, "threads of the decoder, the encoders and inference each (0 = all cores)")
 	smooth := fs.String("smooth", "auto", "temporal smoothing of the alpha: auto, on or off")
 	home := fs.String("home", "", "where the ONNX Runtime library and the models are (default $VIDMATTE_HOME)")
 	quiet := fs.Bool("quiet", false, "print no progress")
@@ -94,6 +95,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	eng, err := engine.New(engine.Config{
 		Runtime: rt, Registry: reg, Device: models.Device(*device), Batch: *batch, Logger: logger,
+		DecoderThreads: *threads, Encoder: codec.EncoderSettings{Threads: *threads},
 	})
 	if err != nil {
 		return err

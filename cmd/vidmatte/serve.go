@@ -122,7 +122,8 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.rt, err = models.NewRuntime(models.RuntimeOptions{Threads: cfg.Threads, AllowCPUFallback: cfg.CPUFallback, Logger: d.log,
+	threads := cfg.jobThreads()
+	d.rt, err = models.NewRuntime(models.RuntimeOptions{Threads: threads, AllowCPUFallback: cfg.CPUFallback, Logger: d.log,
 		MemoryBudget: cfg.jobMemoryBudget(), SessionCache: cfg.SessionCache})
 	if err != nil {
 		return nil, err
@@ -139,6 +140,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		return nil, err
 	}
 	eng, err := engine.New(engine.Config{Runtime: d.rt, Registry: reg, Device: device, Batch: cfg.Batch,
+		DecoderThreads: threads, Encoder: codec.EncoderSettings{Threads: threads},
 		MaxBackgroundPixels: int(cfg.Limits.MaxBackgroundPixels), Logger: d.log})
 	if err != nil {
 		return nil, err
