@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"container/list"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -304,8 +306,17 @@ func (rt *Runtime) checkCUDA() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: the CUDA provider libraries are missing from %s (%s); they must sit beside %s and come from the same ONNX Runtime release (%s)",
+		return fmt.Errorf("%w: the CUDA provider libraries are missing from %s (%s); they must sit beside %s and come from the same ONNX Runtime release (%s): on a GPU machine, scripts/setup --cuda installs them",
 			ErrCUDAUnavailable, dir, strings.Join(missing, ", "), filepath.Base(rt.libPath), rt.version)
+	}
+	// ONNX Runtime does not check that a provider library comes from its
+	// own release, and one from another release can crash the process
+	// when it is loaded: check the release the library names first.
+	if found, err := providerVersions(filepath.Join(dir, providersCUDALib)); err != nil {
+		return fmt.Errorf("%w: reading %s: %v", ErrCUDAUnavailable, providersCUDALib, err)
+	} else if len(found) > 0 && !slices.Contains(found, rt.version) {
+		return fmt.Errorf("%w: %s in %s is from ONNX Runtime %s, the core library %s is %s: install the provider libraries of release %s beside it (scripts/setup --cuda)",
+			ErrCUDAUnavailable, providersCUDALib, dir, strings.Join(found, ", "), filepath.Base(rt.libPath), rt.version, rt.version)
 	}
 	if _, err := os.Stat(nvidiaDriverFile); err != nil {
 		return fmt.Errorf("%w: no NVIDIA driver is loaded (%s is absent): this machine has no usable GPU", ErrCUDAUnavailable, nvidiaDriverFile)
@@ -316,6 +327,73 @@ func (rt *Runtime) checkCUDA() error {
 	}
 	defer opts.Destroy()
 	return appendCUDA(opts)
+}
+
+// providerVersions returns the ONNX Runtime release numbers ("1.29.0")
+// that a provider library carries as NUL-terminated strings: a release's
+// CUDA provider holds its own version string, and no other of that form.
+// A file with none (not a real library, or a build that does not embed
+// it) gives nil, and the check is left to ONNX Runtime.
+func providerVersions(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	const chunk = 1 << 20
+	const keep = 16 // longer than "\x001.999.999\x00": a match across chunks is seen whole
+	buf := make([]byte, keep+chunk)
+	var found []string
+	n := 0 // bytes of buf in use
+	for {
+		m, err := io.ReadFull(f, buf[n:])
+		n += m
+		eof := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !eof {
+			return nil, err
+		}
+		data := buf[:n]
+		// Matches starting in the kept tail are found in the next round,
+		// unless this is the last one.
+		limit := n - keep
+		if eof {
+			limit = n
+		}
+		for i := 0; i < limit; {
+			j := bytes.Index(data[i:], []byte("\x001."))
+			if j < 0 || i+j >= limit {
+				break
+			}
+			start := i + j + 1
+			if v, ok := releaseString(data[start:]); ok && !slices.Contains(found, v) {
+				found = append(found, v)
+			}
+			i = start
+		}
+		if eof {
+			return found, nil
+		}
+		n = copy(buf, data[n-keep:])
+	}
+}
+
+// releaseString reports whether b starts with a NUL-terminated "1.N.N"
+// (one to three digits each) and returns it.
+func releaseString(b []byte) (string, bool) {
+	end := bytes.IndexByte(b[:min(len(b), 13)], 0)
+	if end < 0 {
+		return "", false
+	}
+	parts := strings.Split(string(b[:end]), ".")
+	if len(parts) != 3 || parts[0] != "1" {
+		return "", false
+	}
+	for _, p := range parts[1:] {
+		if len(p) == 0 || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return "", false
+		}
+	}
+	return string(b[:end]), true
 }
 
 // appendCUDA adds the CUDA execution provider to opts, turning ONNX

@@ -120,7 +120,7 @@ func TestCUDAUnavailable(t *testing.T) {
 	if !errors.Is(err, ErrCUDAUnavailable) {
 		t.Fatalf("Load on CUDA: %v", err)
 	}
-	for _, want := range []string{dir, providersSharedLib, providersCUDALib, "1.30.0"} {
+	for _, want := range []string{dir, providersSharedLib, providersCUDALib, "1.30.0", "scripts/setup --cuda"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("CUDA error %q does not mention %q", err, want)
 		}
@@ -196,6 +196,64 @@ func TestCUDAChecks(t *testing.T) {
 		t.Errorf("error keeps colour codes: %q", err)
 	}
 	t.Logf("CUDA error from ONNX Runtime: %v", err)
+}
+
+// TestCUDAProviderRelease: a CUDA provider library from another ONNX
+// Runtime release is refused before ONNX Runtime loads it (and before the
+// driver check), naming both releases; one from the core's release goes
+// on to the next check. VIDMATTE_TEST_CUDA_PROVIDER may name a real
+// provider library to read as well (e.g. an ONNX Runtime 1.29.0 one).
+func TestCUDAProviderRelease(t *testing.T) {
+	testRuntime(t)
+	defer func(old string) { nvidiaDriverFile = old }(nvidiaDriverFile)
+	provider := func(t *testing.T, body []byte) (*Runtime, string) {
+		dir := t.TempDir()
+		link := filepath.Join(dir, "libonnxruntime.so.1")
+		if err := os.Symlink(DefaultLibraryPath(), link); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, providersSharedLib), []byte("shared"), 0o644)
+		os.WriteFile(filepath.Join(dir, providersCUDALib), body, 0o644)
+		nvidiaDriverFile = filepath.Join(dir, "no-driver")
+		rt, err := NewRuntime(RuntimeOptions{LibraryPath: link})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt, dir
+	}
+	// The version string sits across the 1 MiB read boundary.
+	body := func(v string) []byte {
+		b := bytes.Repeat([]byte("\x7fELF junk 1.2 \x00"), 2*(1<<20)/15)
+		b = append(b[:(1<<20)-3], append([]byte("\x00"+v+"\x00GetProvider\x001.30\x00v1.2.3\x00"), b[:100]...)...)
+		return b
+	}
+
+	rt, dir := provider(t, body("1.29.0"))
+	err := rt.CheckCUDA()
+	if !errors.Is(err, ErrCUDAUnavailable) {
+		t.Fatalf("provider of 1.29.0: %v", err)
+	}
+	for _, want := range []string{"from ONNX Runtime 1.29.0", "is " + rt.Version(), dir, "scripts/setup --cuda"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("release error %q does not say %q", err, want)
+		}
+	}
+
+	rt, _ = provider(t, body(rt.Version()))
+	if err := rt.CheckCUDA(); !errors.Is(err, ErrCUDAUnavailable) || !strings.Contains(err.Error(), "no NVIDIA driver") {
+		t.Errorf("provider of the core's release: %v (want the driver check next)", err)
+	}
+
+	if got, err := providerVersions(filepath.Join(dir, providersSharedLib)); err != nil || got != nil {
+		t.Errorf("a file without a release string: %q, %v", got, err)
+	}
+	if real := os.Getenv("VIDMATTE_TEST_CUDA_PROVIDER"); real != "" {
+		got, err := providerVersions(real)
+		t.Logf("%s names releases %q (err %v)", real, got, err)
+		if err != nil || len(got) != 1 {
+			t.Errorf("%s: releases %q, %v; want exactly one", real, got, err)
+		}
+	}
 }
 
 func TestCleanORTMessage(t *testing.T) {

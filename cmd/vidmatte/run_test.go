@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"vidmatte/internal/testmedia"
+	"vidmatte/models"
 )
 
 func TestRunCommand(t *testing.T) {
@@ -165,5 +166,42 @@ func TestRunStats(t *testing.T) {
 	}
 	if _, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-stats", "-json"); code != 2 || !strings.Contains(stderr, "-stats") {
 		t.Errorf("-stats with -json: exit %d, %q", code, stderr)
+	}
+}
+
+// TestRunCUDAUnavailable: 'run --device cuda' where CUDA cannot be used
+// exits 1 with one clean line that says why and leaves no output; with
+// --cpu-fallback it runs on the CPU and logs the reason. Where CUDA can be
+// used, the run is on CUDA.
+func TestRunCUDAUnavailable(t *testing.T) {
+	probe, err := models.NewRuntime(models.RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cudaErr := probe.CheckCUDA()
+	probe.Close()
+	in, _ := testmedia.GreenScreen(t, 64, 48, 4, false)
+	out := filepath.Join(t.TempDir(), "out.webm")
+
+	stdout, stderr, code := runCmd(t, "run", in, "-o", out, "-model", "chroma", "-device", "cuda", "-quiet")
+	if cudaErr == nil {
+		if code != 0 || !strings.Contains(stdout, " on cuda in ") {
+			t.Fatalf("CUDA is usable here, yet: exit %d: %s%s", code, stdout, stderr)
+		}
+		return
+	}
+	if code != 1 || stderr != "vidmatte run: "+cudaErr.Error()+"\n" || stdout != "" {
+		t.Errorf("--device cuda without CUDA: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("--device cuda without CUDA left %s", out)
+	}
+
+	stdout, stderr, code = runCmd(t, "run", in, "-o", out, "-model", "chroma", "-device", "cuda", "-cpu-fallback", "-quiet")
+	if code != 0 || !strings.Contains(stdout, " with chroma on cpu in ") {
+		t.Fatalf("--cpu-fallback: exit %d: %s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, `level=WARN msg="CUDA requested but unavailable; running on the CPU" reason="`+cudaErr.Error()) {
+		t.Errorf("--cpu-fallback did not log why: %q", stderr)
 	}
 }

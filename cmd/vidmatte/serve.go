@@ -128,6 +128,17 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A daemon asked for CUDA finds out now whether it can have it: without
+	// the fallback it does not start (rather than fail every job), with it
+	// it says once, here, that jobs will run on the CPU.
+	if device == models.CUDA {
+		if cerr := d.rt.CheckCUDA(); cerr != nil {
+			if !cfg.CPUFallback {
+				return nil, fmt.Errorf("%w (set cpu_fallback = true, VIDMATTE_CPU_FALLBACK=1 or --cpu-fallback to run on the CPU instead)", cerr)
+			}
+			d.log.Warn("CUDA requested but unavailable; jobs run on the CPU", slog.String("reason", cerr.Error()))
+		}
+	}
 	reg, err := models.NewRegistry(models.ModelsDir(models.Home()))
 	if err != nil {
 		return nil, err

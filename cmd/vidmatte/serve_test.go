@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"vidmatte/engine"
 	"vidmatte/internal/testmedia"
+	"vidmatte/models"
 )
 
 func startDaemon(t *testing.T, dir string, deadline time.Duration, wrap func(engine.Processor) engine.Processor) (*daemon, context.CancelFunc, chan error) {
@@ -146,5 +148,70 @@ func TestServeShutdownAndCancel(t *testing.T) {
 	}
 	if l := c.ledger(); l["reserve"] != 2 || l["charge"] != 1 || l["refund"] != 1 {
 		t.Fatalf("ledger: %v", l)
+	}
+}
+
+// TestServeCUDAUnavailable: a daemon configured for CUDA where CUDA cannot
+// be used refuses to start with the reason and how to fall back; with the
+// fallback it starts, says once that jobs run on the CPU, and runs one
+// there. Where CUDA can be used (a GPU machine after scripts/setup --cuda)
+// it starts without that warning.
+func TestServeCUDAUnavailable(t *testing.T) {
+	probe, err := models.NewRuntime(models.RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cudaErr := probe.CheckCUDA()
+	probe.Close()
+
+	cfg := defaultServeConfig()
+	cfg.Listen, cfg.Data, cfg.DefaultModel, cfg.Device = "127.0.0.1:0", t.TempDir(), "chroma", "cuda"
+	cfg.LogLevel = "warn"
+	var logs syncWriter
+	d, err := newDaemon(cfg, &logs)
+	if cudaErr == nil {
+		if err != nil {
+			t.Fatalf("CUDA is usable here, yet the daemon does not start: %v", err)
+		}
+		d.Close()
+		if strings.Contains(logs.String(), "unavailable") {
+			t.Errorf("CUDA is usable here, yet: %s", logs.String())
+		}
+		return
+	}
+	t.Logf("CUDA here: %v", cudaErr)
+	if err == nil {
+		d.Close()
+		t.Fatal("a daemon asked for CUDA without it started")
+	}
+	if !errors.Is(err, models.ErrCUDAUnavailable) || !strings.Contains(err.Error(), cudaErr.Error()) || !strings.Contains(err.Error(), "cpu_fallback") {
+		t.Errorf("start without CUDA: %v", err)
+	}
+
+	secret, errOut, code := runCmd(t, "keys", "create", "--data", cfg.Data, "--name", "gpu", "--credits", "100")
+	if code != 0 {
+		t.Fatalf("keys create: %s", errOut)
+	}
+	cfg.CPUFallback = true
+	d, err = newDaemon(cfg, &logs)
+	if err != nil {
+		t.Fatalf("start with the CPU fallback: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { err := d.Run(ctx); d.Close(); done <- err }()
+	defer func() { cancel(); <-done }()
+	if got := logs.String(); strings.Count(got, "CUDA requested but unavailable; jobs run on the CPU") != 1 || !strings.Contains(got, cudaErr.Error()) {
+		t.Errorf("fallback not said once with its reason: %s", got)
+	}
+	c := &client{t: t, base: "http://" + d.Addr(), key: strings.TrimSpace(secret)}
+	clip, _ := testmedia.GreenScreen(t, 64, 48, 4, false)
+	up := c.upload(clip)
+	st, j := c.post("/v1/jobs", fmt.Sprintf(`{"video_url":%q,"output_format":"webm"}`, up["video_url"]))
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, j)
+	}
+	if j = c.waitJob(j["id"].(string), 2*time.Minute, nil); j["status"] != "completed" {
+		t.Fatalf("job on the CPU fallback: %v", j)
 	}
 }
