@@ -161,7 +161,7 @@ type Result struct {
 }
 
 // DefaultModel is the model used when a request names none.
-const DefaultModel = "isnet"
+const DefaultModel = "rvm"
 
 // Process runs one request to the end. It returns ctx.Err() promptly when
 // ctx is canceled; every frame is released and no partial output is left.

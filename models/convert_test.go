@@ -114,7 +114,7 @@ func TestInstallConverted(t *testing.T) {
 		t.Fatalf("a refused source left a file: %+v", st)
 	}
 
-	for alias, want := range map[string]string{"human": "rvm", "light": "meet", "original": "isnet", "pro": "isnet"} {
+	for alias, want := range map[string]string{"human": "rvm", "light": "meet", "original": "isnet", "pro": "rvm", "default": "rvm"} {
 		m, err := r.Get(alias)
 		if err != nil || m.ID != want {
 			t.Errorf("alias %s: %v %v, want %s", alias, m, err, want)

@@ -26,12 +26,12 @@ func TestISNet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := r.Get("default")
+	m, err := r.Get("original")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.ID != "isnet" {
-		t.Fatalf("default model is %s, want isnet", m.ID)
+		t.Fatalf("the \"original\" model is %s, want isnet", m.ID)
 	}
 	if st := r.Check(m); !st.Verified {
 		t.Fatalf("isnet.onnx is not verified: %+v", st)

@@ -24,7 +24,7 @@ import (
 func TestRegistryGet(t *testing.T) {
 	r := testRegistry(t)
 	for alias, want := range map[string]string{
-		"isnet": "isnet", "DEFAULT": "isnet", "medium": "isnet", "isnet-general-use": "isnet",
+		"isnet": "isnet", "DEFAULT": "rvm", "Pro": "rvm", "medium": "isnet", "isnet-general-use": "isnet",
 		"small": "isnet-small", " greenscreen ": "chroma", "chroma-blue": "chroma-blue", "bluescreen": "chroma-blue",
 	} {
 		m, err := r.Get(alias)

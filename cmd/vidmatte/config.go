@@ -32,7 +32,7 @@ import (
 //	                                  #  --artifacts: where uploads and outputs are kept; "" = the data dir;
 //	                                  #  an S3 bucket (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
 //	public_url = "https://matte.example.com"  # VIDMATTE_PUBLIC_URL, --public-url
-//	default_model = "isnet"           # VIDMATTE_DEFAULT_MODEL, --default-model
+//	default_model = "rvm"             # VIDMATTE_DEFAULT_MODEL, --default-model
 //	workers = 1                       # VIDMATTE_WORKERS, --workers (jobs at once)
 //	device = "cpu"                    # VIDMATTE_DEVICE, --device (cpu or cuda)
 //	cpu_fallback = false              # VIDMATTE_CPU_FALLBACK, --cpu-fallback

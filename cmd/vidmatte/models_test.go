@@ -50,7 +50,7 @@ func TestModelsInstallConverted(t *testing.T) {
 		}
 		switch f[0] {
 		case "rvm":
-			if !strings.Contains(line, "human") || !strings.Contains(line, "GPL-3.0") || !strings.Contains(line, "present, verified") {
+			if !strings.Contains(line, "human") || !strings.Contains(line, "pro") || !strings.Contains(line, "GPL-3.0") || !strings.Contains(line, "present, verified") {
 				t.Errorf("rvm: %s", line)
 			}
 		case "meet":
@@ -62,7 +62,7 @@ func TestModelsInstallConverted(t *testing.T) {
 				t.Errorf("selfie: %s", line)
 			}
 		case "isnet":
-			if !strings.Contains(line, "original") || !strings.Contains(line, "pro") {
+			if !strings.Contains(line, "original") || strings.Contains(line, "pro") {
 				t.Errorf("isnet: %s", line)
 			}
 		}
