@@ -260,8 +260,8 @@ type segmentSource struct {
 	from, origin int64
 	warm         int
 	resuming     bool
-	fresh        bool  // no frame decoded since the last seek
-	target       int64 // where the last seek was asked to go
+	fresh        bool           // no frame decoded since the last seek
+	target       int64          // where the last seek was asked to go
 	ring         []*codec.Frame // the last warm frames before from
 	queue        []*codec.Frame // warm frames waiting to be given out
 	decoded      int64
