@@ -129,7 +129,8 @@ type Request struct {
 	// boundaries, each kept and recorded through it once finished; a
 	// request that finds segments recorded resumes after them. A
 	// recurrent model then first runs on the WarmUp frames (default
-	// DefaultWarmUp) before the resumed segment, to rebuild its state.
+	// DefaultWarmUp; negative: none) before the resumed segment, to
+	// rebuild its state.
 	Segments      SegmentJournal
 	SegmentLength time.Duration
 	WarmUp        int

@@ -117,7 +117,7 @@ type RunnerConfig struct {
 	// processed in segments of this length that are recorded as they
 	// finish, so an interrupted job resumes at its first unfinished one
 	// on any daemon. WarmUp is the frames a recurrent model runs on
-	// before a resumed segment (0 = DefaultWarmUp).
+	// before a resumed segment (0 = DefaultWarmUp, negative = none).
 	SegmentLength time.Duration
 	WarmUp        int
 }

@@ -110,9 +110,11 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 		smooth := smoothingFor(r.Smoothing, m)
 		warm := 0
 		if m.Recurrent() {
-			warm = r.WarmUp
-			if warm <= 0 {
+			switch warm = r.WarmUp; {
+			case warm == 0:
 				warm = DefaultWarmUp
+			case warm < 0:
+				warm = 0
 			}
 		}
 		if smooth {

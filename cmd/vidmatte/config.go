@@ -142,6 +142,14 @@ func (e engineConfig) segmentLength() time.Duration {
 	return time.Duration(e.SegmentSeconds * float64(time.Second))
 }
 
+// warmUp is the runner's warm-up: 0 configured is none.
+func (e engineConfig) warmUp() int {
+	if e.WarmUpFrames == 0 {
+		return -1
+	}
+	return e.WarmUpFrames
+}
+
 type limitsConfig struct {
 	UploadBytes  int64    `toml:"upload_bytes"`
 	BodyBytes    int64    `toml:"body_bytes"`

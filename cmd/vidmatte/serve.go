@@ -165,7 +165,7 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		Reaper:        d.db,
 		ReapInterval:  cfg.ReapInterval.Duration,
 		SegmentLength: cfg.Engine.segmentLength(),
-		WarmUp:        cfg.Engine.WarmUpFrames,
+		WarmUp:        cfg.Engine.warmUp(),
 		// On a shared store (PostgreSQL) other daemons may hold running
 		// jobs: only those whose lease ran out are taken back.
 		Shared:            d.db.Backend() == "postgres",
