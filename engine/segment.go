@@ -121,6 +121,7 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 			warm = max(warm, 1) // the median of three needs the frame before
 		}
 		ss := &segmentSource{source: src}
+		defer ss.drop() // the warm frames it may hold after an error
 		sk := &segmentSink{journal: r.Segments, opts: encOpts, seq: len(done),
 			length: durationTicks(segLen, src.TimeBase())}
 		if len(done) > 0 {

@@ -37,7 +37,8 @@ func TestCrashLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := strings.TrimSpace(string(out))
-	env := []string{"VIDMATTE_SEGMENT_SECONDS=1"}
+	// The test's own polling is many requests a second.
+	env := []string{"VIDMATTE_SEGMENT_SECONDS=1", "VIDMATTE_RATE_LIMIT=1000", "VIDMATTE_RATE_BURST=1000"}
 	cmd, base := startServeWith(t, bin, dir, []string{"--allow-private-fetch"}, env)
 	c := &client{t: t, base: base, key: key}
 	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 320, Height: 240, FPS: 25, Duration: 8 * time.Second, Audio: true})
