@@ -19,7 +19,7 @@ import (
 // frames at cuts (each part a file of its own, as a segment of a job
 // makes one), with alphaPattern as the matte. It returns the parts, each
 // part's first PTS, the mattes, and the PTS of every frame.
-func encodeParts(t *testing.T, src string, f vidmatte.OutputFormat, cuts []int, opts codec.EncoderOptions) (parts []string, first []int64, written [][]byte, tb codec.Rational, info *codec.Info) {
+func encodeParts(t testing.TB, src string, f vidmatte.OutputFormat, cuts []int, opts codec.EncoderOptions) (parts []string, first []int64, written [][]byte, tb codec.Rational, info *codec.Info) {
 	t.Helper()
 	d, err := codec.OpenDecoder(src, codec.DecoderOptions{})
 	if err != nil {
