@@ -129,7 +129,12 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 			ss.from, ss.warm, ss.origin = last.NextPTS, warm, done[0].FirstPTS
 			seekTo := last.NextPTS
 			if warm > 0 {
-				seekTo = last.FirstPTS // at least that segment's frames come before
+				// Far enough back for the warm frames: the start of the
+				// latest segments that hold them.
+				var frames int64
+				for i := len(done) - 1; i >= 0 && frames < int64(warm); i-- {
+					seekTo, frames = done[i].FirstPTS, frames+done[i].Frames
+				}
 			}
 			if err := ss.seek(seekTo); err != nil {
 				return nil, err

@@ -24,8 +24,8 @@ const warmUpTolerance = 0.001
 // A recurrent model's segment resumed cold after warming its state on the
 // frames before it gives nearly the sequential run's alpha; without the
 // warm-up its first frames are visibly off. On vtest.avi (people walking,
-// 768×576 at 10 fps), with segments of 2 s and an interruption after the
-// first, the resumed segment's frames are compared with those of one run
+// 768×576 at 10 fps), with segments of 1 s and an interruption after the
+// second, the resumed segments' frames are compared with those of one run
 // from frame 0, for several warm-up windows.
 func TestRecurrentWarmUp(t *testing.T) {
 	checkNoLeaks(t)
@@ -33,17 +33,17 @@ func TestRecurrentWarmUp(t *testing.T) {
 	clip := vtestClip(t, 0, 40)
 	seq := runModel(t, e, clip, Request{Model: "rvm"})
 
-	first := &memJournal{dir: t.TempDir(), stopAfter: 1}
+	first := &memJournal{dir: t.TempDir(), stopAfter: 2}
 	ctx, cancel := context.WithCancel(context.Background())
 	first.cancel = cancel
-	base := Request{Input: clip, Model: "rvm", Format: vidmatte.FormatPNGSequence, SegmentLength: 2 * time.Second}
+	base := Request{Input: clip, Model: "rvm", Format: vidmatte.FormatPNGSequence, SegmentLength: time.Second}
 	r := base
 	r.Output, r.Segments = filepath.Join(t.TempDir(), "first.zip"), first
 	if _, err := e.Process(ctx, r); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the interrupted run: %v", err)
 	}
 	segs, _ := first.Done(context.Background())
-	if len(segs) != 1 || segs[0].Frames != 20 {
+	if len(segs) != 2 || segs[0].Frames+segs[1].Frames != 20 {
 		t.Fatalf("segments recorded: %+v", segs)
 	}
 
