@@ -33,4 +33,10 @@ type SegmentService interface {
 	RecordSegment(ctx context.Context, l Lease, s Segment) error
 	// JobSegments returns a job's recorded segments in order.
 	JobSegments(ctx context.Context, jobID string) ([]Segment, error)
+	// EndedJobsWithSegments lists up to limit ended jobs (completed,
+	// failed, canceled) whose segments are still recorded, for their parts
+	// to be deleted; DropSegments then forgets them (an unended job is
+	// CodeConflict).
+	EndedJobsWithSegments(ctx context.Context, limit int) ([]string, error)
+	DropSegments(ctx context.Context, jobID string) error
 }

@@ -346,6 +346,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-reapT.C:
 			r.Reap(ctx)
+			r.SweepParts(ctx)
 		case <-r.reap:
 			r.Reap(ctx)
 		case <-rescueT.C:
@@ -697,6 +698,31 @@ func (r *Runner) discardParts(ctx context.Context, j *vidmatte.Job) {
 	if err := os.RemoveAll(filepath.Join(r.cfg.OutputDir, j.ID, partsDir)); err != nil {
 		r.log.Warn("removing a job's parts", slog.String("job_id", j.ID), slog.Any("error", err))
 	}
+}
+
+// SweepParts deletes the parts of jobs that ended without this runner
+// deleting them (canceled while queued, failed by a rescue elsewhere, a
+// deletion that failed) and forgets their segments. It returns how many
+// jobs it swept.
+func (r *Runner) SweepParts(ctx context.Context) int {
+	segs, ok := r.cfg.Jobs.(vidmatte.SegmentService)
+	if !ok {
+		return 0
+	}
+	ids, err := segs.EndedJobsWithSegments(ctx, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("listing ended jobs' parts", slog.Any("error", err))
+		}
+		return 0
+	}
+	for _, id := range ids {
+		r.discardParts(ctx, &vidmatte.Job{ID: id})
+		if err := segs.DropSegments(ctx, id); err != nil {
+			r.log.Warn("forgetting an ended job's segments", slog.String("job_id", id), slog.Any("error", err))
+		}
+	}
+	return len(ids)
 }
 
 // partsDir is the folder of a job's output folder that holds its parts

@@ -119,3 +119,51 @@ func TestRunnerResumesASegmentedJob(t *testing.T) {
 		t.Errorf("the parts outlived the completed job: %v", err)
 	}
 }
+
+// A segmented job requeued with its parts and then canceled while queued
+// (no runner sees the cancel) has its parts deleted and its segments
+// forgotten by the next sweep.
+func TestSweepDeletesTheCanceledJobsParts(t *testing.T) {
+	e := newRunnerEnv(t)
+	clip, _ := testmedia.GreenScreen(t, 96, 64, 75, false)
+	wp := &watchingProcessor{inner: newTestEngine(t, 1), recorded: make(chan int, 100), last: make(chan *SegmentCounts, 4)}
+	r, err := NewRunner(RunnerConfig{Jobs: e.db, Processor: wp, OutputDir: filepath.Join(e.dir, "outputs"),
+		PollInterval: 20 * time.Millisecond, SegmentLength: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { r.Run(ctx); close(ran) }()
+	j := e.queue(t, clip)
+	r.Wake()
+	for n := range wp.recorded {
+		if n == 2 {
+			break
+		}
+	}
+	expired, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	r.Shutdown(expired)
+	stop()
+	<-ran
+	parts := filepath.Join(e.dir, "outputs", j.ID, partsDir)
+	if _, err := os.Stat(parts); err != nil {
+		t.Fatalf("the requeued job's parts: %v", err)
+	}
+	if n := r.SweepParts(context.Background()); n != 0 {
+		t.Fatalf("swept %d jobs while the job may resume", n)
+	}
+	if _, err := e.db.CancelJob(context.Background(), "", j.ID, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.SweepParts(context.Background()); n != 1 {
+		t.Fatalf("swept %d jobs, want 1", n)
+	}
+	if _, err := os.Stat(parts); !os.IsNotExist(err) {
+		t.Fatalf("the canceled job's parts: %v", err)
+	}
+	if segs, _ := e.db.JobSegments(context.Background(), j.ID); len(segs) != 0 {
+		t.Fatalf("segments kept: %+v", segs)
+	}
+}

@@ -98,3 +98,43 @@ FROM job_segments WHERE job_id = ? ORDER BY seq`, jobID)
 	}
 	return out, nil
 }
+
+// EndedJobsWithSegments lists up to limit jobs that have ended
+// (completed, failed or canceled) and still have segments recorded: their
+// parts are to be deleted, then their records dropped (DropSegments).
+func (db *DB) EndedJobsWithSegments(ctx context.Context, limit int) ([]string, error) {
+	if limit < 1 || limit > maxClaim {
+		return nil, vidmatte.FieldErrorf("limit", "must be between 1 and %d", maxClaim)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT s.job_id FROM job_segments s JOIN jobs j ON j.id = s.job_id
+WHERE j.status IN ('completed', 'failed', 'canceled') ORDER BY s.job_id LIMIT ?`, limit)
+	if err != nil {
+		return nil, dbError(err, "list ended jobs' segments")
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbError(err, "list ended jobs' segments")
+		}
+		ids = append(ids, id)
+	}
+	return ids, dbError(rows.Err(), "list ended jobs' segments")
+}
+
+// DropSegments forgets the segments of a job that has ended (its parts
+// deleted); a job that may still resume is CodeConflict.
+func (db *DB) DropSegments(ctx context.Context, jobID string) error {
+	return db.write(ctx, "drop segments", func(tx *txn) error {
+		r, err := lockJob(ctx, tx, "", jobID)
+		if err != nil {
+			return err
+		}
+		if !r.Status.Terminal() {
+			return vidmatte.Errorf(vidmatte.CodeConflict, "job %s is %s: its segments are still needed", jobID, r.Status)
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM job_segments WHERE job_id = ?", jobID)
+		return dbError(err, "drop segments")
+	})
+}

@@ -76,4 +76,25 @@ func TestSegmentsRecordedInOrderAndFenced(t *testing.T) {
 	if _, err := db.JobSegments(ctx, "job_nope"); vidmatte.ErrorCode(err) != vidmatte.CodeNotFound {
 		t.Fatalf("segments of an unknown job: %v", err)
 	}
+
+	// The canceled job's segments are listed for deletion, then dropped;
+	// those of a job still running are neither.
+	other := createJob(t, db, k.ID, 1, true)
+	running := claimOne(t, db, other.ID)
+	must(t, db.RecordSegment(ctx, running.Lease(), seg(0, 5, false)))
+	ended, err := db.EndedJobsWithSegments(ctx, 10)
+	must(t, err)
+	if !reflect.DeepEqual(ended, []string{j.ID}) {
+		t.Fatalf("ended jobs with segments: %v, want %v", ended, []string{j.ID})
+	}
+	if err := db.DropSegments(ctx, other.ID); vidmatte.ErrorCode(err) != vidmatte.CodeConflict {
+		t.Fatalf("dropping a running job's segments: %v", err)
+	}
+	must(t, db.DropSegments(ctx, j.ID))
+	if ended, _ := db.EndedJobsWithSegments(ctx, 10); len(ended) != 0 {
+		t.Fatalf("after the drop: %v", ended)
+	}
+	if segs, _ := db.JobSegments(ctx, other.ID); len(segs) != 1 {
+		t.Fatalf("the running job's segments: %+v", segs)
+	}
 }
