@@ -124,6 +124,16 @@ type Request struct {
 	// ProgressEvery (default 250 ms) and once at the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// Segments, when set, has the output made in parts, one per segment
+	// of SegmentLength (default DefaultSegmentLength) cut at frame
+	// boundaries, each kept and recorded through it once finished; a
+	// request that finds segments recorded resumes after them. A
+	// recurrent model then first runs on the WarmUp frames (default
+	// DefaultWarmUp; negative: none) before the resumed segment, to
+	// rebuild its state.
+	Segments      SegmentJournal
+	SegmentLength time.Duration
+	WarmUp        int
 }
 
 // Progress is how far a request has come.
@@ -158,6 +168,9 @@ type Result struct {
 	// Stages is how each stage of the pipeline spent the run, in order:
 	// decode, batch (preparing the model's input), infer, refine, encode.
 	Stages []vidmatte.StageTime
+	// Segments, for a request with a segment journal, is what this run
+	// resumed, decoded and inferred.
+	Segments *SegmentCounts
 }
 
 // DefaultModel is the model used when a request names none.
@@ -191,6 +204,9 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 	manifest, err := e.cfg.Registry.Get(r.Model)
 	if err != nil {
 		return nil, err
+	}
+	if r.Segments != nil {
+		return e.processSegmented(ctx, r, manifest, start)
 	}
 
 	src, err := e.openSource(r.Input, e.cfg.DecoderThreads)

@@ -18,6 +18,7 @@ import (
 	"vidmatte"
 	"vidmatte/codec"
 	"vidmatte/internal/testmedia"
+	"vidmatte/internal/tests3"
 	"vidmatte/models"
 
 	"go.uber.org/goleak"
@@ -33,6 +34,7 @@ func TestMain(m *testing.M) {
 	}
 	testRuntime = rt
 	code := m.Run()
+	tests3.Stop()
 	rt.Close()
 	os.Exit(code)
 }

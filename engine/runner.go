@@ -113,6 +113,19 @@ type RunnerConfig struct {
 	// RescueInterval is how often jobs whose lease ran out are taken back
 	// (default 15 s).
 	RescueInterval time.Duration
+	// SegmentLength, when > 0 and Jobs records segments, has each job
+	// processed in segments of this length that are recorded as they
+	// finish, so an interrupted job resumes at its first unfinished one
+	// on any daemon. WarmUp is the frames a recurrent model runs on
+	// before a resumed segment (0 = DefaultWarmUp, negative = none).
+	SegmentLength time.Duration
+	WarmUp        int
+}
+
+// SegmentMetrics, when the metrics sink has it, counts the segments
+// recorded and their frames.
+type SegmentMetrics interface {
+	ObserveSegment(frames int64)
 }
 
 // Runner claims queued jobs up to its free slots, runs each through the
@@ -333,6 +346,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-reapT.C:
 			r.Reap(ctx)
+			r.SweepParts(ctx)
 		case <-r.reap:
 			r.Reap(ctx)
 		case <-rescueT.C:
@@ -625,13 +639,150 @@ func (r *Runner) event(ctx context.Context, event string, j *vidmatte.Job) {
 	}
 }
 
+// removeOutput removes what a run left in the job's output folder. The
+// recorded parts of a job that may still resume (queued or processing)
+// stay, in its parts folder; those of a job that has ended go too
+// (discardParts).
 func (r *Runner) removeOutput(j *vidmatte.Job) {
 	if j.ID == "" || filepath.Base(j.ID) != j.ID || j.ID == "." || j.ID == ".." {
 		return
 	}
-	if err := os.RemoveAll(filepath.Join(r.cfg.OutputDir, j.ID)); err != nil {
-		r.log.Warn("removing a job's output", slog.String("job_id", j.ID), slog.Any("error", err))
+	dir := filepath.Join(r.cfg.OutputDir, j.ID)
+	if j.Status.Terminal() {
+		r.discardParts(context.Background(), j)
+		if err := os.RemoveAll(dir); err != nil {
+			r.log.Warn("removing a job's output", slog.String("job_id", j.ID), slog.Any("error", err))
+		}
+		return
 	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	kept := false
+	for _, e := range entries {
+		if e.Name() == partsDir && e.IsDir() {
+			kept = true
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			r.log.Warn("removing a job's output", slog.String("job_id", j.ID), slog.Any("error", err))
+		}
+	}
+	if !kept {
+		if err := os.RemoveAll(dir); err != nil {
+			r.log.Warn("removing a job's output", slog.String("job_id", j.ID), slog.Any("error", err))
+		}
+	}
+}
+
+// discardParts removes a job's parts, its parts folder and those kept in
+// the object store: the job will not resume.
+func (r *Runner) discardParts(ctx context.Context, j *vidmatte.Job) {
+	if j.ID == "" || filepath.Base(j.ID) != j.ID || j.ID == "." || j.ID == ".." {
+		return
+	}
+	if segs, ok := r.cfg.Jobs.(vidmatte.SegmentService); ok && r.cfg.Files.Shared() {
+		list, err := segs.JobSegments(ctx, j.ID)
+		if err != nil {
+			r.log.Warn("listing a job's parts to delete them", slog.String("job_id", j.ID), slog.Any("error", err))
+		}
+		for _, s := range list {
+			if artifacts.IsObject(s.Path) {
+				if _, err := r.cfg.Files.Delete(ctx, s.Path); err != nil {
+					r.log.Warn("deleting a job's part", slog.String("job_id", j.ID), slog.Any("error", err))
+				}
+			}
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.OutputDir, j.ID, partsDir)); err != nil {
+		r.log.Warn("removing a job's parts", slog.String("job_id", j.ID), slog.Any("error", err))
+	}
+}
+
+// SweepParts deletes the parts of jobs that ended without this runner
+// deleting them (canceled while queued, failed by a rescue elsewhere, a
+// deletion that failed) and forgets their segments. It returns how many
+// jobs it swept.
+func (r *Runner) SweepParts(ctx context.Context) int {
+	segs, ok := r.cfg.Jobs.(vidmatte.SegmentService)
+	if !ok {
+		return 0
+	}
+	ids, err := segs.EndedJobsWithSegments(ctx, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("listing ended jobs' parts", slog.Any("error", err))
+		}
+		return 0
+	}
+	for _, id := range ids {
+		r.discardParts(ctx, &vidmatte.Job{ID: id})
+		if err := segs.DropSegments(ctx, id); err != nil {
+			r.log.Warn("forgetting an ended job's segments", slog.String("job_id", id), slog.Any("error", err))
+		}
+	}
+	return len(ids)
+}
+
+// partsDir is the folder of a job's output folder that holds its parts
+// (one folder per claim's token) while it may still resume.
+const partsDir = "parts"
+
+// journal is the runner's SegmentJournal for one claim of a job: parts
+// are written in the job's parts folder, kept through Files under the
+// job's output prefix and the claim's token, and recorded in the store
+// with the claim's lease.
+type journal struct {
+	r      *Runner
+	j      *vidmatte.Job
+	segs   vidmatte.SegmentService
+	log    *slog.Logger
+	cancel context.CancelCauseFunc
+}
+
+func (jn *journal) Done(ctx context.Context) ([]vidmatte.Segment, error) {
+	return jn.segs.JobSegments(ctx, jn.j.ID)
+}
+
+func (jn *journal) PartPath(seq int, ext string) (string, error) {
+	dir := filepath.Join(jn.r.cfg.OutputDir, jn.j.ID, partsDir, fmt.Sprint(jn.j.LeaseToken))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", vidmatte.Wrap(err, vidmatte.CodeInternal, "creating the parts folder")
+	}
+	return filepath.Join(dir, fmt.Sprintf("part_%06d%s", seq, ext)), nil
+}
+
+// Record keeps the part and records the segment. A store that refuses
+// the lease stops the job (another runner holds it).
+func (jn *journal) Record(ctx context.Context, s vidmatte.Segment, local string) error {
+	ctx = context.WithoutCancel(ctx)
+	s.Size = fileSize(local)
+	ref, err := jn.r.cfg.Files.Keep(ctx, fmt.Sprintf("outputs/%s/%d/%s", jn.j.ID, jn.j.LeaseToken, filepath.Base(local)), local)
+	if err != nil {
+		return err
+	}
+	s.Path = ref
+	err = jn.r.retry(jn.log, "recording a segment", func() error { return jn.segs.RecordSegment(ctx, jn.j.Lease(), s) })
+	if err != nil {
+		if artifacts.IsObject(ref) {
+			if _, derr := jn.r.cfg.Files.Delete(ctx, ref); derr != nil {
+				jn.log.Warn("deleting a part that could not be recorded", slog.Any("error", derr))
+			}
+		}
+		if errors.Is(err, vidmatte.ErrLeaseLost) {
+			jn.cancel(errLeaseLost)
+		}
+		return err
+	}
+	if m, ok := jn.r.cfg.Metrics.(SegmentMetrics); ok {
+		m.ObserveSegment(s.Frames)
+	}
+	return nil
+}
+
+func (jn *journal) Local(ctx context.Context, ref string) (string, func(), error) {
+	return jn.r.cfg.Files.Local(ctx, ref)
 }
 
 // runJob processes a claimed job and records its outcome. ctx is the job's
@@ -662,6 +813,10 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		Background:  j.Background,
 		Composition: j.Composition,
 		MaxFrames:   j.FrameCap(),
+	}
+	if segs, ok := r.cfg.Jobs.(vidmatte.SegmentService); ok && r.cfg.SegmentLength > 0 {
+		req.Segments = &journal{r: r, j: j, segs: segs, log: log, cancel: r.cancelFunc(j.ID)}
+		req.SegmentLength, req.WarmUp = r.cfg.SegmentLength, r.cfg.WarmUp
 	}
 	var res *Result
 	err = r.prepareBackground(ctx, &req)
@@ -716,8 +871,16 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		if artifacts.IsObject(ref) {
 			r.removeOutput(j) // the local folder the output was written in
 		}
-		log.Info("job completed", slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
-			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits))
+		attrs := []any{slog.Int64("frames", res.Frames), slog.Duration("elapsed", elapsed),
+			slog.Float64("fps", res.FPS), slog.Duration("infer", res.InferTime), slog.Float64("credits", done.Credits)}
+		if c := res.Segments; c != nil {
+			// What this attempt redid: the cost of the interruptions.
+			attrs = append(attrs, slog.Int("resumed_segments", c.Resumed), slog.Int64("resumed_frames", c.ResumedFrames),
+				slog.Int("recorded_segments", c.Recorded), slog.Int64("decoded", c.Decoded), slog.Int64("inferred", c.Inferred),
+				slog.Int64("warm_up", c.WarmUp))
+		}
+		r.discardParts(bg, done)
+		log.Info("job completed", attrs...)
 		r.observe(j.ID, vidmatte.StatusCompleted, res.Frames, res.InferTime, elapsed)
 		if m, ok := r.cfg.Metrics.(StageMetrics); ok && len(res.Stages) > 0 {
 			m.ObserveStages(j.ID, res.Stages)
@@ -735,6 +898,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		r.removeOutput(j)
 		log.Warn("job abandoned: its lease was lost to another runner", slog.Duration("elapsed", elapsed))
 	case errors.Is(cause, errClientCancel):
+		r.discardParts(bg, j)
 		r.removeOutput(j)
 		log.Info("job canceled", slog.Duration("elapsed", elapsed))
 		r.observe(j.ID, vidmatte.StatusCanceled, 0, 0, elapsed)
@@ -757,6 +921,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 // internal error, a panic included, is told to the client generically)
 // and refunds it, through the store's normal failure path.
 func (r *Runner) fail(ctx context.Context, log *slog.Logger, j *vidmatte.Job, err error, elapsed time.Duration) {
+	r.discardParts(ctx, j)
 	je := vidmatte.JobError{Code: vidmatte.ErrorCode(err), Message: vidmatte.ErrorMessage(err)}
 	if je.Code == vidmatte.CodeInternal {
 		je.Message = "internal error while processing the video"

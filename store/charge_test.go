@@ -50,3 +50,47 @@ func TestCompleteChargesWhatWasProcessed(t *testing.T) {
 		})
 	}
 }
+
+// A job processed in segments over several claims (a crash, a rescue and
+// a stale runner in between) is charged once, at its completion, for the
+// frames of all its segments: recording segments moves no credits.
+func TestSegmentedJobChargesOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	k, _ := newKey(t, db, 100)
+	j := createJob(t, db, k.ID, 13, true) // 300 frames, 13 s reserved
+	first := claimOne(t, db, j.ID)
+	seg := func(seq int, frames int64, last bool) vidmatte.Segment {
+		return vidmatte.Segment{Seq: seq, FirstPTS: int64(seq * 100), NextPTS: int64(seq*100 + 100), Frames: frames, Last: last, Path: "/parts/p.webm", Size: 10}
+	}
+	must(t, db.RecordSegment(ctx, first.Lease(), seg(0, 100, false)))
+	must(t, db.RecordSegment(ctx, first.Lease(), seg(1, 100, false)))
+	expireLease(t, db, j.ID)
+	rescued, err := db.RescueJobs(ctx, 1)
+	must(t, err)
+	if len(rescued) != 1 || rescued[0].Status != vidmatte.StatusQueued {
+		t.Fatalf("a rescue after progress: %+v", rescued)
+	}
+	second := claimOne(t, db, j.ID)
+	must(t, db.RecordSegment(ctx, second.Lease(), seg(2, 100, true)))
+	if _, err := db.CompleteJob(ctx, first.Lease(), vidmatte.JobOutput{Path: "/out/x.webm", Size: 1, Frames: 300}); vidmatte.ErrorCode(err) != vidmatte.CodeConflict {
+		t.Fatalf("the stale claim completed the job: %v", err)
+	}
+	if rows := ledgerRows(t, db, j.ID); !reflect.DeepEqual(rows, []string{"reserve:13000"}) {
+		t.Fatalf("ledger before the completion %v", rows)
+	}
+	done, err := db.CompleteJob(ctx, second.Lease(), vidmatte.JobOutput{Path: "/out/x.webm", Size: 4096, Frames: 300})
+	must(t, err)
+	if done.Credits != 13 || done.FramesDone != 300 {
+		t.Fatalf("completed: %v credits, %d frames", done.Credits, done.FramesDone)
+	}
+	if _, err := db.CompleteJob(ctx, second.Lease(), vidmatte.JobOutput{Path: "/out/x.webm", Size: 4096, Frames: 300}); vidmatte.ErrorCode(err) != vidmatte.CodeConflict {
+		t.Fatalf("a second completion: %v", err)
+	}
+	if rows := ledgerRows(t, db, j.ID); !reflect.DeepEqual(rows, []string{"reserve:13000", "charge:13000"}) {
+		t.Fatalf("ledger %v", rows)
+	}
+	if b := balance(t, db, k.ID); b != 87 {
+		t.Fatalf("balance %v", b)
+	}
+}

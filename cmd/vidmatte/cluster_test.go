@@ -179,6 +179,10 @@ func partialJob(t *testing.T, c *client, dir string, ids []string) string {
 		if len(matches) > 0 {
 			return filepath.Base(filepath.Dir(matches[0]))
 		}
+		// A segmented job: a part being written.
+		if parts, _ := filepath.Glob(filepath.Join(dir, "outputs", "*", "parts", "*", "part_*")); len(parts) > 0 {
+			return filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(parts[0]))))
+		}
 		open := 0
 		for _, id := range ids {
 			if st := c.get("/v1/jobs/" + id)["status"]; st == "queued" || st == "processing" {

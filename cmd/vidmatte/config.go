@@ -55,6 +55,13 @@ import (
 //	log_format = "auto"               # VIDMATTE_LOG_FORMAT, --log-format (auto, json, text)
 //	log_level = "info"                # VIDMATTE_LOG_LEVEL, --log-level
 //
+//	[engine]
+//	segment_seconds = 4.0             # VIDMATTE_SEGMENT_SECONDS: a job is processed in segments this long, each
+//	                                  #  recorded once done, so an interrupted job resumes at its first unfinished
+//	                                  #  one (0 = one piece: an interrupted job starts again at frame 0)
+//	warm_up_frames = 16               # VIDMATTE_WARM_UP_FRAMES: frames a recurrent model (rvm) runs on before a
+//	                                  #  resumed segment to rebuild its state
+//
 //	[limits]
 //	upload_bytes = 500000000          # VIDMATTE_MAX_UPLOAD_BYTES, --max-upload-bytes
 //	body_bytes = 1048576              # VIDMATTE_MAX_BODY_BYTES, --max-body-bytes
@@ -113,6 +120,7 @@ type serveConfig struct {
 	Lease             duration           `toml:"lease"`
 	LogFormat         string             `toml:"log_format"`
 	LogLevel          string             `toml:"log_level"`
+	Engine            engineConfig       `toml:"engine"`
 	Limits            limitsConfig       `toml:"limits"`
 	Quotas            quotaConfig        `toml:"quotas"`
 	Retention         retentionConfig    `toml:"retention"`
@@ -123,6 +131,25 @@ type serveConfig struct {
 	// processor, when set, wraps the engine the runner drives: the seam a
 	// test uses to hold a job at a known point. Never set from a file.
 	processor func(engine.Processor) engine.Processor
+}
+
+// engineConfig is how jobs are cut into resumable segments.
+type engineConfig struct {
+	SegmentSeconds float64 `toml:"segment_seconds"`
+	WarmUpFrames   int     `toml:"warm_up_frames"`
+}
+
+// segmentLength is the configured segment length (0: not segmented).
+func (e engineConfig) segmentLength() time.Duration {
+	return time.Duration(e.SegmentSeconds * float64(time.Second))
+}
+
+// warmUp is the runner's warm-up: 0 configured is none.
+func (e engineConfig) warmUp() int {
+	if e.WarmUpFrames == 0 {
+		return -1
+	}
+	return e.WarmUpFrames
 }
 
 type limitsConfig struct {
@@ -187,6 +214,7 @@ func defaultServeConfig() serveConfig {
 		ShutdownDeadline: duration{30 * time.Second},
 		OutputURLTTL:     duration{24 * time.Hour},
 		MaxAttempts:      3,
+		Engine:           engineConfig{SegmentSeconds: engine.DefaultSegmentLength.Seconds(), WarmUpFrames: engine.DefaultWarmUp},
 		ReapInterval:     duration{30 * time.Second},
 		Lease:            duration{30 * time.Second},
 		LogFormat:        "auto",
@@ -459,6 +487,15 @@ func applyEnv(c *serveConfig, getenv func(string) string) error {
 	integer("VIDMATTE_MAX_ATTEMPTS", &c.MaxAttempts)
 	dur("VIDMATTE_REAP_INTERVAL", &c.ReapInterval)
 	dur("VIDMATTE_LEASE", &c.Lease)
+	if v := getenv("VIDMATTE_SEGMENT_SECONDS"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VIDMATTE_SEGMENT_SECONDS: %q is not a number", v))
+		} else {
+			c.Engine.SegmentSeconds = f
+		}
+	}
+	integer("VIDMATTE_WARM_UP_FRAMES", &c.Engine.WarmUpFrames)
 	str("VIDMATTE_LOG_FORMAT", &c.LogFormat)
 	str("VIDMATTE_LOG_LEVEL", &c.LogLevel)
 	int64v("VIDMATTE_MAX_UPLOAD_BYTES", &c.Limits.UploadBytes)
@@ -586,6 +623,12 @@ func (c *serveConfig) check() error {
 	}
 	if c.Lease.Duration < 3*time.Second {
 		bad("lease: %s is under 3 s", c.Lease.Duration)
+	}
+	if c.Engine.SegmentSeconds < 0 || (c.Engine.SegmentSeconds > 0 && c.Engine.SegmentSeconds < 0.1) || c.Engine.SegmentSeconds > 3600 {
+		bad("engine.segment_seconds: %g is not 0 or between 0.1 and 3600", c.Engine.SegmentSeconds)
+	}
+	if c.Engine.WarmUpFrames < 0 || c.Engine.WarmUpFrames > 1000 {
+		bad("engine.warm_up_frames: %d is not between 0 and 1000", c.Engine.WarmUpFrames)
 	}
 	if c.ReapInterval.Duration < time.Second {
 		bad("reap_interval: %s is under a second", c.ReapInterval.Duration)

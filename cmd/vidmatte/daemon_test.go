@@ -354,7 +354,7 @@ func freezeMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
 		partial := filepath.Join(dir, "outputs", id, "."+id+".partial.webm")
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			if _, err := os.Stat(partial); err == nil {
+			if writingOutput(partial, dir, id) {
 				break
 			}
 			if j := c.get("/v1/jobs/" + id); j["status"] != "queued" && j["status"] != "processing" {
@@ -368,7 +368,7 @@ func freezeMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
 		if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat(partial); err != nil {
+		if !writingOutput(partial, dir, id) {
 			if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
 				t.Fatal(err)
 			}
@@ -379,6 +379,16 @@ func freezeMidJob(t *testing.T, c *client, cmd *exec.Cmd, dir string) string {
 	}
 	t.Fatal("no job was caught running")
 	return ""
+}
+
+// writingOutput says whether a job is writing its output: the partial
+// file of a run in one piece, or a part of a segmented run.
+func writingOutput(partial, dir, id string) bool {
+	if _, err := os.Stat(partial); err == nil {
+		return true
+	}
+	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "*", "part_*"))
+	return len(parts) > 0
 }
 
 // The daemon killed with SIGKILL mid-job resumes the job after a restart,

@@ -175,8 +175,10 @@ func newDaemon(cfg serveConfig, logw io.Writer) (_ *daemon, err error) {
 		MaxAttempts: cfg.MaxAttempts,
 		// Outcome writes that fail for a passing reason are retried
 		// (engine defaults); a job left processing anyway is reaped.
-		Reaper:       d.db,
-		ReapInterval: cfg.ReapInterval.Duration,
+		Reaper:        d.db,
+		ReapInterval:  cfg.ReapInterval.Duration,
+		SegmentLength: cfg.Engine.segmentLength(),
+		WarmUp:        cfg.Engine.warmUp(),
 		// On a shared store (PostgreSQL) other daemons may hold running
 		// jobs: only those whose lease ran out are taken back.
 		Shared:            d.db.Backend() == "postgres",
