@@ -124,6 +124,22 @@ func openPart(path string) (*astiav.FormatContext, *astiav.Stream, error) {
 	return nil, nil, internalErr("reading a part", errors.New("it has no video stream"))
 }
 
+// readPart opens part i of o and calls fn with its demuxer and video
+// stream, releasing both afterwards.
+func readPart(o JoinOptions, i int, fn func(fc *astiav.FormatContext, ist *astiav.Stream) (int64, error)) (int64, error) {
+	local, release, err := o.Part(i)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	fc, ist, err := openPart(local)
+	if err != nil {
+		return 0, err
+	}
+	defer closePart(fc)
+	return fn(fc, ist)
+}
+
 func closePart(fc *astiav.FormatContext) {
 	fc.CloseInput()
 	fc.Free()
@@ -177,17 +193,8 @@ func remuxParts(ctx context.Context, path string, o JoinOptions) (frames int64, 
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		n, err := func() (int64, error) {
-			local, release, err := o.Part(i)
-			if err != nil {
-				return 0, err
-			}
-			defer release()
-			fc, ist, err := openPart(local)
-			if err != nil {
-				return 0, err
-			}
-			defer closePart(fc)
+		n, err := readPart(o, i, func(fc *astiav.FormatContext, ist *astiav.Stream) (int64, error) {
+			var err error
 			if vst == nil {
 				if vst, err = addCopiedStream(mux, ist); err != nil {
 					return 0, err
@@ -250,7 +257,7 @@ func remuxParts(ctx context.Context, path string, o JoinOptions) (frames int64, 
 					return n, err
 				}
 			}
-		}()
+		})
 		frames += n
 		if err != nil {
 			return 0, err

@@ -326,16 +326,13 @@ func joinIntermediates(ctx context.Context, path string, o JoinOptions) (frames 
 // decodeIntermediate calls fn for every frame of part i, shifted to its
 // place in the output (PTS in o.TimeBase).
 func decodeIntermediate(o JoinOptions, i int, fn func(f *Frame, av *astiav.Frame) error) (int64, error) {
-	local, release, err := o.Part(i)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	fc, ist, err := openPart(local)
-	if err != nil {
-		return 0, err
-	}
-	defer closePart(fc)
+	return readPart(o, i, func(fc *astiav.FormatContext, ist *astiav.Stream) (int64, error) {
+		return decodePart(fc, ist, o, i, fn)
+	})
+}
+
+// decodePart is decodeIntermediate on the opened part.
+func decodePart(fc *astiav.FormatContext, ist *astiav.Stream, o JoinOptions, i int, fn func(f *Frame, av *astiav.Frame) error) (int64, error) {
 	codec := astiav.FindDecoder(ist.CodecParameters().CodecID())
 	if codec == nil {
 		return 0, internalErr("decoding an intermediate", errors.New("no decoder"))

@@ -216,16 +216,7 @@ func (e *Engine) Process(ctx context.Context, r Request) (res *Result, err error
 	defer src.Close()
 	info := src.Info()
 
-	batch := e.cfg.Batch
-	if r.Batch > 0 {
-		batch = r.Batch
-	}
-	m, err := e.openMatter(manifest, models.LoadOptions{
-		Device: e.cfg.Device, Batch: batch,
-		FrameWidth: info.Width, FrameHeight: info.Height,
-		DownsampleRatio: r.DownsampleRatio,
-		Frames:          frameMemory(info),
-	})
+	m, err := e.loadMatter(manifest, r, info)
 	if err != nil {
 		return nil, err
 	}
@@ -364,4 +355,19 @@ func smoothingFor(s Smoothing, m matter) bool {
 		return false
 	}
 	return m.PerFrame()
+}
+
+// loadMatter loads the request's model for frames of the input's size,
+// with the request's batch (the engine's when it gives none).
+func (e *Engine) loadMatter(manifest *models.Manifest, r Request, info *codec.Info) (matter, error) {
+	batch := e.cfg.Batch
+	if r.Batch > 0 {
+		batch = r.Batch
+	}
+	return e.openMatter(manifest, models.LoadOptions{
+		Device: e.cfg.Device, Batch: batch,
+		FrameWidth: info.Width, FrameHeight: info.Height,
+		DownsampleRatio: r.DownsampleRatio,
+		Frames:          frameMemory(info),
+	})
 }

@@ -93,16 +93,7 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 	var p *pipeline
 	var m matter
 	if len(done) == 0 || !done[len(done)-1].Last {
-		batch := e.cfg.Batch
-		if r.Batch > 0 {
-			batch = r.Batch
-		}
-		m, err = e.openMatter(manifest, models.LoadOptions{
-			Device: e.cfg.Device, Batch: batch,
-			FrameWidth: info.Width, FrameHeight: info.Height,
-			DownsampleRatio: r.DownsampleRatio,
-			Frames:          frameMemory(info),
-		})
+		m, err = e.loadMatter(manifest, r, info)
 		if err != nil {
 			return nil, err
 		}
