@@ -128,7 +128,10 @@ func (db *DB) Heartbeat(ctx context.Context, worker string, leases []vidmatte.Le
 }
 
 // RescueJobs takes back the processing jobs whose lease has run out on the
-// database's clock, whichever worker held them.
+// database's clock, whichever worker held them. It skips the rows another
+// transaction holds, so a rescuer never waits on a daemon frozen
+// mid-transaction: that daemon's session ends after idleInTransaction, and
+// a later rescue takes the job.
 func (db *DB) RescueJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job, error) {
 	if maxAttempts < 1 {
 		return nil, vidmatte.FieldErrorf("max_attempts", "must be at least 1")
@@ -140,7 +143,7 @@ func (db *DB) RescueJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job,
 			return err
 		}
 		rs, err := tx.QueryContext(ctx, "SELECT "+jobColumns+` FROM jobs
-WHERE status = 'processing' AND lease_until < ? ORDER BY queued_at, created_at, id FOR_UPDATE`, now)
+WHERE status = 'processing' AND lease_until < ? ORDER BY queued_at, created_at, id FOR_UPDATE SKIP_LOCKED`, now)
 		if err != nil {
 			return dbError(err, "rescue jobs")
 		}

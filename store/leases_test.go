@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"vidmatte"
 )
@@ -172,4 +173,92 @@ func TestAttemptsCountOnlyWithoutProgress(t *testing.T) {
 		t.Fatalf("after the stalls: attempts %d, %s", got.Attempts, got.BillingStatus)
 	}
 	checkLedger(t, db)
+}
+
+// A daemon frozen inside a transaction (here: one holding the row of the
+// job it runs, as a heartbeat does, and then stopping) does not block the
+// others: a rescue skips the locked row instead of waiting on it, and
+// PostgreSQL ends the frozen session after idleInTransaction (shortened
+// here to 1 s), so a later rescue takes the job. The frozen daemon's store still
+// works once it wakes. A URL that sets the timeout keeps its own.
+func TestFrozenTransactionDoesNotBlockRescue(t *testing.T) {
+	if testBackend != "postgres" {
+		t.Skip("about PostgreSQL sessions; SQLite has one writer in one process")
+	}
+	ctx := context.Background()
+	dsn := testDSN(t)
+	show := func(db *DB) string {
+		t.Helper()
+		var v string
+		must(t, db.w.QueryRow("SHOW idle_in_transaction_session_timeout").Scan(&v))
+		return v
+	}
+	rescuer := openAt(t, dsn)
+	defer rescuer.Close()
+	if v := show(rescuer); v != "10s" {
+		t.Fatalf("the store's sessions: idle_in_transaction_session_timeout %q, want 10s", v)
+	}
+	own := openAt(t, dsn+"&idle_in_transaction_session_timeout=5000")
+	defer own.Close()
+	if v := show(own); v != "5s" {
+		t.Fatalf("the URL's own setting: %q, want 5s", v)
+	}
+	defer func(d time.Duration) { idleInTransaction = d }(idleInTransaction)
+	idleInTransaction = time.Second
+	frozen := openAt(t, dsn)
+	defer frozen.Close()
+	if v := show(frozen); v != "1s" {
+		t.Fatalf("the frozen daemon's sessions: %q, want 1s", v)
+	}
+
+	k, _ := newKey(t, rescuer, 10)
+	j := createJob(t, rescuer, k.ID, 1, true)
+	held := claimOne(t, rescuer, j.ID)
+	expireLease(t, rescuer, j.ID)
+	locked, wake := make(chan struct{}), make(chan struct{})
+	froze := make(chan error, 1)
+	go func() {
+		froze <- frozen.write(ctx, "freeze", func(tx *txn) error {
+			var id string
+			if err := tx.QueryRowContext(ctx, "SELECT id FROM jobs WHERE id = ? FOR_UPDATE", j.ID).Scan(&id); err != nil {
+				return err
+			}
+			close(locked)
+			<-wake
+			_, err := tx.ExecContext(ctx, "UPDATE jobs SET progress = 99 WHERE id = ?", j.ID)
+			return err
+		})
+	}()
+	<-locked
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	rescued, err := rescuer.RescueJobs(rctx, 3)
+	must(t, err)
+	if len(rescued) != 0 {
+		t.Fatalf("rescued %v under the frozen transaction's lock", jobIDs(rescued))
+	}
+	for len(rescued) == 0 {
+		time.Sleep(50 * time.Millisecond)
+		rescued, err = rescuer.RescueJobs(rctx, 3)
+		must(t, err)
+	}
+	if len(rescued) != 1 || rescued[0].ID != j.ID {
+		t.Fatalf("rescued %v, want %s", jobIDs(rescued), j.ID)
+	}
+	t.Logf("rescued %.1f s after the holder froze", time.Since(start).Seconds())
+	close(wake)
+	if err := <-froze; err == nil {
+		t.Fatal("the frozen transaction committed after its session was ended")
+	}
+	cur, err := rescuer.FindJob(ctx, "", j.ID)
+	must(t, err)
+	if cur.Progress == 99 || cur.Status != vidmatte.StatusQueued {
+		t.Fatalf("after the frozen transaction: %+v", cur)
+	}
+	lost, err := frozen.Heartbeat(ctx, "w1", []vidmatte.Lease{held.Lease()})
+	must(t, err)
+	if !reflect.DeepEqual(lost, map[string]vidmatte.Status{j.ID: vidmatte.StatusQueued}) {
+		t.Fatalf("the woken daemon's heartbeat: %v", lost)
+	}
 }

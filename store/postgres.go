@@ -2,13 +2,15 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"vidmatte"
 )
@@ -19,6 +21,17 @@ const (
 	advisoryClaim   = 0x76696d02 // claiming queued jobs
 )
 
+// idleInTransaction is how long PostgreSQL lets a session of the store sit
+// idle inside an open transaction before it ends the session, releasing
+// its row and advisory locks. Every transaction of the store runs its
+// statements back to back, so only a daemon that froze mid-transaction
+// (SIGSTOP, a stalled VM, a partitioned network) reaches it; without it,
+// a frozen daemon holding the row of the job it runs would block every
+// other daemon's rescue of that job, and one frozen inside a claim would
+// stop all claims, until it woke. A URL that sets
+// idle_in_transaction_session_timeout itself keeps its own value.
+var idleInTransaction = 10 * time.Second
+
 // OpenPostgres opens the store on a PostgreSQL database (a postgres://
 // URL, as pgx reads it) and brings its schema up to date, under an
 // advisory lock so that daemons starting together migrate once. Every
@@ -27,10 +40,15 @@ const (
 // an advisory lock, and a transaction that loses a serialisation race or a
 // deadlock is retried.
 func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
-	pool, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, vidmatte.Wrap(err, vidmatte.CodeInvalid, "store: PostgreSQL URL")
 	}
+	const idle = "idle_in_transaction_session_timeout"
+	if _, set := cfg.RuntimeParams[idle]; !set && !strings.Contains(cfg.RuntimeParams["options"], idle) {
+		cfg.RuntimeParams[idle] = strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
+	}
+	pool := stdlib.OpenDB(*cfg)
 	pool.SetMaxOpenConns(16)
 	pool.SetMaxIdleConns(8)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
