@@ -60,11 +60,19 @@ func TestSegmentedJobChargesOnce(t *testing.T) {
 	k, _ := newKey(t, db, 100)
 	j := createJob(t, db, k.ID, 13, true) // 300 frames, 13 s reserved
 	first := claimOne(t, db, j.ID)
-	seg := func(seq int, frames int64, last bool) vidmatte.Segment {
-		return vidmatte.Segment{Seq: seq, FirstPTS: int64(seq * 100), NextPTS: int64(seq*100 + 100), Frames: frames, Last: last, Path: "/parts/p.webm", Size: 10}
+	_, err := db.PlanSegments(ctx, first.Lease(), vidmatte.SegmentPlan{Length: 100, Count: 3})
+	must(t, err)
+	record := func(worker string, seq int) {
+		t.Helper()
+		l, ok, err := db.ClaimSegment(ctx, worker, j.ID, seq)
+		must(t, err)
+		if !ok {
+			t.Fatalf("segment %d not claimed", seq)
+		}
+		must(t, db.RecordSegment(ctx, l, vidmatte.Segment{Seq: seq, FirstPTS: int64(seq * 100), Frames: 100, Path: "/parts/p.webm", Size: 10}))
 	}
-	must(t, db.RecordSegment(ctx, first.Lease(), seg(0, 100, false)))
-	must(t, db.RecordSegment(ctx, first.Lease(), seg(1, 100, false)))
+	record("w1", 0)
+	record("w1", 1)
 	expireLease(t, db, j.ID)
 	rescued, err := db.RescueJobs(ctx, 1)
 	must(t, err)
@@ -72,7 +80,7 @@ func TestSegmentedJobChargesOnce(t *testing.T) {
 		t.Fatalf("a rescue after progress: %+v", rescued)
 	}
 	second := claimOne(t, db, j.ID)
-	must(t, db.RecordSegment(ctx, second.Lease(), seg(2, 100, true)))
+	record("w1", 2)
 	if _, err := db.CompleteJob(ctx, first.Lease(), vidmatte.JobOutput{Path: "/out/x.webm", Size: 1, Frames: 300}); vidmatte.ErrorCode(err) != vidmatte.CodeConflict {
 		t.Fatalf("the stale claim completed the job: %v", err)
 	}
