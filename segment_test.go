@@ -23,7 +23,7 @@ func TestPickSegment(t *testing.T) {
 	}{
 		{"", -1},
 		{"....", 0},       // nobody runs: from the start
-		{"r...", 2},       // 0 runs into 1-3: it keeps 1, the helper gets 2-3
+		{"r...", 3},       // 0 runs into 1-3: it keeps 1-2, the helper gets 3
 		{"r.........", 6}, // 1-5 to the runner, 6-9 to the helper
 		{"r.", -1},        // the runner's next one is left to it
 		{"rrrr", -1},      // all claimed
