@@ -158,11 +158,15 @@ type SegmentService interface {
 	ClaimSegment(ctx context.Context, worker, jobID string, seq int) (l SegmentLease, ok bool, err error)
 	// ClaimHelp claims, for a worker with nothing queued to do, the
 	// segment PickSegment chooses in the processing job with the most to
-	// gain from it, and returns that job.
-	ClaimHelp(ctx context.Context, worker string) (j *Job, l SegmentLease, ok bool, err error)
+	// gain from it, and returns that job; with own, only among the jobs
+	// worker itself runs (its parts are not shared with other daemons).
+	ClaimHelp(ctx context.Context, worker string, own bool) (j *Job, l SegmentLease, ok bool, err error)
 	// RenewSegments renews worker's segment leases that are still the
 	// segments' and returns the others.
 	RenewSegments(ctx context.Context, worker string, leases []SegmentLease) ([]SegmentLease, error)
+	// ReleaseSegments gives back the segment leases a worker will not
+	// record (its run stopped), so another worker takes them at once.
+	ReleaseSegments(ctx context.Context, worker string, leases []SegmentLease) error
 	// RecordSegment records a claimed segment finished, fenced by its
 	// lease (a stale one is a conflict wrapping ErrLeaseLost); the job
 	// must not have ended. The job's frames_done becomes the frames of

@@ -125,15 +125,18 @@ type Request struct {
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 	// Segments, when set, has the output made in parts, one per segment
-	// of SegmentLength (default DefaultSegmentLength) cut at frame
-	// boundaries, each kept and recorded through it once finished; a
-	// request that finds segments recorded resumes after them. A
-	// recurrent model then first runs on the WarmUp frames (default
-	// DefaultWarmUp; negative: none) before the resumed segment, to
-	// rebuild its state.
+	// of SegmentLength (default DefaultSegmentLength) on the plan the
+	// journal keeps, each claimed, kept and recorded through it; segments
+	// recorded already, by an earlier run or another worker, are not
+	// processed again. A recurrent model first runs on the WarmUp frames
+	// (default DefaultWarmUp; negative: none) before a segment it starts
+	// at, to rebuild its state. The output is joined from the parts once
+	// every segment is recorded, unless Help is set: the request then
+	// only processes the segments the journal gives it.
 	Segments      SegmentJournal
 	SegmentLength time.Duration
 	WarmUp        int
+	Help          bool
 }
 
 // Progress is how far a request has come.

@@ -156,6 +156,8 @@ type Runner struct {
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
 	leases  map[string]vidmatte.Lease // of the running jobs
+	// segLeases are the segment leases held by the requests running here.
+	segLeases map[vidmatte.SegmentLease]*journal
 	// unsettled lists the running jobs whose outcome could not be written;
 	// the reaper is asked to run once they have left running.
 	unsettled map[string]bool
@@ -235,6 +237,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		loopDone:  make(chan struct{}),
 		running:   map[string]context.CancelCauseFunc{},
 		leases:    map[string]vidmatte.Lease{},
+		segLeases: map[vidmatte.SegmentLease]*journal{},
 		unsettled: map[string]bool{},
 	}, nil
 }
@@ -339,6 +342,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		if free := r.cfg.Slots - r.Running(); free > 0 && r.claim(ctx, free) == free {
 			continue
 		}
+		if r.help(ctx) {
+			continue
+		}
 		select {
 		case <-r.stop:
 		case <-ctx.Done():
@@ -377,6 +383,7 @@ func (r *Runner) heartbeats(ctx context.Context) {
 // not answer is tried again at the next beat; meanwhile the leases may run
 // out, and then the store refuses this runner's writes for those jobs.
 func (r *Runner) Heartbeat(ctx context.Context) {
+	r.renewSegments(ctx)
 	r.mu.Lock()
 	leases := make([]vidmatte.Lease, 0, len(r.leases))
 	for _, l := range r.leases {
@@ -409,6 +416,156 @@ func (r *Runner) Heartbeat(ctx context.Context) {
 				slog.String("status", string(status)), slog.String("cause", cause.Error()))
 			cancel(cause)
 		}
+	}
+}
+
+// renewSegments renews the segment leases of the requests running here;
+// a lease lost (its job ended, or it ran out and another worker took the
+// segment) is dropped from its request, and a helper's request stops.
+func (r *Runner) renewSegments(ctx context.Context) {
+	segs, ok := r.cfg.Jobs.(vidmatte.SegmentService)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	held := make([]vidmatte.SegmentLease, 0, len(r.segLeases))
+	for l := range r.segLeases {
+		held = append(held, l)
+	}
+	r.mu.Unlock()
+	if len(held) == 0 {
+		return
+	}
+	lost, err := segs.RenewSegments(ctx, r.cfg.Worker, held)
+	if err != nil {
+		r.observeLease("heartbeat_failed", 1)
+		if ctx.Err() == nil {
+			r.log.Warn("renewing segment leases; trying again at the next beat", slog.Any("error", err))
+		}
+		return
+	}
+	for _, l := range lost {
+		r.mu.Lock()
+		jn := r.segLeases[l]
+		r.mu.Unlock()
+		if jn != nil {
+			r.observeLease("lost", 1)
+			jn.log.Info("segment no longer held by this runner", slog.Int("segment", l.Seq))
+			jn.lost(l)
+		}
+	}
+}
+
+// help claims, when a slot is free and nothing is queued, a segment of a
+// processing job (another daemon's, or this one's when the parts are not
+// shared) and works on it beside the job's runner. It reports whether it
+// started something.
+func (r *Runner) help(ctx context.Context) bool {
+	segs, ok := r.cfg.Jobs.(vidmatte.SegmentService)
+	if !ok || r.cfg.SegmentLength <= 0 {
+		return false
+	}
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	select {
+	case <-r.stop:
+		return false
+	default:
+	}
+	if r.cfg.Slots-r.Running() <= 0 {
+		return false
+	}
+	j, l, ok, err := segs.ClaimHelp(ctx, r.cfg.Worker, !r.cfg.Files.Shared())
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("claiming a segment to help with", slog.Any("error", err))
+		}
+		return false
+	}
+	if !ok {
+		return false
+	}
+	key := fmt.Sprintf("%s#%d", j.ID, l.Seq)
+	hctx, cancel := context.WithCancelCause(context.Background())
+	r.mu.Lock()
+	r.running[key] = cancel
+	running := len(r.running)
+	r.mu.Unlock()
+	r.setRunning(running)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, key)
+			running := len(r.running)
+			r.mu.Unlock()
+			r.setRunning(running)
+			cancel(nil)
+			r.Wake()
+		}()
+		defer func() {
+			if err := recovered("runner", recover()); err != nil {
+				logPanic(r.log.With(slog.String("job_id", j.ID)), err)
+			}
+		}()
+		r.runHelp(hctx, j, l, segs, cancel)
+	}()
+	return true
+}
+
+// runHelp processes, for a job another request owns, the segment l and
+// those after it it can claim. Nothing of the job's own is written: its
+// owner joins the parts and completes it.
+func (r *Runner) runHelp(ctx context.Context, j *vidmatte.Job, l vidmatte.SegmentLease, segs vidmatte.SegmentService, cancel context.CancelCauseFunc) {
+	log := r.log.With(slog.String("job_id", j.ID))
+	bg := context.WithoutCancel(ctx)
+	jn := r.newJournal(j, segs, log, &l, cancel)
+	defer jn.close(bg)
+	start := time.Now()
+	log.Info("helping with a job", slog.Int("segment", l.Seq))
+	input, release, err := r.cfg.Files.Local(ctx, j.InputPath)
+	if err != nil {
+		log.Warn("helping with a job: its input cannot be read", slog.Any("error", err))
+		return
+	}
+	defer release()
+	out := r.OutputPath(j)
+	defer func() {
+		// The folders of this daemon's parts, when nothing else is in them.
+		os.Remove(filepath.Join(filepath.Dir(out), partsDir))
+		os.Remove(filepath.Dir(out))
+	}()
+	req := Request{
+		Input: input, Output: out, Model: j.Model, Format: j.OutputFormat,
+		Background: j.Background, Composition: j.Composition, MaxFrames: j.FrameCap(),
+		Segments: jn, SegmentLength: r.cfg.SegmentLength, WarmUp: r.cfg.WarmUp, Help: true,
+	}
+	var res *Result
+	err = r.prepareBackground(ctx, &req)
+	if err == nil {
+		err = protect("processor", func() error {
+			var perr error
+			res, perr = r.cfg.Processor.Process(ctx, req)
+			return perr
+		})
+	}
+	switch {
+	case err == nil:
+		attrs := []any{slog.Duration("elapsed", time.Since(start)), slog.Int64("frames", res.Frames)}
+		if c := res.Segments; c != nil {
+			attrs = append(attrs, slog.Int("recorded_segments", c.Recorded), slog.Int64("decoded", c.Decoded),
+				slog.Int64("inferred", c.Inferred), slog.Int64("warm_up", c.WarmUp))
+		}
+		log.Info("helped with a job", attrs...)
+	case ctx.Err() != nil:
+		log.Info("stopped helping with a job", slog.Any("cause", context.Cause(ctx)))
+	default:
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			logPanic(log, err)
+		}
+		log.Warn("helping with a job failed; its segments go back to the others", slog.Any("error", err))
 	}
 }
 
@@ -683,11 +840,11 @@ func (r *Runner) discardParts(ctx context.Context, j *vidmatte.Job) {
 		return
 	}
 	if segs, ok := r.cfg.Jobs.(vidmatte.SegmentService); ok && r.cfg.Files.Shared() {
-		list, err := segs.JobSegments(ctx, j.ID)
+		st, err := segs.JobSegments(ctx, j.ID)
 		if err != nil {
 			r.log.Warn("listing a job's parts to delete them", slog.String("job_id", j.ID), slog.Any("error", err))
 		}
-		for _, s := range list {
+		for _, s := range st.Done {
 			if artifacts.IsObject(s.Path) {
 				if _, err := r.cfg.Files.Delete(ctx, s.Path); err != nil {
 					r.log.Warn("deleting a job's part", slog.String("job_id", j.ID), slog.Any("error", err))
@@ -726,55 +883,178 @@ func (r *Runner) SweepParts(ctx context.Context) int {
 }
 
 // partsDir is the folder of a job's output folder that holds its parts
-// (one folder per claim's token) while it may still resume.
+// while it may still resume.
 const partsDir = "parts"
 
-// journal is the runner's SegmentJournal for one claim of a job: parts
-// are written in the job's parts folder, kept through Files under the
-// job's output prefix and the claim's token, and recorded in the store
-// with the claim's lease.
+// journal is the runner's SegmentJournal for one request on a job, its
+// owner's (the claim of the job) or a helper's (first: the segment the
+// help claim gave it): parts are written in the job's parts folder, kept
+// through Files under a key of the segment and its claim's token, and
+// recorded in the store with the segment's lease. The segment leases it
+// holds are renewed by the runner's heartbeat and released when the
+// request ends.
 type journal struct {
-	r      *Runner
-	j      *vidmatte.Job
-	segs   vidmatte.SegmentService
-	log    *slog.Logger
+	r     *Runner
+	j     *vidmatte.Job
+	segs  vidmatte.SegmentService
+	log   *slog.Logger
+	// first is a helper's segment, which Next gives once (given); the
+	// owner's Next claims.
+	first *vidmatte.SegmentLease
+	given bool
+	// cancel stops a helper's request when a segment lease it holds is
+	// lost (the owner learns its job's end from its own lease).
 	cancel context.CancelCauseFunc
+
+	mu   sync.Mutex
+	held map[int]vidmatte.SegmentLease
 }
 
-func (jn *journal) Done(ctx context.Context) ([]vidmatte.Segment, error) {
+func (r *Runner) newJournal(j *vidmatte.Job, segs vidmatte.SegmentService, log *slog.Logger, first *vidmatte.SegmentLease, cancel context.CancelCauseFunc) *journal {
+	jn := &journal{r: r, j: j, segs: segs, log: log, first: first, cancel: cancel, held: map[int]vidmatte.SegmentLease{}}
+	if first != nil {
+		jn.hold(*first)
+	}
+	return jn
+}
+
+func (jn *journal) hold(l vidmatte.SegmentLease) {
+	jn.mu.Lock()
+	jn.held[l.Seq] = l
+	jn.mu.Unlock()
+	jn.r.mu.Lock()
+	jn.r.segLeases[l] = jn
+	jn.r.mu.Unlock()
+}
+
+func (jn *journal) drop(l vidmatte.SegmentLease) {
+	jn.mu.Lock()
+	delete(jn.held, l.Seq)
+	jn.mu.Unlock()
+	jn.r.mu.Lock()
+	delete(jn.r.segLeases, l)
+	jn.r.mu.Unlock()
+}
+
+// lost is the heartbeat's word that lease l is no longer this journal's.
+func (jn *journal) lost(l vidmatte.SegmentLease) {
+	jn.drop(l)
+	if jn.first != nil {
+		jn.cancel(errLeaseLost)
+	}
+}
+
+// close releases the segment leases the request did not record.
+func (jn *journal) close(ctx context.Context) {
+	jn.mu.Lock()
+	var left []vidmatte.SegmentLease
+	for _, l := range jn.held {
+		left = append(left, l)
+	}
+	jn.mu.Unlock()
+	for _, l := range left {
+		jn.drop(l)
+	}
+	if err := jn.segs.ReleaseSegments(ctx, jn.r.cfg.Worker, left); err != nil {
+		jn.log.Warn("releasing segment leases; they run out instead", slog.Any("error", err))
+	}
+}
+
+func (jn *journal) Plan(ctx context.Context, p vidmatte.SegmentPlan) (vidmatte.SegmentPlan, error) {
+	if jn.first != nil {
+		st, err := jn.segs.JobSegments(ctx, jn.j.ID)
+		if err != nil {
+			return p, err
+		}
+		if st.Plan == nil {
+			return p, vidmatte.Errorf(vidmatte.CodeInternal, "job %s has no segment plan", jn.j.ID)
+		}
+		return *st.Plan, nil
+	}
+	return jn.segs.PlanSegments(ctx, jn.j.Lease(), p)
+}
+
+func (jn *journal) Next(ctx context.Context) (int, bool, error) {
+	if jn.first != nil {
+		// A helper runs one stretch, then goes back to the queue.
+		if jn.given {
+			return 0, false, nil
+		}
+		jn.given = true
+		return jn.first.Seq, true, nil
+	}
+	return jn.claim(ctx, -1)
+}
+
+func (jn *journal) Continue(ctx context.Context, seq int) (bool, error) {
+	_, ok, err := jn.claim(ctx, seq)
+	return ok, err
+}
+
+func (jn *journal) claim(ctx context.Context, seq int) (int, bool, error) {
+	l, ok, err := jn.segs.ClaimSegment(ctx, jn.r.cfg.Worker, jn.j.ID, seq)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	jn.hold(l)
+	return l.Seq, true, nil
+}
+
+func (jn *journal) State(ctx context.Context) (vidmatte.JobSegments, error) {
 	return jn.segs.JobSegments(ctx, jn.j.ID)
 }
 
+func (jn *journal) lease(seq int) (vidmatte.SegmentLease, bool) {
+	jn.mu.Lock()
+	defer jn.mu.Unlock()
+	l, ok := jn.held[seq]
+	return l, ok
+}
+
 func (jn *journal) PartPath(seq int, ext string) (string, error) {
-	dir := filepath.Join(jn.r.cfg.OutputDir, jn.j.ID, partsDir, fmt.Sprint(jn.j.LeaseToken))
+	l, ok := jn.lease(seq)
+	if !ok {
+		return "", errSegmentNotHeld(jn.j.ID, seq)
+	}
+	dir := filepath.Join(jn.r.cfg.OutputDir, jn.j.ID, partsDir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", vidmatte.Wrap(err, vidmatte.CodeInternal, "creating the parts folder")
 	}
-	return filepath.Join(dir, fmt.Sprintf("part_%06d%s", seq, ext)), nil
+	return filepath.Join(dir, fmt.Sprintf("part_%06d_%d%s", seq, l.Token, ext)), nil
 }
 
-// Record keeps the part and records the segment. A store that refuses
-// the lease stops the job (another runner holds it).
+func errSegmentNotHeld(jobID string, seq int) error {
+	return &vidmatte.Error{Code: vidmatte.CodeConflict, Err: vidmatte.ErrLeaseLost,
+		Message: fmt.Sprintf("job %s: segment %d is not held by this runner", jobID, seq)}
+}
+
+// Record keeps the part and records the segment. A lease lost meanwhile
+// is the caller's to handle (the segment is another worker's now).
 func (jn *journal) Record(ctx context.Context, s vidmatte.Segment, local string) error {
 	ctx = context.WithoutCancel(ctx)
-	s.Size = fileSize(local)
-	ref, err := jn.r.cfg.Files.Keep(ctx, fmt.Sprintf("outputs/%s/%d/%s", jn.j.ID, jn.j.LeaseToken, filepath.Base(local)), local)
-	if err != nil {
-		return err
+	l, ok := jn.lease(s.Seq)
+	if !ok {
+		return errSegmentNotHeld(jn.j.ID, s.Seq)
+	}
+	ref := ""
+	if local != "" {
+		s.Size = fileSize(local)
+		var err error
+		if ref, err = jn.r.cfg.Files.Keep(ctx, "outputs/"+jn.j.ID+"/"+partsDir+"/"+filepath.Base(local), local); err != nil {
+			return err
+		}
 	}
 	s.Path = ref
-	err = jn.r.retry(jn.log, "recording a segment", func() error { return jn.segs.RecordSegment(ctx, jn.j.Lease(), s) })
+	err := jn.r.retry(jn.log, "recording a segment", func() error { return jn.segs.RecordSegment(ctx, l, s) })
 	if err != nil {
 		if artifacts.IsObject(ref) {
 			if _, derr := jn.r.cfg.Files.Delete(ctx, ref); derr != nil {
 				jn.log.Warn("deleting a part that could not be recorded", slog.Any("error", derr))
 			}
 		}
-		if errors.Is(err, vidmatte.ErrLeaseLost) {
-			jn.cancel(errLeaseLost)
-		}
 		return err
 	}
+	jn.drop(l)
 	if m, ok := jn.r.cfg.Metrics.(SegmentMetrics); ok {
 		m.ObserveSegment(s.Frames)
 	}
@@ -815,8 +1095,9 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 		MaxFrames:   j.FrameCap(),
 	}
 	if segs, ok := r.cfg.Jobs.(vidmatte.SegmentService); ok && r.cfg.SegmentLength > 0 {
-		req.Segments = &journal{r: r, j: j, segs: segs, log: log, cancel: r.cancelFunc(j.ID)}
-		req.SegmentLength, req.WarmUp = r.cfg.SegmentLength, r.cfg.WarmUp
+		jn := r.newJournal(j, segs, log, nil, nil)
+		defer jn.close(bg)
+		req.Segments, req.SegmentLength, req.WarmUp = jn, r.cfg.SegmentLength, r.cfg.WarmUp
 	}
 	var res *Result
 	err = r.prepareBackground(ctx, &req)

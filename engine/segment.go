@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"time"
@@ -15,19 +14,28 @@ import (
 	"vidmatte/models"
 )
 
-// SegmentJournal keeps a request's finished segments (the runner's is
-// the store plus the artifact storage, fenced by the job's lease). A
-// request processed through one writes its output in parts, one per
-// segment of SegmentLength, each kept and recorded as soon as it is
-// finished; a request that finds segments recorded resumes after them,
-// and the output is joined from all the parts at the end.
+// SegmentJournal keeps a request's segments: the plan, the claims and the
+// finished parts (the runner's is the store plus the artifact storage,
+// fenced by the job's lease and each segment's own). A request processed
+// through one follows the plan, claims segments as it goes and records
+// each part as soon as it is finished; segments recorded already are not
+// processed again, so an interrupted job resumes where it stopped, and
+// several workers can share one job.
 type SegmentJournal interface {
-	// Done returns the segments recorded so far, in order.
-	Done(ctx context.Context) ([]vidmatte.Segment, error)
+	// Plan returns the job's plan, recording p when it has none yet.
+	Plan(ctx context.Context, p vidmatte.SegmentPlan) (vidmatte.SegmentPlan, error)
+	// Next claims a segment to start at (PickSegment's choice); ok is
+	// false when none is worth taking now.
+	Next(ctx context.Context) (seq int, ok bool, err error)
+	// Continue claims segment seq, the one after those a run has just
+	// processed; false when it is recorded or another worker has it.
+	Continue(ctx context.Context, seq int) (bool, error)
+	// State says where the job's segments stand.
+	State(ctx context.Context) (vidmatte.JobSegments, error)
 	// PartPath is a local path for writing part seq, of extension ext.
 	PartPath(seq int, ext string) (string, error)
-	// Record keeps the finished part at local (it may move it) and
-	// records s with its reference and size in one step.
+	// Record keeps the finished part at local (it may move it; "" for a
+	// segment without frames) and records s, claimed by this journal.
 	Record(ctx context.Context, s vidmatte.Segment, local string) error
 	// Local returns a local file of a recorded part and its release.
 	Local(ctx context.Context, ref string) (string, func(), error)
@@ -36,34 +44,36 @@ type SegmentJournal interface {
 // DefaultSegmentLength is how long a segment is when a request says not.
 const DefaultSegmentLength = 4 * time.Second
 
-// DefaultWarmUp is how many frames before a resumed segment a recurrent
-// model runs on to rebuild its state (measured: see TestRecurrentWarmUp).
+// DefaultWarmUp is how many frames before a segment it starts at a
+// recurrent model runs on to rebuild its state (measured: see
+// TestRecurrentWarmUp).
 const DefaultWarmUp = 16
 
-// SegmentCounts says what a segmented request's run did, for the
-// resume's cost: Resumed segments (ResumedFrames frames) were recorded
-// before it; it decoded Decoded frames and ran the model on Inferred,
-// of which WarmUp only warmed the model's state (or the smoothing).
+// segmentPoll is how often a request whose remaining segments other
+// workers hold looks whether they are recorded (or their claims ran out).
+const segmentPoll = 200 * time.Millisecond
+
+// SegmentCounts says what a segmented request's run did, for the cost of
+// resuming and sharing: Resumed segments (ResumedFrames frames) were
+// recorded before it started; it recorded Recorded, in Runs stretches
+// (each but a run from the first segment starts with a seek); it decoded
+// Decoded frames and ran the model on Inferred, of which WarmUp only
+// warmed the model's state (or the smoothing).
 type SegmentCounts struct {
 	Resumed       int
 	ResumedFrames int64
 	Recorded      int
+	Runs          int
 	Decoded       int64
 	Inferred      int64
 	WarmUp        int64
 }
 
+// errRunEnds ends a run at the start of a segment another worker holds.
+var errRunEnds = errors.New("the next segment is another worker's")
+
 // processSegmented runs a request whose Segments journal is set.
 func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *models.Manifest, start time.Time) (*Result, error) {
-	done, err := r.Segments.Done(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for i, s := range done {
-		if s.Seq != i || (s.Last && i != len(done)-1) {
-			return nil, vidmatte.Errorf(vidmatte.CodeInternal, "the recorded segments are not in order")
-		}
-	}
 	segLen := r.SegmentLength
 	if segLen <= 0 {
 		segLen = DefaultSegmentLength
@@ -74,11 +84,12 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 	}
 	defer src.Close()
 	info := src.Info()
+	tb := src.TimeBase()
 	encOpts := codec.EncoderOptions{
 		Format:      r.Format,
 		Width:       info.Width,
 		Height:      info.Height,
-		TimeBase:    src.TimeBase(),
+		TimeBase:    tb,
 		FrameRate:   info.FrameRate,
 		Background:  r.Background,
 		Composition: r.Composition,
@@ -86,141 +97,258 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 
 		MaxBackgroundPixels: e.cfg.MaxBackgroundPixels,
 	}
-	counts := SegmentCounts{Resumed: len(done)}
-	for _, s := range done {
-		counts.ResumedFrames += s.Frames
-	}
-	var p *pipeline
-	var m matter
-	if len(done) == 0 || !done[len(done)-1].Last {
-		m, err = e.loadMatter(manifest, r, info)
-		if err != nil {
-			return nil, err
-		}
-		defer m.Close()
-		smooth := smoothingFor(r.Smoothing, m)
-		warm := 0
-		if m.Recurrent() {
-			switch warm = r.WarmUp; {
-			case warm == 0:
-				warm = DefaultWarmUp
-			case warm < 0:
-				warm = 0
-			}
-		}
-		if smooth {
-			warm = max(warm, 1) // the median of three needs the frame before
-		}
-		ss := &segmentSource{source: src}
-		defer ss.drop() // the warm frames it may hold after an error
-		sk := &segmentSink{journal: r.Segments, opts: encOpts, seq: len(done),
-			length: durationTicks(segLen, src.TimeBase())}
-		if len(done) > 0 {
-			last := done[len(done)-1]
-			ss.from, ss.warm, ss.origin = last.NextPTS, warm, done[0].FirstPTS
-			seekTo := last.NextPTS
-			if warm > 0 {
-				// Far enough back for the warm frames: the start of the
-				// latest segments that hold them.
-				var frames int64
-				for i := len(done) - 1; i >= 0 && frames < int64(warm); i-- {
-					seekTo, frames = done[i].FirstPTS, frames+done[i].Frames
-				}
-			}
-			if err := ss.seek(seekTo); err != nil {
-				return nil, err
-			}
-			sk.skipBefore, sk.skipping = last.NextPTS, true
-		}
-		defer sk.Abort()
-		total := max(estimateFrames(info), counts.ResumedFrames)
-		p = &pipeline{
-			src: ss, model: m, sink: sk, info: info,
-			smooth:      smooth,
-			refineEdges: refineFor(r.Refine, manifest),
-			every:       r.ProgressEvery,
-			start:       start, total: total,
-		}
-		if r.MaxFrames > 0 {
-			p.maxFrames = max(r.MaxFrames-counts.ResumedFrames, 0) + int64(warm)
-		}
-		if r.Progress != nil {
-			// Reported from the encode stage, which alone writes sk's counts.
-			p.progress = func(pr Progress) {
-				doneNow := counts.ResumedFrames + sk.written
-				out := Progress{FramesDone: doneNow, FramesTotal: max(total, doneNow), Elapsed: pr.Elapsed}
-				if pr.Elapsed > 0 {
-					out.FPS = float64(sk.written) / pr.Elapsed.Seconds()
-				}
-				if out.FPS > 0 && out.FramesTotal > doneNow {
-					out.ETA = time.Duration(float64(out.FramesTotal-doneNow) / out.FPS * float64(time.Second))
-				}
-				r.Progress(out)
-			}
-		}
-		if p.every <= 0 {
-			p.every = 250 * time.Millisecond
-		}
-		if err := p.run(ctx); err != nil {
-			var pe *PanicError
-			if ctx.Err() != nil && !errors.As(err, &pe) {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		if err := sk.finish(ctx, true); err != nil {
-			return nil, err
-		}
-		counts.Recorded, counts.Decoded, counts.Inferred, counts.WarmUp = sk.seq-len(done), ss.decoded, p.done, sk.dropped
-		if len(done) > 0 && sk.written == 0 {
-			return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable, "the video ends before the segment it was to resume at")
-		}
-		if done, err = r.Segments.Done(ctx); err != nil {
-			return nil, err
-		}
-	}
-	frames, err := e.join(ctx, r, info, encOpts, done)
+	plan, err := r.Segments.Plan(ctx, planFor(src, info, segLen))
 	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start)
-	res := &Result{
-		Frames: frames, Elapsed: elapsed, Model: manifest.ID,
-		Width: info.Width, Height: info.Height, Segments: &counts,
+	state, err := r.Segments.State(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if m != nil {
-		res.LoadTime, res.Device = m.LoadTime(), m.Device()
+	counts := SegmentCounts{Resumed: len(state.Done), ResumedFrames: state.Frames()}
+	s := &segmenter{e: e, r: r, manifest: manifest, src: src, info: info, plan: plan, opts: encOpts,
+		counts: &counts, start: start, doneBefore: state.Frames()}
+	defer s.close()
+	for !state.Complete() {
+		seq, ok, err := r.Segments.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if err := s.run(ctx, seq); err != nil {
+				return nil, err
+			}
+		} else if r.Help {
+			break
+		} else {
+			// The others are another worker's: wait for them to be
+			// recorded, or for a claim that runs out.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(segmentPoll):
+			}
+		}
+		if state, err = r.Segments.State(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if p != nil {
-		res.InferTime, res.Stages = p.inferTime, p.stages()
+	res := &Result{Model: manifest.ID, Width: info.Width, Height: info.Height, Segments: &counts}
+	if r.Help {
+		res.Frames = s.written
+	} else {
+		if res.Frames, err = e.join(ctx, r, info, encOpts, plan, state.Done); err != nil {
+			return nil, err
+		}
+		if r.MaxFrames > 0 && res.Frames > r.MaxFrames {
+			os.Remove(r.Output)
+			return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable,
+				"the video runs on past the %d frames its declared duration covers (and was reserved for): its container understates its length", r.MaxFrames)
+		}
 	}
-	if elapsed > 0 {
-		res.FPS = float64(counts.Inferred) / elapsed.Seconds()
+	res.Elapsed = time.Since(start)
+	if s.m != nil {
+		res.LoadTime, res.Device = s.m.LoadTime(), s.m.Device()
 	}
-	e.log.Debug("processed in segments", "input", r.Input, "model", res.Model, "frames", frames,
-		"segments", len(done), "resumed", counts.Resumed, "inferred", counts.Inferred, "warm_up", counts.WarmUp)
+	if s.p != nil {
+		res.InferTime, res.Stages = s.inferTime, s.p.stages()
+	}
+	if res.Elapsed > 0 {
+		res.FPS = float64(counts.Inferred) / res.Elapsed.Seconds()
+	}
+	e.log.Debug("processed in segments", "input", r.Input, "model", res.Model, "frames", res.Frames, "help", r.Help,
+		"segments", plan.Count, "resumed", counts.Resumed, "runs", counts.Runs, "inferred", counts.Inferred, "warm_up", counts.WarmUp)
 	return res, nil
 }
 
+// planFor is the plan a job's first claim records: segments of segLen
+// from the stream's start, as many as its declared duration needs.
+func planFor(src source, info *codec.Info, segLen time.Duration) vidmatte.SegmentPlan {
+	tb := src.TimeBase()
+	p := vidmatte.SegmentPlan{Length: durationTicks(segLen, tb), Count: 1}
+	if st, ok := src.(interface{ StartPTS() int64 }); ok {
+		p.Origin = st.StartPTS()
+	}
+	if info.Duration > 0 {
+		n := (durationTicks(info.Duration, tb) + p.Length - 1) / p.Length
+		p.Count = int(min(max(n, 1), vidmatte.MaxSegments))
+	}
+	return p
+}
+
+// segmenter processes a request's segments in runs: a run starts at a
+// claimed segment and goes on through the following ones while the
+// journal gives them, with one pipeline; the model is loaded once for
+// all of them.
+type segmenter struct {
+	e        *Engine
+	r        Request
+	manifest *models.Manifest
+	src      source
+	info     *codec.Info
+	plan     vidmatte.SegmentPlan
+	opts     codec.EncoderOptions
+	counts   *SegmentCounts
+	start    time.Time
+
+	m          matter
+	smooth     bool
+	warm       int
+	read       bool // the source has given frames: a run from 0 seeks back
+	p          *pipeline
+	inferTime  time.Duration
+	doneBefore int64 // frames recorded before this request started
+	written    int64 // frames written into parts by this request
+}
+
+func (s *segmenter) close() {
+	if s.m != nil {
+		s.m.Close()
+	}
+}
+
+func (s *segmenter) load() error {
+	if s.m != nil {
+		return nil
+	}
+	m, err := s.e.loadMatter(s.manifest, s.r, s.info)
+	if err != nil {
+		return err
+	}
+	s.m, s.smooth = m, smoothingFor(s.r.Smoothing, m)
+	if m.Recurrent() {
+		switch s.warm = s.r.WarmUp; {
+		case s.warm == 0:
+			s.warm = DefaultWarmUp
+		case s.warm < 0:
+			s.warm = 0
+		}
+	}
+	if s.smooth {
+		s.warm = max(s.warm, 1) // the median of three needs the frame before
+	}
+	return nil
+}
+
+// run processes segment seq, claimed, and those after it the journal
+// gives it.
+func (s *segmenter) run(ctx context.Context, seq int) error {
+	if err := s.load(); err != nil {
+		return err
+	}
+	s.counts.Runs++
+	ss := &segmentSource{source: s.src, origin: s.plan.Origin}
+	defer ss.drop() // the warm frames it may hold after an error
+	sk := &segmentSink{journal: s.r.Segments, opts: s.opts, plan: s.plan, seq: seq}
+	defer sk.Abort()
+	switch from := s.plan.Start(seq); {
+	case seq > 0:
+		// Far enough back for the warm frames, at the frame rate.
+		ss.from, ss.warm = from, s.warm
+		if err := ss.seek(max(from-int64(s.warm+1)*frameTicks(s.info.FrameRate, s.src.TimeBase()), s.plan.Origin)); err != nil {
+			return err
+		}
+		sk.skipBefore, sk.skipping = from, true
+	case s.read:
+		if err := ss.seek(s.plan.Origin); err != nil {
+			return err
+		}
+	}
+	s.read = true
+	total := max(estimateFrames(s.info), s.doneBefore)
+	p := &pipeline{
+		src: ss, model: s.m, sink: sk, info: s.info,
+		smooth:      s.smooth,
+		refineEdges: refineFor(s.r.Refine, s.manifest),
+		every:       s.r.ProgressEvery,
+		start:       s.start, total: total,
+	}
+	if s.r.MaxFrames > 0 {
+		p.maxFrames = s.r.MaxFrames + int64(s.warm)
+	}
+	if s.r.Progress != nil {
+		// Reported from the encode stage, which alone writes sk's counts.
+		before := s.written
+		p.progress = func(pr Progress) {
+			mine := before + sk.written
+			doneNow := s.doneBefore + mine
+			out := Progress{FramesDone: doneNow, FramesTotal: max(total, doneNow), Elapsed: pr.Elapsed}
+			if pr.Elapsed > 0 {
+				out.FPS = float64(mine) / pr.Elapsed.Seconds()
+			}
+			if out.FPS > 0 && out.FramesTotal > doneNow {
+				out.ETA = time.Duration(float64(out.FramesTotal-doneNow) / out.FPS * float64(time.Second))
+			}
+			s.r.Progress(out)
+		}
+	}
+	if p.every <= 0 {
+		p.every = 250 * time.Millisecond
+	}
+	err := p.run(ctx)
+	if err == nil {
+		// The video ended: the segment being written, and those after it
+		// that are still free (the video is shorter than declared), are
+		// finished.
+		err = sk.finish(ctx)
+	}
+	s.p, s.inferTime = p, s.inferTime+p.inferTime
+	s.counts.Decoded += ss.decoded
+	s.counts.Inferred += p.done
+	s.counts.WarmUp += sk.dropped
+	s.counts.Recorded += sk.recorded
+	s.written += sk.written
+	if errors.Is(err, errRunEnds) || errors.Is(err, vidmatte.ErrLeaseLost) && ctx.Err() == nil {
+		// The next segment, or the one being recorded, is another
+		// worker's: this run is over, the request goes on with the next.
+		return nil
+	}
+	var pe *PanicError
+	if err != nil && ctx.Err() != nil && !errors.As(err, &pe) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// frameTicks is how many ticks of tb a frame lasts at rate (at least 1).
+func frameTicks(rate, tb codec.Rational) int64 {
+	if !rate.Valid() || !tb.Valid() {
+		return 1
+	}
+	return max(int64(math.Round(float64(tb.Den)*float64(rate.Den)/(float64(tb.Num)*float64(rate.Num)))), 1)
+}
+
 // join writes the output from the recorded parts, atomically.
-func (e *Engine) join(ctx context.Context, r Request, info *codec.Info, encOpts codec.EncoderOptions, segs []vidmatte.Segment) (int64, error) {
-	if len(segs) == 0 || !segs[len(segs)-1].Last {
+func (e *Engine) join(ctx context.Context, r Request, info *codec.Info, encOpts codec.EncoderOptions, plan vidmatte.SegmentPlan, done []vidmatte.Segment) (int64, error) {
+	if len(done) != plan.Count {
 		return 0, vidmatte.Errorf(vidmatte.CodeInternal, "the output's parts are not all recorded")
+	}
+	var parts []vidmatte.Segment
+	var want int64
+	for i, s := range done {
+		if s.Seq != i {
+			return 0, vidmatte.Errorf(vidmatte.CodeInternal, "the recorded segments are not in order")
+		}
+		if s.Frames > 0 {
+			parts = append(parts, s)
+			want += s.Frames
+		}
+	}
+	if len(parts) == 0 {
+		return 0, vidmatte.Errorf(vidmatte.CodeUnprocessable, "the video holds no frame")
 	}
 	tmp, err := partialPath(r.Output)
 	if err != nil {
 		return 0, err
 	}
-	offsets := make([]int64, len(segs))
-	var want int64
-	for i, s := range segs {
-		offsets[i] = s.FirstPTS - segs[0].FirstPTS
-		want += s.Frames
+	offsets := make([]int64, len(parts))
+	for i, s := range parts {
+		offsets[i] = s.FirstPTS - parts[0].FirstPTS
 	}
 	frames, err := codec.Join(ctx, tmp, codec.JoinOptions{
-		Format: r.Format, Parts: len(segs), Offsets: offsets, TimeBase: encOpts.TimeBase,
-		Part:      func(i int) (string, func(), error) { return r.Segments.Local(ctx, segs[i].Path) },
-		AudioFrom: audioSource(r.Input, info, r.Format), Origin: segs[0].FirstPTS,
+		Format: r.Format, Parts: len(parts), Offsets: offsets, TimeBase: encOpts.TimeBase,
+		Part:      func(i int) (string, func(), error) { return r.Segments.Local(ctx, parts[i].Path) },
+		AudioFrom: audioSource(r.Input, info, r.Format), Origin: parts[0].FirstPTS,
 		Encoder: encOpts, Settings: e.cfg.Encoder,
 	})
 	if err != nil {
@@ -250,10 +378,10 @@ type seeker interface {
 	SeekTo(pts int64) error
 }
 
-// segmentSource gives the frames from a resumed segment on (from), led by
-// the warm frames just before it; the frames before those, decoded from
-// the keyframe the seek landed on, are dropped. It counts the frames it
-// decoded.
+// segmentSource gives the frames from a segment a run starts at (from)
+// on, led by the warm frames just before it; the frames before those,
+// decoded from the keyframe the seek landed on, are dropped. It counts
+// the frames it decoded.
 type segmentSource struct {
 	source
 	from, origin int64
@@ -285,10 +413,9 @@ func (s *segmentSource) Next(ctx context.Context) (*codec.Frame, error) {
 	for {
 		f, err := s.source.Next(ctx)
 		if err != nil {
+			// At the end before from, the segment holds no frame (the
+			// video is shorter than its container declared).
 			s.drop()
-			if errors.Is(err, io.EOF) && s.resuming {
-				return nil, vidmatte.Errorf(vidmatte.CodeUnprocessable, "the video ends before the segment it was to resume at")
-			}
 			return nil, err
 		}
 		s.decoded++
@@ -354,25 +481,27 @@ type part interface {
 	Abort()
 }
 
-// segmentSink writes the frames into one part per segment: a segment
-// ends at the first frame length or more after its first; each finished
-// part is closed and recorded before the next one starts. Frames before
-// skipBefore (a resume's warm-up) are dropped. Only the encode stage
-// calls it.
+// segmentSink writes the frames into one part per segment of the plan,
+// from the one its run was claimed for: at the first frame of the next
+// segment the part is closed and recorded, and the run goes on only if
+// the journal gives it that segment (else the sink ends the run with
+// errRunEnds). Frames before skipBefore (a run's warm-up) are dropped.
+// Only the encode stage calls it.
 type segmentSink struct {
 	journal    SegmentJournal
 	opts       codec.EncoderOptions
-	length     int64
+	plan       vidmatte.SegmentPlan
+	seq        int // the segment claimed, being written
 	skipBefore int64
 	skipping   bool
-	seq        int
 
-	cur     part
-	curPath string
-	first   int64
-	frames  int64
-	written int64 // frames written into parts by this run
-	dropped int64 // warm-up frames
+	cur      part
+	curPath  string
+	first    int64
+	frames   int64
+	written  int64 // frames written into parts by this run
+	dropped  int64 // warm-up frames
+	recorded int   // segments recorded by this run
 }
 
 func (s *segmentSink) WriteFrame(f *codec.Frame, alpha []byte) error {
@@ -380,9 +509,21 @@ func (s *segmentSink) WriteFrame(f *codec.Frame, alpha []byte) error {
 		s.dropped++
 		return nil
 	}
-	if s.cur != nil && f.PTS()-s.first >= s.length {
-		if err := s.close(context.Background(), false, f.PTS()); err != nil {
-			return err
+	if k := s.plan.Of(f.PTS()); k > s.seq {
+		// The frame starts a later segment: the claimed one is finished
+		// (those between, after a gap in the video, hold no frame).
+		for s.seq < k {
+			if err := s.record(context.Background()); err != nil {
+				return err
+			}
+			ok, err := s.journal.Continue(context.Background(), s.seq+1)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errRunEnds
+			}
+			s.seq++
 		}
 	}
 	if s.cur == nil {
@@ -413,28 +554,48 @@ func (s *segmentSink) WriteFrame(f *codec.Frame, alpha []byte) error {
 	return nil
 }
 
-// close finishes the current part and records its segment.
-func (s *segmentSink) close(ctx context.Context, last bool, next int64) error {
-	p := s.cur
-	s.cur = nil
-	if err := p.Close(); err != nil {
-		return fmt.Errorf("finishing a %s part: %w", s.opts.Format, err)
+// record finishes the claimed segment's part (none when it holds no
+// frame) and records the segment.
+func (s *segmentSink) record(ctx context.Context) error {
+	seg := vidmatte.Segment{Seq: s.seq}
+	local := ""
+	if p := s.cur; p != nil {
+		s.cur = nil
+		if err := p.Close(); err != nil {
+			os.Remove(s.curPath)
+			return fmt.Errorf("finishing a %s part: %w", s.opts.Format, err)
+		}
+		seg.FirstPTS, seg.Frames, local = s.first, s.frames, s.curPath
 	}
-	seg := vidmatte.Segment{Seq: s.seq, FirstPTS: s.first, NextPTS: next, Frames: s.frames, Last: last}
-	if err := s.journal.Record(ctx, seg, s.curPath); err != nil {
-		os.Remove(s.curPath)
+	if err := s.journal.Record(ctx, seg, local); err != nil {
+		if local != "" {
+			os.Remove(local)
+		}
 		return err
 	}
-	s.seq++
+	s.recorded++
 	return nil
 }
 
-// finish records the last part, the end of the video.
-func (s *segmentSink) finish(ctx context.Context, last bool) error {
-	if s.cur == nil {
-		return nil
+// finish, at the end of the video, records the claimed segment and every
+// later one the journal gives (they hold no frame).
+func (s *segmentSink) finish(ctx context.Context) error {
+	if err := s.record(ctx); err != nil {
+		return err
 	}
-	return s.close(ctx, last, -1)
+	for seq := s.seq + 1; seq < s.plan.Count; seq++ {
+		ok, err := s.journal.Continue(ctx, seq)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.seq = seq
+			if err := s.record(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close is the pipeline's sink end: the parts are finished by finish.

@@ -32,7 +32,7 @@ func BenchmarkSegmentOverhead(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				r := Request{Input: clip, Output: filepath.Join(b.TempDir(), "out.webm"), Model: "chroma", Format: vidmatte.FormatWebM}
 				if seg > 0 {
-					r.Segments, r.SegmentLength = &memJournal{dir: b.TempDir()}, seg
+					r.Segments, r.SegmentLength = &memJournal{memSegments: newMemSegments(b.TempDir()), worker: "w1"}, seg
 				}
 				res, err := e.Process(context.Background(), r)
 				if err != nil {

@@ -86,8 +86,9 @@ func TestRunnerResumesASegmentedJob(t *testing.T) {
 	stop()
 	<-ran
 	mid, _ := e.db.FindJob(context.Background(), "", j.ID)
-	segs, _ := e.db.JobSegments(context.Background(), j.ID)
-	if mid.Status != vidmatte.StatusQueued || len(segs) < 3 {
+	st, _ := e.db.JobSegments(context.Background(), j.ID)
+	segs := st.Done
+	if mid.Status != vidmatte.StatusQueued || len(segs) < 3 || st.Running != 0 {
 		t.Fatalf("after the shutdown: %s with %d segments", mid.Status, len(segs))
 	}
 	var recorded int64
@@ -163,7 +164,7 @@ func TestSweepDeletesTheCanceledJobsParts(t *testing.T) {
 	if _, err := os.Stat(parts); !os.IsNotExist(err) {
 		t.Fatalf("the canceled job's parts: %v", err)
 	}
-	if segs, _ := e.db.JobSegments(context.Background(), j.ID); len(segs) != 0 {
-		t.Fatalf("segments kept: %+v", segs)
+	if st, _ := e.db.JobSegments(context.Background(), j.ID); st.Plan != nil || len(st.Done) != 0 {
+		t.Fatalf("segments kept: %+v", st)
 	}
 }

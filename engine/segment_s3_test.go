@@ -57,7 +57,8 @@ func TestSegmentsResumeOnAnotherNodeThroughObjectStorage(t *testing.T) {
 	a.Shutdown(expired)
 	stop()
 	<-ran
-	segs, _ := e.db.JobSegments(context.Background(), j.ID)
+	st, _ := e.db.JobSegments(context.Background(), j.ID)
+	segs := st.Done
 	if len(segs) < 3 || !artifacts.IsObject(segs[0].Path) {
 		t.Fatalf("segments recorded on node a: %+v", segs)
 	}

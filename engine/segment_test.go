@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -14,40 +15,137 @@ import (
 	"vidmatte/internal/testmedia"
 )
 
-// memJournal keeps segments in memory and parts in a folder. After
-// stopAfter segments (when > 0) it cancels the run that records them:
-// the seam for an interruption at a known point.
+// memSegments is one job's segments in memory: the plan, the recorded
+// segments and the claims, shared by the journals of the workers on the
+// job; parts are written in a folder.
+type memSegments struct {
+	dir  string
+	mu   sync.Mutex
+	plan *vidmatte.SegmentPlan
+	done map[int]vidmatte.Segment
+	held map[int]string // seq: the worker holding it
+}
+
+func newMemSegments(dir string) *memSegments {
+	return &memSegments{dir: dir, done: map[int]vidmatte.Segment{}, held: map[int]string{}}
+}
+
+// recorded returns the recorded segments in order.
+func (m *memSegments) recorded() []vidmatte.Segment {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []vidmatte.Segment{}
+	for _, s := range m.done {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
+	return out
+}
+
+// release drops worker's claims, as the runner does when a request ends.
+func (m *memSegments) release(worker string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for seq, w := range m.held {
+		if w == worker {
+			delete(m.held, seq)
+		}
+	}
+}
+
+func (m *memSegments) status() []vidmatte.SegmentStatus {
+	st := make([]vidmatte.SegmentStatus, m.plan.Count)
+	for seq := range m.held {
+		st[seq] = vidmatte.SegmentRunning
+	}
+	for seq := range m.done {
+		st[seq] = vidmatte.SegmentDone
+	}
+	return st
+}
+
+// memJournal is one worker's journal on a memSegments. A helper's (help)
+// is given segment first by Next, once. After stopAfter records (when >
+// 0) it cancels the run that makes them: the seam for an interruption at
+// a known point.
 type memJournal struct {
-	dir       string
-	mu        sync.Mutex
-	segs      []vidmatte.Segment
+	*memSegments
+	worker    string
+	help      bool
+	first     int
+	given     bool
 	stopAfter int
+	records   int
 	cancel    context.CancelFunc
 }
 
-func (j *memJournal) Done(context.Context) ([]vidmatte.Segment, error) {
+func (j *memJournal) Plan(_ context.Context, p vidmatte.SegmentPlan) (vidmatte.SegmentPlan, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return append([]vidmatte.Segment(nil), j.segs...), nil
+	if j.plan == nil {
+		if err := p.Validate(); err != nil {
+			return p, err
+		}
+		j.plan = &p
+	}
+	return *j.plan, nil
+}
+
+func (j *memJournal) Next(context.Context) (int, bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.help {
+		if j.given {
+			return 0, false, nil
+		}
+		j.given = true
+		return j.first, true, nil
+	}
+	seq, ok := vidmatte.PickSegment(j.status())
+	if ok {
+		j.held[seq] = j.worker
+	}
+	return seq, ok, nil
+}
+
+func (j *memJournal) Continue(_ context.Context, seq int) (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if seq >= j.plan.Count || j.status()[seq] != vidmatte.SegmentFree {
+		return false, nil
+	}
+	j.held[seq] = j.worker
+	return true, nil
+}
+
+func (j *memJournal) State(context.Context) (vidmatte.JobSegments, error) {
+	done := j.recorded()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return vidmatte.JobSegments{Plan: j.plan, Done: done, Running: len(j.held)}, nil
 }
 
 func (j *memJournal) PartPath(seq int, ext string) (string, error) {
-	return filepath.Join(j.dir, fmt.Sprintf("part_%06d%s", seq, ext)), nil
+	return filepath.Join(j.dir, fmt.Sprintf("part_%06d_%s%s", seq, j.worker, ext)), nil
 }
 
 func (j *memJournal) Record(_ context.Context, s vidmatte.Segment, local string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if s.Seq != len(j.segs) {
-		return fmt.Errorf("segment %d recorded after %d", s.Seq, len(j.segs))
+	if j.held[s.Seq] != j.worker {
+		return fmt.Errorf("segment %d recorded by %s, held by %q", s.Seq, j.worker, j.held[s.Seq])
 	}
-	st, err := os.Stat(local)
-	if err != nil {
-		return err
+	if local != "" {
+		st, err := os.Stat(local)
+		if err != nil {
+			return err
+		}
+		s.Path, s.Size = local, st.Size()
 	}
-	s.Path, s.Size = local, st.Size()
-	j.segs = append(j.segs, s)
-	if j.stopAfter > 0 && len(j.segs) == j.stopAfter && j.cancel != nil {
+	delete(j.held, s.Seq)
+	j.done[s.Seq] = s
+	j.records++
+	if j.stopAfter > 0 && j.records == j.stopAfter && j.cancel != nil {
 		j.cancel()
 	}
 	return nil
@@ -71,7 +169,8 @@ func TestSegmentedRunResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	j := &memJournal{dir: t.TempDir(), stopAfter: 3}
+	segs := newMemSegments(t.TempDir())
+	j := &memJournal{memSegments: segs, worker: "w1", stopAfter: 3}
 	ctx, cancel := context.WithCancel(context.Background())
 	j.cancel = cancel
 	out := filepath.Join(dir, "segmented.zip")
@@ -83,10 +182,11 @@ func TestSegmentedRunResumes(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("an interrupted run left an output")
 	}
-	segs, _ := j.Done(context.Background())
-	if len(segs) != 3 || segs[2].Frames != 10 || segs[0].Last {
-		t.Fatalf("segments after the interruption: %+v", segs)
+	if done := segs.recorded(); len(done) != 3 || done[2].Frames != 10 || done[2].Seq != 2 {
+		t.Fatalf("segments after the interruption: %+v", done)
 	}
+	segs.release("w1")
+	req.Segments = &memJournal{memSegments: segs, worker: "w2"}
 
 	var seen []Progress
 	req.Progress = func(p Progress) { seen = append(seen, p) }

@@ -33,7 +33,7 @@ func TestRecurrentWarmUp(t *testing.T) {
 	clip := vtestClip(t, 0, 40)
 	seq := runModel(t, e, clip, Request{Model: "rvm"})
 
-	first := &memJournal{dir: t.TempDir(), stopAfter: 2}
+	first := &memJournal{memSegments: newMemSegments(t.TempDir()), worker: "w1", stopAfter: 2}
 	ctx, cancel := context.WithCancel(context.Background())
 	first.cancel = cancel
 	base := Request{Input: clip, Model: "rvm", Format: vidmatte.FormatPNGSequence, SegmentLength: time.Second}
@@ -42,14 +42,18 @@ func TestRecurrentWarmUp(t *testing.T) {
 	if _, err := e.Process(ctx, r); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the interrupted run: %v", err)
 	}
-	segs, _ := first.Done(context.Background())
+	segs := first.recorded()
 	if len(segs) != 2 || segs[0].Frames+segs[1].Frames != 20 {
 		t.Fatalf("segments recorded: %+v", segs)
 	}
 
 	worst := map[int]float64{}
 	for _, w := range []int{0, 4, DefaultWarmUp} {
-		j := &memJournal{dir: t.TempDir(), segs: append([]vidmatte.Segment(nil), segs...)}
+		j := &memJournal{memSegments: newMemSegments(t.TempDir()), worker: "w2"}
+		j.plan = first.plan
+		for _, s := range segs {
+			j.done[s.Seq] = s
+		}
 		r := base
 		r.Output, r.Segments, r.WarmUp = filepath.Join(t.TempDir(), fmt.Sprintf("warm%d.zip", w)), j, w
 		if w == 0 {

@@ -808,8 +808,12 @@ func (db *DB) RecoverJobs(ctx context.Context, maxAttempts int) ([]*vidmatte.Job
 			return err
 		}
 		var err2 error
-		out, err2 = db.takeBack(ctx, tx, rows, maxAttempts, CauseRecovered)
-		return err2
+		if out, err2 = db.takeBack(ctx, tx, rows, maxAttempts, CauseRecovered); err2 != nil {
+			return err2
+		}
+		// A daemon alone on its store recovers every segment it held too.
+		_, err2 = tx.ExecContext(ctx, "UPDATE job_segments SET lease_until = 0 WHERE state = ?", segRunning)
+		return dbError(err2, "recover jobs")
 	})
 	if err != nil {
 		return nil, err
@@ -954,6 +958,12 @@ func (db *DB) takeBack(ctx context.Context, tx *txn, rows []*jobRow, maxAttempts
 			if err := recordTransition(ctx, tx, r.ID, r.Status, vidmatte.StatusQueued, cause, "", now); err != nil {
 				return nil, err
 			}
+		}
+		// The segments its runner held are free for the next claim at
+		// once; those of daemons helping with it stay theirs.
+		if _, err := tx.ExecContext(ctx, "UPDATE job_segments SET lease_until = 0 WHERE job_id = ? AND worker = ? AND state = ?",
+			r.ID, r.worker, segRunning); err != nil {
+			return nil, dbError(err, "free a job's segments")
 		}
 		j, err := db.reread(ctx, tx, r.ID)
 		if err != nil {

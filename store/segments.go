@@ -184,7 +184,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, jobID, seq, segRunning, worker, token, until, nan
 // ClaimHelp claims the segment PickSegment chooses in the processing job
 // that gains the most from another worker: the one whose longest stretch
 // of unclaimed segments is longest (the oldest first on a tie).
-func (db *DB) ClaimHelp(ctx context.Context, worker string) (*vidmatte.Job, vidmatte.SegmentLease, bool, error) {
+func (db *DB) ClaimHelp(ctx context.Context, worker string, own bool) (*vidmatte.Job, vidmatte.SegmentLease, bool, error) {
 	if worker == "" {
 		return nil, vidmatte.SegmentLease{}, false, vidmatte.FieldErrorf("worker", "is required")
 	}
@@ -193,8 +193,12 @@ func (db *DB) ClaimHelp(ctx context.Context, worker string) (*vidmatte.Job, vidm
 	var ok bool
 	err := db.write(ctx, "claim help", func(tx *txn) error {
 		j, ok = nil, false
+		mine := ""
+		if own {
+			mine = worker
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT j.id FROM jobs j JOIN job_segment_plans p ON p.job_id = j.id
-WHERE j.status = 'processing' ORDER BY j.started_at, j.id LIMIT ?`, helpCandidates)
+WHERE j.status = 'processing' AND (?1 = '' OR j.worker = ?1) ORDER BY j.started_at, j.id LIMIT ?2`, mine, helpCandidates)
 		if err != nil {
 			return dbError(err, "claim help")
 		}
@@ -238,7 +242,7 @@ WHERE j.status = 'processing' ORDER BY j.started_at, j.id LIMIT ?`, helpCandidat
 		if err != nil {
 			return err
 		}
-		if r.Status != vidmatte.StatusProcessing {
+		if r.Status != vidmatte.StatusProcessing || own && r.worker != worker {
 			return nil
 		}
 		if l, ok, err = db.claimSegment(ctx, tx, worker, best, -1); err != nil || !ok {
@@ -299,6 +303,23 @@ AND job_id IN (SELECT id FROM jobs WHERE status IN ('queued', 'processing'))`, u
 		return nil, err
 	}
 	return lost, nil
+}
+
+// ReleaseSegments ends the segment leases worker still holds, so that
+// another worker may claim those segments at once.
+func (db *DB) ReleaseSegments(ctx context.Context, worker string, leases []vidmatte.SegmentLease) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	return db.write(ctx, "release segment leases", func(tx *txn) error {
+		for _, l := range leases {
+			if _, err := tx.ExecContext(ctx, `UPDATE job_segments SET lease_until = 0
+WHERE job_id = ? AND seq = ? AND token = ? AND worker = ? AND state = ?`, l.JobID, l.Seq, l.Token, worker, segRunning); err != nil {
+				return dbError(err, "release segment leases")
+			}
+		}
+		return nil
+	})
 }
 
 func errSegmentLeaseLost(l vidmatte.SegmentLease) error {

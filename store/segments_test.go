@@ -131,7 +131,7 @@ func TestClaimHelp(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	k, _ := newKey(t, db, 10)
-	if _, _, ok, err := db.ClaimHelp(ctx, "w9"); err != nil || ok {
+	if _, _, ok, err := db.ClaimHelp(ctx, "w9", false); err != nil || ok {
 		t.Fatalf("help with no job: %v %v", ok, err)
 	}
 	small := createJob(t, db, k.ID, 1, true)
@@ -148,7 +148,7 @@ func TestClaimHelp(t *testing.T) {
 	}
 	// big: 0 running, 1-9 free: the helper starts at 6 (it gets 6-9, the
 	// runner 1-5).
-	j, l, ok, err := db.ClaimHelp(ctx, "w2")
+	j, l, ok, err := db.ClaimHelp(ctx, "w2", false)
 	must(t, err)
 	if !ok || j.ID != big.ID || l.Seq != 6 {
 		t.Fatalf("help: %v %+v, want %s segment 6", ok, l, big.ID)
@@ -156,16 +156,32 @@ func TestClaimHelp(t *testing.T) {
 	// small: 0 running, 1 free — left to its runner. big: 1-5 and 7-9
 	// split again, the longest first.
 	for _, want := range []int{4, 3, 2, 9, 8} {
-		_, l, ok, err := db.ClaimHelp(ctx, "w3")
+		_, l, ok, err := db.ClaimHelp(ctx, "w3", false)
 		must(t, err)
 		if !ok || l.JobID != big.ID || l.Seq != want {
 			t.Fatalf("help: %v %+v, want segment %d of %s", ok, l, want, big.ID)
 		}
 	}
 	// Every free segment now follows a running one.
-	if _, l, ok, err := db.ClaimHelp(ctx, "w4"); err != nil || ok {
+	if _, l, ok, err := db.ClaimHelp(ctx, "w4", false); err != nil || ok {
 		t.Fatalf("help with nothing worth taking: %+v %v", l, err)
 	}
+
+	// Only the owner's daemon helps when parts are not shared.
+	if _, _, ok, err := db.ClaimHelp(ctx, "w2", true); err != nil || ok {
+		t.Fatalf("own help for a worker that runs no job: %v %v", ok, err)
+	}
+	// A released segment is free at once; a stale release changes nothing.
+	if _, ok, _ := db.ClaimSegment(ctx, "w5", big.ID, 8); ok {
+		t.Fatal("a held segment claimed")
+	}
+	eight := vidmatte.SegmentLease{JobID: big.ID, Seq: 8, Token: 1}
+	must(t, db.ReleaseSegments(ctx, "w5", []vidmatte.SegmentLease{eight}))
+	if _, ok, _ := db.ClaimSegment(ctx, "w5", big.ID, 8); ok {
+		t.Fatal("another worker's release freed a segment")
+	}
+	must(t, db.ReleaseSegments(ctx, "w3", []vidmatte.SegmentLease{eight}))
+	claimSeg(t, db, "w5", big.ID, 8)
 
 	_, err = db.CancelJob(ctx, k.ID, big.ID, "test", "req_cancel")
 	must(t, err)
