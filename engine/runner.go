@@ -894,10 +894,10 @@ const partsDir = "parts"
 // holds are renewed by the runner's heartbeat and released when the
 // request ends.
 type journal struct {
-	r     *Runner
-	j     *vidmatte.Job
-	segs  vidmatte.SegmentService
-	log   *slog.Logger
+	r    *Runner
+	j    *vidmatte.Job
+	segs vidmatte.SegmentService
+	log  *slog.Logger
 	// first is a helper's segment, which Next gives once (given); the
 	// owner's Next claims.
 	first *vidmatte.SegmentLease
