@@ -1074,7 +1074,7 @@ func (r *Runner) runJob(ctx context.Context, j *vidmatte.Job) {
 	}
 	bg := context.WithoutCancel(ctx) // outcomes are written even after a cancel
 	log.Info("job processing", slog.String("model", j.Model), slog.String("output_format", string(j.OutputFormat)),
-		slog.Int("attempt", j.Attempts+1))
+		slog.Int("attempt", j.Attempts))
 	r.event(bg, vidmatte.EventJobStarted, j)
 
 	start := time.Now()

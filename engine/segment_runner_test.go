@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,5 +167,90 @@ func TestSweepDeletesTheCanceledJobsParts(t *testing.T) {
 	}
 	if st, _ := e.db.JobSegments(context.Background(), j.ID); st.Plan != nil || len(st.Done) != 0 {
 		t.Fatalf("segments kept: %+v", st)
+	}
+}
+
+// gatedJournal holds the owner's first record until a helper has recorded
+// a segment (or a minute has passed), so that the help is seen whatever
+// the machine's speed.
+type gatedJournal struct {
+	SegmentJournal
+	helped <-chan struct{}
+	once   sync.Once
+}
+
+func (g *gatedJournal) Record(ctx context.Context, s vidmatte.Segment, local string) error {
+	g.once.Do(func() {
+		select {
+		case <-g.helped:
+		case <-time.After(time.Minute):
+		}
+	})
+	return g.SegmentJournal.Record(ctx, s, local)
+}
+
+// helpingProcessor gates the owner's journal and reports each helper's
+// result.
+type helpingProcessor struct {
+	inner  Processor
+	helped chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	helps  []*SegmentCounts
+}
+
+func (p *helpingProcessor) Process(ctx context.Context, r Request) (*Result, error) {
+	if r.Segments != nil && !r.Help {
+		r.Segments = &gatedJournal{SegmentJournal: r.Segments, helped: p.helped}
+	}
+	res, err := p.inner.Process(ctx, r)
+	if r.Help && err == nil {
+		p.mu.Lock()
+		p.helps = append(p.helps, res.Segments)
+		p.mu.Unlock()
+		if res.Segments.Recorded > 0 {
+			p.once.Do(func() { close(p.helped) })
+		}
+	}
+	return res, err
+}
+
+// A runner with a free slot and nothing queued helps with the segments of
+// the job it runs: the job's segments are shared between its two slots,
+// and the job completes with every frame once, charged once.
+func TestRunnerHelpsWithItsOwnJob(t *testing.T) {
+	e := newRunnerEnv(t)
+	clip, _ := testmedia.GreenScreen(t, 96, 64, 100, false) // 4 s
+	hp := &helpingProcessor{inner: newTestEngine(t, 1), helped: make(chan struct{})}
+	r, err := NewRunner(RunnerConfig{Jobs: e.db, Processor: hp, OutputDir: filepath.Join(e.dir, "outputs"), Slots: 2,
+		MaxAttempts: 2, PollInterval: 20 * time.Millisecond, ProgressInterval: 5 * time.Millisecond,
+		SegmentLength: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := e.queue(t, clip)
+	start(t, r)
+	r.Wake()
+	done := e.waitStatus(t, j.ID, vidmatte.StatusCompleted)
+	e.waitIdle(t, r)
+	hp.mu.Lock()
+	helps := hp.helps
+	hp.mu.Unlock()
+	var byHelpers int
+	for _, c := range helps {
+		byHelpers += c.Recorded
+	}
+	t.Logf("%d help requests recorded %d of the 10 segments", len(helps), byHelpers)
+	if byHelpers == 0 || byHelpers == 10 {
+		t.Errorf("helpers recorded %d of the 10 segments", byHelpers)
+	}
+	if frames, _, _ := testmedia.Probe(t, done.OutputPath); frames != 100 || done.FramesDone != 100 {
+		t.Errorf("output has %d frames (frames_done %d), want 100", frames, done.FramesDone)
+	}
+	if l := e.ledger(t); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Errorf("ledger %v", l)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "outputs", j.ID, partsDir)); !os.IsNotExist(err) {
+		t.Errorf("the parts outlived the completed job: %v", err)
 	}
 }

@@ -77,6 +77,7 @@ type memJournal struct {
 	stopAfter int
 	records   int
 	cancel    context.CancelFunc
+	onRecord  func() // called after each record, the lock held
 }
 
 func (j *memJournal) Plan(_ context.Context, p vidmatte.SegmentPlan) (vidmatte.SegmentPlan, error) {
@@ -145,6 +146,9 @@ func (j *memJournal) Record(_ context.Context, s vidmatte.Segment, local string)
 	delete(j.held, s.Seq)
 	j.done[s.Seq] = s
 	j.records++
+	if j.onRecord != nil {
+		j.onRecord()
+	}
 	if j.stopAfter > 0 && j.records == j.stopAfter && j.cancel != nil {
 		j.cancel()
 	}
@@ -224,5 +228,85 @@ func TestSegmentedRunResumes(t *testing.T) {
 	res, err = e.Process(context.Background(), req)
 	if err != nil || res.Frames != 60 || res.Segments.Inferred != 0 {
 		t.Fatalf("a run with every segment recorded: %v %+v", err, res)
+	}
+}
+
+// Two workers share one request: a helper takes the second half of the
+// segments while the owner runs the first; the owner's run stops where the
+// helper's starts, it waits for the helper's segments and joins them, and
+// the output is frame for frame the one a continuous run makes.
+func TestSegmentsSharedByTwoWorkers(t *testing.T) {
+	checkNoLeaks(t)
+	in, _ := testmedia.GreenScreen(t, 96, 64, 100, false) // 4 s at 25 fps
+	e := newTestEngine(t, 1)
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.zip")
+	base := Request{Input: in, Model: "chroma", Format: vidmatte.FormatPNGSequence, Smoothing: SmoothOn,
+		SegmentLength: 400 * time.Millisecond} // 10 segments of 10 frames
+	r := base
+	r.Output = whole
+	if _, err := e.Process(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+
+	segs := newMemSegments(t.TempDir())
+	helped := make(chan *Result, 1)
+	owner := &memJournal{memSegments: segs, worker: "owner"}
+	var once sync.Once
+	owner.onRecord = func() {
+		// After the owner's first segment, a helper claims its pick and
+		// runs beside it.
+		once.Do(func() {
+			seq, ok := vidmatte.PickSegment(segs.status())
+			if !ok {
+				t.Error("nothing for the helper")
+				helped <- nil
+				return
+			}
+			segs.held[seq] = "helper"
+			h := base
+			h.Output, h.Help = filepath.Join(dir, "unused.zip"), true
+			h.Segments = &memJournal{memSegments: segs, worker: "helper", help: true, first: seq}
+			go func() {
+				res, err := e.Process(context.Background(), h)
+				if err != nil {
+					t.Errorf("the helper: %v", err)
+				}
+				helped <- res
+			}()
+		})
+	}
+	out := filepath.Join(dir, "shared.zip")
+	r = base
+	r.Output, r.Segments = out, owner
+	res, err := e.Process(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := <-helped
+	if h == nil {
+		t.FailNow()
+	}
+	byOwner, byHelper := res.Segments.Recorded, h.Segments.Recorded
+	t.Logf("owner: %d segments in %d runs, helper: %d segments, %d frames; owner inferred %d, helper %d",
+		byOwner, res.Segments.Runs, byHelper, h.Frames, res.Segments.Inferred, h.Segments.Inferred)
+	if byHelper < 2 || byOwner < 2 || byOwner+byHelper != 10 {
+		t.Errorf("segments recorded: %d by the owner, %d by the helper, want 10 shared", byOwner, byHelper)
+	}
+	if res.Frames != 100 || res.Segments.Inferred+h.Segments.Inferred-res.Segments.WarmUp-h.Segments.WarmUp != 100 {
+		t.Errorf("%d frames joined; %d and %d inferred (%d and %d to warm up)", res.Frames,
+			res.Segments.Inferred, h.Segments.Inferred, res.Segments.WarmUp, h.Segments.WarmUp)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unused.zip")); err == nil {
+		t.Error("the helper wrote an output")
+	}
+	a, b := testmedia.ReadAlpha(t, whole), testmedia.ReadAlpha(t, out)
+	if len(a) != 100 || len(b) != 100 {
+		t.Fatalf("%d and %d frames", len(a), len(b))
+	}
+	for i := range a {
+		if string(a[i]) != string(b[i]) {
+			t.Fatalf("frame %d: the shared output's alpha differs from the continuous run's (mean %.4f)", i, meanAbsError(a[i], b[i]))
+		}
 	}
 }
