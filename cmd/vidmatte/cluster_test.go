@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"vidmatte/internal/testpg"
 	"vidmatte/internal/tests3"
 	"vidmatte/store"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // startNode starts 'vidmatte serve' on the cluster's store and bucket,
@@ -168,20 +171,26 @@ func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
 	}
 }
 
-// partialJob waits until the node whose data folder is dir writes a job's
-// partial output and returns that job's id ("" if every job of ids ended
-// first).
-func partialJob(t *testing.T, c *client, dir string, ids []string) string {
+// heldJob waits until the daemon of process pid holds a job as its runner
+// (not as a helper) and returns the job's id ("" if every job of ids ended
+// first). A daemon's worker name ends with its pid.
+func heldJob(t *testing.T, c *client, dsn string, pid int, ids []string) string {
 	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		matches, _ := filepath.Glob(filepath.Join(dir, "outputs", "*", ".*.partial.*"))
-		if len(matches) > 0 {
-			return filepath.Base(filepath.Dir(matches[0]))
+		var id string
+		err := conn.QueryRow(context.Background(), "SELECT id FROM jobs WHERE status = 'processing' AND worker LIKE $1 LIMIT 1",
+			fmt.Sprintf("%%:%d", pid)).Scan(&id)
+		if err == nil {
+			return id
 		}
-		// A segmented job: a part being written.
-		if parts, _ := filepath.Glob(filepath.Join(dir, "outputs", "*", "parts", "*", "part_*")); len(parts) > 0 {
-			return filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(parts[0]))))
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
 		}
 		open := 0
 		for _, id := range ids {
@@ -194,7 +203,7 @@ func partialJob(t *testing.T, c *client, dir string, ids []string) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("no job ran on %s", dir)
+	t.Fatalf("process %d held no job", pid)
 	return ""
 }
 
@@ -242,19 +251,19 @@ func TestClusterOfThree(t *testing.T) {
 
 	// Node 0 is killed while it runs a job; node 2 is frozen while it runs
 	// one, until that job is taken back, and then resumed.
-	killed := partialJob(t, clients[1], dirs[0], ids)
+	killed := heldJob(t, clients[1], dsn, cmds[0].Process.Pid, ids)
 	if killed == "" {
 		t.Fatal("every job ended before node 0 was seen running one")
 	}
 	cmds[0].Process.Signal(syscall.SIGKILL)
 	cmds[0].Wait()
-	frozen := partialJob(t, clients[1], dirs[2], ids)
+	frozen := heldJob(t, clients[1], dsn, cmds[2].Process.Pid, ids)
 	for try := 0; frozen == "" && try < 3; try++ {
 		// The others were quicker: more work, until node 2 is caught.
 		for range 4 {
 			ids = append(ids, create(clients[2]))
 		}
-		frozen = partialJob(t, clients[1], dirs[2], ids)
+		frozen = heldJob(t, clients[1], dsn, cmds[2].Process.Pid, ids)
 	}
 	if frozen == "" {
 		t.Fatal("node 2 was never seen running a job")
@@ -325,5 +334,175 @@ func TestClusterOfThree(t *testing.T) {
 	cmds[2].Process.Signal(syscall.SIGCONT)
 	if j["status"] != "completed" || j["billing_status"] != "charged" {
 		t.Fatalf("the returned node's job: %v", j)
+	}
+}
+
+// One long job on three daemons: the two with nothing queued help its
+// runner with its segments, so all three record some; one helper is
+// killed with SIGKILL mid-segment, and only the segments it was running
+// are processed again, by the others. The output holds every frame once
+// and the job is charged once.
+func TestClusterSharesALongJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three daemons")
+	}
+	bin := buildBinary(t)
+	dsn := testpg.Database(t)
+	out, errOut, code := runCmd(t, "keys", "create", "--store", dsn, "--name", "long", "--credits", "1000")
+	if code != 0 {
+		t.Fatalf("keys create: %s", errOut)
+	}
+	key := strings.TrimSpace(out)
+	endpoint, name := tests3.Bucket(t)
+	bucket := "s3://" + name + "?endpoint=" + endpoint + "&secure=false"
+	var cmds []*exec.Cmd
+	var clients []*client
+	for range 3 {
+		cmd, base := startServeWith(t, bin, t.TempDir(), []string{"--store", dsn, "--artifacts", bucket},
+			[]string{"VIDMATTE_LEASE=5s", "VIDMATTE_SEGMENT_SECONDS=1", "AWS_ACCESS_KEY_ID=" + tests3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + tests3.SecretKey})
+		cmds = append(cmds, cmd)
+		clients = append(clients, &client{t: t, base: base, key: key})
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// running lists the segments a process holds now.
+	running := func(pid int) map[int]bool {
+		rows, err := conn.Query(context.Background(), `SELECT seq FROM job_segments
+WHERE state = 'running' AND worker LIKE $1 AND lease_until > CAST(extract(epoch FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
+			fmt.Sprintf("%%:%d", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		held := map[int]bool{}
+		for rows.Next() {
+			var seq int
+			if err := rows.Scan(&seq); err != nil {
+				t.Fatal(err)
+			}
+			held[seq] = true
+		}
+		return held
+	}
+
+	const frames = 1500 // 60 s at 25 fps: 60 segments
+	clip := testmedia.Clip(t, testmedia.ClipOptions{Width: 320, Height: 240, FPS: 25, Duration: 60 * time.Second})
+	up := clients[0].upload(clip)
+	st, j := clients[0].post("/v1/jobs", fmt.Sprintf(`{"video_url":%q}`, up["video_url"]))
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, j)
+	}
+	id := j["id"].(string)
+	// tokens keeps, for each segment, the highest claim token seen.
+	tokens := map[int]int64{}
+	watch := func() {
+		rows, err := conn.Query(context.Background(), "SELECT seq, token FROM job_segments WHERE job_id = $1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int
+			var token int64
+			if err := rows.Scan(&seq, &token); err != nil {
+				t.Fatal(err)
+			}
+			tokens[seq] = max(tokens[seq], token)
+		}
+	}
+	// A helper caught holding segments is frozen, its segments read, then
+	// killed.
+	runner, victim := -1, -1
+	var lost map[int]bool
+	deadline := time.Now().Add(2 * time.Minute)
+	for victim < 0 {
+		var worker string
+		if err := conn.QueryRow(context.Background(), "SELECT worker FROM jobs WHERE id = $1", id).Scan(&worker); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cmds {
+			if strings.HasSuffix(worker, fmt.Sprintf(":%d", c.Process.Pid)) {
+				runner = i
+			}
+		}
+		for i, c := range cmds {
+			if i == runner || runner < 0 || len(running(c.Process.Pid)) == 0 {
+				continue
+			}
+			c.Process.Signal(syscall.SIGSTOP)
+			if lost = running(c.Process.Pid); len(lost) == 0 {
+				c.Process.Signal(syscall.SIGCONT)
+				continue
+			}
+			c.Process.Signal(syscall.SIGKILL)
+			c.Wait()
+			victim = i
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no helper was seen holding a segment")
+		}
+		watch()
+		time.Sleep(20 * time.Millisecond)
+	}
+	survivor := clients[runner]
+	for st := ""; st != "completed" && st != "failed"; {
+		watch()
+		time.Sleep(100 * time.Millisecond)
+		st, _ = survivor.get("/v1/jobs/" + id)["status"].(string)
+	}
+	var workers int
+	if err := conn.QueryRow(context.Background(), "SELECT count(DISTINCT worker) FROM job_segments WHERE job_id = $1 AND state = 'done'", id).Scan(&workers); err != nil {
+		t.Fatal(err)
+	}
+	// Every segment the killed helper held was taken over, and no other
+	// was claimed twice.
+	var redone []int
+	for seq, tok := range tokens {
+		if tok > 1 {
+			redone = append(redone, seq)
+			if !lost[seq] {
+				t.Errorf("segment %d was claimed %d times, and the killed node did not hold it", seq, tok)
+			}
+		}
+	}
+	for seq := range lost {
+		if tokens[seq] < 2 {
+			t.Errorf("segment %d, held by the killed node, was not taken over (token %d)", seq, tokens[seq])
+		}
+	}
+	t.Logf("runner: node %d; killed helper: node %d holding segments %v; redone %v; %d workers recorded segments",
+		runner, victim, lost, redone, workers)
+	if workers < 2 {
+		t.Errorf("segments recorded by %d workers", workers)
+	}
+	done := survivor.waitJob(id, 5*time.Minute, nil)
+	if done["status"] != "completed" || done["billing_status"] != "charged" {
+		t.Fatalf("the job: %v", done)
+	}
+	if l := survivor.jobLedger(id); l["reserve"] != 1 || l["charge"] != 1 || l["refund"] != 0 {
+		t.Fatalf("ledger %v", l)
+	}
+	if n, _ := done["frames_done"].(float64); int(n) != frames {
+		t.Errorf("frames_done %v, want %d", done["frames_done"], frames)
+	}
+	u, err := url.Parse(done["output_url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(survivor.base + u.RequestURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	outFile := filepath.Join(t.TempDir(), "out.webm")
+	f, _ := os.Create(outFile)
+	io.Copy(f, resp.Body)
+	resp.Body.Close()
+	f.Close()
+	if n, _, _ := testmedia.Probe(t, outFile); n != frames {
+		t.Errorf("the output holds %d frames, want %d", n, frames)
 	}
 }

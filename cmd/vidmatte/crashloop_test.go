@@ -62,7 +62,7 @@ func TestCrashLoop(t *testing.T) {
 	newParts := func() int {
 		n := 0
 		for _, id := range ids {
-			ps, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "*", "part_*"))
+			ps, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "part_*"))
 			for _, p := range ps {
 				if !seen[p] {
 					seen[p] = true

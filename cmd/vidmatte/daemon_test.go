@@ -387,7 +387,7 @@ func writingOutput(partial, dir, id string) bool {
 	if _, err := os.Stat(partial); err == nil {
 		return true
 	}
-	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "*", "part_*"))
+	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "part_*"))
 	return len(parts) > 0
 }
 

@@ -40,7 +40,7 @@ func completedLine(t *testing.T, dir, id string) map[string]any {
 
 // partIndex is the largest part number written for a job (-1: none).
 func partIndex(dir, id string) int {
-	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "*", "part_*"))
+	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "part_*"))
 	k := -1
 	for _, p := range parts {
 		base := strings.TrimPrefix(filepath.Base(p), "part_")
