@@ -107,7 +107,7 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 	}
 	counts := SegmentCounts{Resumed: len(state.Done), ResumedFrames: state.Frames()}
 	s := &segmenter{e: e, r: r, manifest: manifest, src: src, info: info, plan: plan, opts: encOpts,
-		counts: &counts, start: start, doneBefore: state.Frames()}
+		counts: &counts, start: start, recorded: state.Frames()}
 	defer s.close()
 	for !state.Complete() {
 		seq, ok, err := r.Segments.Next(ctx)
@@ -131,6 +131,12 @@ func (e *Engine) processSegmented(ctx context.Context, r Request, manifest *mode
 		}
 		if state, err = r.Segments.State(ctx); err != nil {
 			return nil, err
+		}
+		s.recorded = state.Frames()
+		if r.Progress != nil && !r.Help {
+			// Progress counts the segments every worker recorded.
+			total := max(estimateFrames(info), s.recorded)
+			r.Progress(Progress{FramesDone: s.recorded, FramesTotal: total, Elapsed: time.Since(start)})
 		}
 	}
 	res := &Result{Model: manifest.ID, Width: info.Width, Height: info.Height, Segments: &counts}
@@ -197,7 +203,7 @@ type segmenter struct {
 	read       bool // the source has given frames: a run from 0 seeks back
 	p          *pipeline
 	inferTime  time.Duration
-	doneBefore int64 // frames recorded before this request started
+	recorded   int64 // frames recorded, by every worker, at the last look
 	written    int64 // frames written into parts by this request
 }
 
@@ -255,7 +261,7 @@ func (s *segmenter) run(ctx context.Context, seq int) error {
 		}
 	}
 	s.read = true
-	total := max(estimateFrames(s.info), s.doneBefore)
+	total := max(estimateFrames(s.info), s.recorded)
 	p := &pipeline{
 		src: ss, model: s.m, sink: sk, info: s.info,
 		smooth:      s.smooth,
@@ -268,10 +274,10 @@ func (s *segmenter) run(ctx context.Context, seq int) error {
 	}
 	if s.r.Progress != nil {
 		// Reported from the encode stage, which alone writes sk's counts.
-		before := s.written
+		before, recorded := s.written, s.recorded
 		p.progress = func(pr Progress) {
 			mine := before + sk.written
-			doneNow := s.doneBefore + mine
+			doneNow := recorded + sk.written
 			out := Progress{FramesDone: doneNow, FramesTotal: max(total, doneNow), Elapsed: pr.Elapsed}
 			if pr.Elapsed > 0 {
 				out.FPS = float64(mine) / pr.Elapsed.Seconds()

@@ -25,7 +25,7 @@ import (
 
 // client talks to a daemon over real HTTP.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	key  string
 }
@@ -275,7 +275,7 @@ func (w *syncWriter) String() string {
 }
 
 // buildBinary builds the vidmatte command once for the test.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vidmatte")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -295,7 +295,7 @@ func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 // startServeWith starts 'vidmatte serve' on the data folder with more
 // flags and environment, and returns its process and base URL. The process
 // is killed (resumed first, if the test froze it) when the test ends.
-func startServeWith(t *testing.T, bin, dir string, args, env []string) (*exec.Cmd, string) {
+func startServeWith(t testing.TB, bin, dir string, args, env []string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir,
 		"--default-model", "chroma", "--log-format", "json"}, args...)...)

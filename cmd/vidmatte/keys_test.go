@@ -10,7 +10,7 @@ import (
 	"vidmatte/store"
 )
 
-func runCmd(t *testing.T, args ...string) (string, string, int) {
+func runCmd(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := dispatch(context.Background(), args, &out, &errb)

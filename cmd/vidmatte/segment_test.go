@@ -43,8 +43,9 @@ func partIndex(dir, id string) int {
 	parts, _ := filepath.Glob(filepath.Join(dir, "outputs", id, "parts", "part_*"))
 	k := -1
 	for _, p := range parts {
-		base := strings.TrimPrefix(filepath.Base(p), "part_")
-		if n, err := strconv.Atoi(strings.TrimSuffix(base, filepath.Ext(base))); err == nil && n > k {
+		// part_<segment>_<claim token>.<ext>
+		seq, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(p), "part_"), "_")
+		if n, err := strconv.Atoi(seq); err == nil && n > k {
 			k = n
 		}
 	}
