@@ -197,14 +197,14 @@ type segmenter struct {
 	counts   *SegmentCounts
 	start    time.Time
 
-	m          matter
-	smooth     bool
-	warm       int
-	read       bool // the source has given frames: a run from 0 seeks back
-	p          *pipeline
-	inferTime  time.Duration
-	recorded   int64 // frames recorded, by every worker, at the last look
-	written    int64 // frames written into parts by this request
+	m         matter
+	smooth    bool
+	warm      int
+	read      bool // the source has given frames: a run from 0 seeks back
+	p         *pipeline
+	inferTime time.Duration
+	recorded  int64 // frames recorded, by every worker, at the last look
+	written   int64 // frames written into parts by this request
 }
 
 func (s *segmenter) close() {
