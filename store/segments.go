@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sort"
 
 	"vidmatte"
@@ -258,8 +259,13 @@ WHERE j.status = 'processing' AND (?1 = '' OR j.worker = ?1) ORDER BY j.started_
 }
 
 // helpGain is how many segments a helper would take from the ones
-// PickSegment chooses among: the length of the stretch it would get.
+// PickSegment chooses among: the length of the stretch it would get. A
+// job none of whose segments is claimed or recorded has none to give: its
+// runner is about to start it.
 func helpGain(st []vidmatte.SegmentStatus) int {
+	if !slices.ContainsFunc(st, func(s vidmatte.SegmentStatus) bool { return s != vidmatte.SegmentFree }) {
+		return 0
+	}
 	seq, ok := vidmatte.PickSegment(st)
 	if !ok {
 		return 0

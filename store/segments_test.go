@@ -144,6 +144,10 @@ func TestClaimHelp(t *testing.T) {
 		}
 		_, err := db.PlanSegments(ctx, owner.Lease(), vidmatte.SegmentPlan{Length: 100, Count: n})
 		must(t, err)
+		// Planned, not started: its runner is about to take segment 0.
+		if _, l, ok, err := db.ClaimHelp(ctx, "w2", false); err != nil || ok {
+			t.Fatalf("help with a job not started: %+v %v", l, err)
+		}
 		claimSeg(t, db, "w1", j.ID, 0)
 	}
 	// big: 0 running, 1-9 free: the helper starts at 6 (it gets 6-9, the
