@@ -113,14 +113,23 @@ func NewGrayScaler(srcW, srcH, dstW, dstH int) (*GrayScaler, error) {
 // Scale resizes src (srcW*srcH bytes, tightly packed) into dst (dstW*dstH
 // bytes).
 func (s *GrayScaler) Scale(src []byte, dst []byte) error {
+	if len(dst) != s.dstW*s.dstH {
+		return internalErr("scaling a plane", fmt.Errorf("destination of %d bytes, want %d", len(dst), s.dstW*s.dstH))
+	}
+	return s.ScaleInto(src, dst, s.dstW)
+}
+
+// ScaleInto resizes src (srcW*srcH bytes, tightly packed) into dst, dstH
+// rows of dstStride bytes (an alpha plane of an AlphaPool).
+func (s *GrayScaler) ScaleInto(src []byte, dst []byte, dstStride int) error {
 	if s.sws == nil {
 		return internalErr("scaling a plane", errors.New("the scaler is closed"))
 	}
-	if len(src) != s.srcW*s.srcH || len(dst) != s.dstW*s.dstH {
-		return internalErr("scaling a plane", fmt.Errorf("planes of %d and %d bytes, want %d and %d", len(src), len(dst), s.srcW*s.srcH, s.dstW*s.dstH))
+	if len(src) != s.srcW*s.srcH || dstStride < s.dstW || len(dst) < (s.dstH-1)*dstStride+s.dstW {
+		return internalErr("scaling a plane", fmt.Errorf("planes of %d and %d bytes (stride %d), want %d and %dx%d", len(src), len(dst), dstStride, s.srcW*s.srcH, s.dstW, s.dstH))
 	}
 	ret := C.vm_sws_gray(s.sws, (*C.uint8_t)(unsafe.Pointer(&src[0])), C.int(s.srcW), C.int(s.srcH),
-		(*C.uint8_t)(unsafe.Pointer(&dst[0])), C.int(s.dstW))
+		(*C.uint8_t)(unsafe.Pointer(&dst[0])), C.int(dstStride))
 	if ret < 0 {
 		return internalErr("scaling a plane", avErr(ret))
 	}

@@ -22,7 +22,10 @@ type source interface {
 }
 
 // sink encodes frames with their alpha. WriteFrame takes its own references
-// to what it keeps, so the caller still owns f and alpha afterwards.
+// to what it keeps, so the caller still owns f and alpha afterwards. The
+// pipeline gives a nil alpha: each frame carries its alpha plane
+// (codec.Frame.AttachAlpha), which the encoder references rather than
+// copies, and which no one writes once the frame is passed.
 // (*codec.Encoder)
 type sink interface {
 	WriteFrame(f *codec.Frame, alpha []byte) error
@@ -79,11 +82,11 @@ func (w *work) release() {
 	w.frames = w.frames[:0]
 }
 
-// matted is one frame with its alpha at frame size, from refine to encode.
-// The encode stage owns the frame and gives the alpha buffer back.
+// matted is one frame with its alpha plane at frame size attached, from
+// refine to encode. The encode stage owns the frame, and with it the
+// plane.
 type matted struct {
 	frame *codec.Frame
-	alpha []byte
 }
 
 // pipeline is one request's run: the stages and what they share.
@@ -188,12 +191,15 @@ func (p *pipeline) run(parent context.Context) error {
 	filled := make(chan *work, batchesDepth)
 	inferred := make(chan *work, batchesDepth)
 	refined := make(chan matted, refinedDepth)
-	// Alpha buffers: those in the refined channel, one being encoded, one
-	// held by the temporal filter, one being refined.
-	alphas := make(chan []byte, refinedDepth+3)
-	for range refinedDepth + 3 {
-		alphas <- make([]byte, p.info.Width*p.info.Height)
+	// Alpha planes, in C memory the encoder references: those of the frames
+	// in the refined channel, the one being encoded and those the encoder
+	// still holds, the one held by the temporal filter, the one being
+	// refined. Each comes back to the pool when libavcodec drops it.
+	alphas, err := codec.NewAlphaPool(p.info.Width, p.info.Height)
+	if err != nil {
+		return err
 	}
+	defer alphas.Close()
 
 	var (
 		wg       sync.WaitGroup
@@ -231,7 +237,7 @@ func (p *pipeline) run(parent context.Context) error {
 	stage(stageRefine, func(ctx context.Context, c *stageClock) error {
 		return p.refine(ctx, c, inferred, free, alphas, refined, inW, inH)
 	})
-	stage(stageEncode, func(ctx context.Context, c *stageClock) error { return p.encode(ctx, c, refined, alphas) })
+	stage(stageEncode, func(ctx context.Context, c *stageClock) error { return p.encode(ctx, c, refined) })
 	wg.Wait()
 
 	// Whatever is still in flight after an error is released here; after a
@@ -468,7 +474,7 @@ func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, ou
 // per-frame models, smoothed in time (which holds one frame back until the
 // next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
-func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
+func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas *codec.AlphaPool, out chan<- matted, inW, inH int) error {
 	w, h := p.info.Width, p.info.Height
 	var scaler *codec.GrayScaler
 	var small []byte
@@ -487,14 +493,13 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 	var tf *temporalFilter
 	if p.smooth {
 		tf = newTemporalFilter(w, h)
-		defer tf.release(alphas) // what it still holds after an error
+		defer tf.release() // what it still holds after an error
 	}
-	// pass sends a frame and its alpha on; after a failure it gives both
-	// back itself.
-	pass := func(f *codec.Frame, alpha []byte) error {
-		if err := send(ctx, c, out, matted{frame: f, alpha: alpha}); err != nil {
+	// pass sends a frame (with its alpha plane) on; after a failure it
+	// releases it itself.
+	pass := func(f *codec.Frame) error {
+		if err := send(ctx, c, out, matted{frame: f}); err != nil {
 			f.Release()
-			alphas <- alpha
 			return err
 		}
 		return nil
@@ -512,8 +517,8 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 		c.waited(t)
 		if wk == nil {
 			if tf != nil {
-				if f, a, ok := tf.finish(); ok {
-					if err := pass(f, a); err != nil {
+				if f, _, ok := tf.finish(); ok {
+					if err := pass(f); err != nil {
 						return err
 					}
 				}
@@ -521,27 +526,29 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 			return send(ctx, c, out, matted{})
 		}
 		for i, f := range wk.frames {
-			var alpha []byte
-			t := time.Now()
-			select {
-			case alpha = <-alphas:
-			case <-ctx.Done():
+			a, err := alphas.Get()
+			if err != nil {
 				releaseFrom(wk, i)
-				return ctx.Err()
+				return err
 			}
-			c.waited(t)
-			err := protect("refine", func() error {
-				if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
+			alpha, as := a.Plane()
+			err = protect("refine", func() error {
+				if err := p.refineOne(f, wk.mb, i, alpha, as, small, scaler, inW, inH); err != nil {
 					return err
 				}
 				if gf != nil {
 					y, ys := f.Plane(0)
-					gf.apply(alpha, y, ys)
+					gf.apply(alpha, as, y, ys)
 				}
 				return nil
 			})
+			if err == nil {
+				// The frame takes the plane over; it is written (by the
+				// temporal filter) until the frame is passed to the encoder.
+				err = f.AttachAlpha(a)
+			}
 			if err != nil {
-				alphas <- alpha
+				a.Release()
 				releaseFrom(wk, i)
 				return err
 			}
@@ -549,11 +556,11 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 			if tf != nil {
 				y, ys := f.Plane(0)
 				var ok bool
-				if f, alpha, ok = tf.push(f, y, ys, alpha); !ok {
+				if f, _, ok = tf.push(f, y, ys, alpha, as); !ok {
 					continue
 				}
 			}
-			if err := pass(f, alpha); err != nil {
+			if err := pass(f); err != nil {
 				releaseFrom(wk, i+1)
 				return err
 			}
@@ -575,15 +582,17 @@ func releaseFrom(w *work, i int) {
 	w.frames = w.frames[:0]
 }
 
-func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, small []byte, scaler *codec.GrayScaler, inW, inH int) error {
+// refineOne writes frame i's alpha into alpha (the frame's size, rows of
+// stride as) and the model's foreground colour, if any, into the frame.
+func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha []byte, as int, small []byte, scaler *codec.GrayScaler, inW, inH int) error {
 	a := mb.Alpha(i)
 	if scaler != nil {
-		quantize(small, a)
-		if err := scaler.Scale(small, alpha); err != nil {
+		quantize(small, inW, a, inW, inH)
+		if err := scaler.ScaleInto(small, alpha, as); err != nil {
 			return err
 		}
 	} else {
-		quantize(alpha, a)
+		quantize(alpha, as, a, inW, inH)
 	}
 	if fg := mb.Foreground(i); fg != nil {
 		// writeChroma overwrites U and V whole and leaves Y: only the
@@ -598,16 +607,20 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		if err := f.MakeWritable(); err != nil {
 			return err
 		}
-		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha)
+		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha, as)
 	}
 	return nil
 }
 
-// quantize writes alpha in 0..1 as bytes 0..255, rounding and clamping.
-func quantize(dst []byte, a []float32) {
-	dst = dst[:len(a)]
-	for i, v := range a {
-		dst[i] = toByte(v * 255)
+// quantize writes alpha in 0..1 (w×h, tightly packed) as bytes 0..255
+// into dst (rows of stride ds), rounding and clamping.
+func quantize(dst []byte, ds int, a []float32, w, h int) {
+	for y := range h {
+		d, src := dst[y*ds:y*ds+w], a[y*w:(y+1)*w]
+		d = d[:len(src)]
+		for i, v := range src {
+			d[i] = toByte(v * 255)
+		}
 	}
 }
 
@@ -650,9 +663,9 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 	}
 }
 
-// encode writes each frame with its alpha, releases the frame, gives the
-// alpha buffer back and reports progress.
-func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, alphas chan<- []byte) error {
+// encode writes each frame with its alpha plane, releases the frame (the
+// encoder keeps what it needs) and reports progress.
+func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted) error {
 	last := time.Now()
 	for {
 		var m matted
@@ -668,9 +681,8 @@ func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, 
 			p.report(true)
 			return nil
 		}
-		err := protect("encoder", func() error { return p.sink.WriteFrame(m.frame, m.alpha) })
+		err := protect("encoder", func() error { return p.sink.WriteFrame(m.frame, nil) })
 		m.frame.Release()
-		alphas <- m.alpha
 		if err != nil {
 			return err
 		}
