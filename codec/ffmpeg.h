@@ -77,6 +77,7 @@ const char *vm_color_space_name(int s);
 struct SwsContext *vm_sws_new(int sw, int sh, int sfmt, int dw, int dh, int dfmt, int flags);
 int vm_sws_set_yuv_to_rgb(struct SwsContext *c, int colorspace, int full_range);
 int vm_sws_frame_to_gbr(struct SwsContext *c, const AVFrame *src, uint8_t *r, uint8_t *g, uint8_t *b, int stride);
+int vm_sws_frame_to_packed(struct SwsContext *c, const AVFrame *src, uint8_t *dst, int stride);
 int vm_sws_gray(struct SwsContext *c, const uint8_t *src, int src_stride, int src_h, uint8_t *dst, int dst_stride);
 
 #endif

@@ -33,7 +33,10 @@ type sink interface {
 	Abort()
 }
 
-// matter is a loaded model. (*models.Model)
+// matter is a loaded model, with byte outputs (models.LoadOptions
+// .ByteOutputs): the batch stage normalizes into its float slots, the
+// model's graph quantizes, and the refine stage reads the alpha (and a
+// chroma keyer's corrected U and V) as bytes. (*models.Model)
 type matter interface {
 	InputSize() (w, h int)
 	Batch() int
@@ -466,9 +469,10 @@ func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, ou
 	}
 }
 
-// refine turns each frame's model-size alpha into a frame-size matte:
-// quantized, upscaled (and, for low-resolution models, refined against
-// the frame's luma by a guided filter), and, when the model corrects the
+// refine turns each frame's model-size alpha (bytes, quantized by the
+// model's graph) into a frame-size matte: upscaled (and, for
+// low-resolution models, refined against the frame's luma by a guided
+// filter), and, when the model corrects the
 // foreground's colour (spill suppression, RVM's fgr), its chroma written
 // into the frame's chroma planes (at the edges only, for fgr); then, for
 // per-frame models, smoothed in time (which holds one frame back until the
@@ -477,14 +481,13 @@ func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, ou
 func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas *codec.AlphaPool, out chan<- matted, inW, inH int) error {
 	w, h := p.info.Width, p.info.Height
 	var scaler *codec.GrayScaler
-	var small []byte
 	if inW != w || inH != h {
 		s, err := codec.NewGrayScaler(inW, inH, w, h)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		scaler, small = s, make([]byte, inW*inH)
+		scaler = s
 	}
 	var gf *guidedFilter
 	if p.refineEdges && scaler != nil {
@@ -533,7 +536,7 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 			}
 			alpha, as := a.Plane()
 			err = protect("refine", func() error {
-				if err := p.refineOne(f, wk.mb, i, alpha, as, small, scaler, inW, inH); err != nil {
+				if err := p.refineOne(f, wk.mb, i, alpha, as, scaler, inW, inH); err != nil {
 					return err
 				}
 				if gf != nil {
@@ -584,17 +587,16 @@ func releaseFrom(w *work, i int) {
 
 // refineOne writes frame i's alpha into alpha (the frame's size, rows of
 // stride as) and the model's foreground colour, if any, into the frame.
-func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha []byte, as int, small []byte, scaler *codec.GrayScaler, inW, inH int) error {
-	a := mb.Alpha(i)
+func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha []byte, as int, scaler *codec.GrayScaler, inW, inH int) error {
+	a := mb.AlphaBytes(i)
 	if scaler != nil {
-		quantize(small, inW, a, inW, inH)
-		if err := scaler.ScaleInto(small, alpha, as); err != nil {
+		if err := scaler.ScaleInto(a, alpha, as); err != nil {
 			return err
 		}
 	} else {
-		quantize(alpha, as, a, inW, inH)
+		copyRows(alpha, as, a, inW, inH)
 	}
-	if fg := mb.Foreground(i); fg != nil {
+	if fg := mb.ForegroundBytes(i); fg != nil {
 		// writeChroma overwrites U and V whole and leaves Y: only the
 		// chroma needs to be the frame's own, uncopied.
 		if err := f.OwnChroma(); err != nil {
@@ -612,15 +614,15 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha []by
 	return nil
 }
 
-// quantize writes alpha in 0..1 (w×h, tightly packed) as bytes 0..255
-// into dst (rows of stride ds), rounding and clamping.
-func quantize(dst []byte, ds int, a []float32, w, h int) {
+// copyRows copies a w×h plane (tightly packed) into dst (rows of stride
+// ds).
+func copyRows(dst []byte, ds int, src []byte, w, h int) {
+	if ds == w {
+		copy(dst[:w*h], src[:w*h])
+		return
+	}
 	for y := range h {
-		d, src := dst[y*ds:y*ds+w], a[y*w:(y+1)*w]
-		d = d[:len(src)]
-		for i, v := range src {
-			d[i] = toByte(v * 255)
-		}
+		copy(dst[y*ds:y*ds+w], src[y*w:(y+1)*w])
 	}
 }
 
@@ -634,10 +636,10 @@ func toByte(v float32) byte {
 }
 
 // writeChroma replaces the frame's U and V planes with the model's
-// corrected chroma: two planes of inW×inH in 0..1, written as they are
-// when they have the chroma planes' size (a "uv" model), else sampled at
-// the nearest point.
-func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
+// corrected chroma: two planes of inW×inH bytes, copied as they are when
+// they have the chroma planes' size (a "uv" model), else sampled at the
+// nearest point.
+func writeChroma(f *codec.Frame, fg []byte, inW, inH int) {
 	w, h := f.Width(), f.Height()
 	cw, ch := (w+1)/2, (h+1)/2
 	n := inW * inH
@@ -645,19 +647,16 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 	for plane := 1; plane <= 2; plane++ {
 		dst, stride := f.Plane(plane)
 		src := fg[(plane-1)*n : plane*n]
+		if same {
+			copyRows(dst, stride, src, cw, ch)
+			continue
+		}
 		for cy := 0; cy < ch; cy++ {
 			row := dst[cy*stride : cy*stride+cw]
-			if same {
-				for cx, v := range src[cy*inW : cy*inW+cw] {
-					row[cx] = toByte(v * 255)
-				}
-				continue
-			}
 			sy := min((2*cy*inH+inH/2)/h, inH-1)
 			r := src[sy*inW : (sy+1)*inW]
 			for cx := range row {
-				sx := min((2*cx*inW+inW/2)/w, inW-1)
-				row[cx] = toByte(r[sx] * 255)
+				row[cx] = r[min((2*cx*inW+inW/2)/w, inW-1)]
 			}
 		}
 	}
