@@ -10,9 +10,16 @@
 // C memory has one owner at a time. A Frame belongs to whoever
 // Decoder.Next handed it to until Release, and stays valid after the
 // Decoder is closed; LiveFrames counts frames not yet released. An Encoder
-// takes references of its own in WriteFrame (the YUV planes are shared,
-// the alpha plane is copied), so the caller may release the frame and
-// reuse its alpha buffer at once. Decoders, scalers and encoders free
+// takes references of its own in WriteFrame (the YUV planes are shared;
+// an alpha plane attached to the frame is shared too, alpha given as bytes
+// is copied), so the caller may release the frame and reuse its alpha
+// bytes at once. Alpha planes come from an AlphaPool, in C memory laid out
+// as FFmpeg's own planes: a plane is its holder's to write until it is
+// attached to a frame (Frame.AttachAlpha), the frame's until the frame is
+// written to an encoder, and FFmpeg's to read from then on; it goes back to
+// its pool when the last reference to it is dropped (LiveAlphaPlanes
+// counts those out). With GuardAlphaPlanes on, a passed plane is
+// read-only, so a late write faults. Decoders, scalers and encoders free
 // their C objects in Close (or Abort).
 //
 // # Input

@@ -112,10 +112,11 @@ func (s EncoderSettings) withDefaults(f vidmatte.OutputFormat) EncoderSettings {
 // Encoder writes frames and their alpha mattes into an output file of one
 // of the formats. It is not safe for concurrent use.
 //
-// Ownership: WriteFrame takes references of its own (the YUV planes are
-// shared with the caller's frame, the alpha is copied), so the caller may
-// release its frame and reuse its alpha buffer as soon as it returns. The
-// Encoder frees everything in Close or Abort.
+// Ownership: WriteFrame takes references of its own (the YUV planes and
+// an attached alpha plane are shared with the caller's frame, an alpha
+// given as bytes is copied), so the caller may release its frame and reuse
+// its alpha bytes as soon as it returns; an attached alpha plane must not
+// be written again. The Encoder frees everything in Close or Abort.
 type Encoder struct {
 	path string
 	opts EncoderOptions
@@ -256,8 +257,8 @@ func (e *Encoder) prepare() error {
 		e.bgPicture = pic
 	}
 	w, h := e.opts.Width, e.opts.Height
-	e.alphaLinesize = (w + 63) &^ 63
-	e.alphaPool = C.vm_buffer_pool_new(C.int(e.alphaLinesize*h + 64))
+	e.alphaLinesize = AlphaStride(w)
+	e.alphaPool = newEncoderAlphaPool(w, h)
 	if e.alphaPool == nil {
 		return internalErr("allocating alpha planes", errors.New("out of memory"))
 	}
@@ -376,12 +377,15 @@ func (e *Encoder) openVideoEncoder() error {
 	return nil
 }
 
-// WriteFrame encodes one frame with its alpha plane (tightly packed,
-// Width*Height bytes, 0 = transparent, 255 = opaque). It does not take
-// ownership of f or alpha. Frames must come in presentation order, with
-// growing PTS; the PTS are kept, so a variable frame rate stays in sync
-// with the audio. After an error the Encoder only accepts Abort (or Close,
-// which then aborts).
+// WriteFrame encodes one frame with its alpha plane (0 = transparent, 255
+// = opaque): either alpha, tightly packed (Width*Height bytes), which is
+// copied, or, with alpha nil, the plane attached to the frame
+// (Frame.AttachAlpha), which the encoder references as it does the Y, U
+// and V: no copy, and the plane is FFmpeg's to read from then on (see
+// AttachAlpha). It does not take ownership of f or alpha. Frames must come
+// in presentation order, with growing PTS; the PTS are kept, so a variable
+// frame rate stays in sync with the audio. After an error the Encoder only
+// accepts Abort (or Close, which then aborts).
 func (e *Encoder) WriteFrame(f *Frame, alpha []byte) error {
 	if e.err != nil {
 		return e.err
@@ -396,8 +400,8 @@ func (e *Encoder) WriteFrame(f *Frame, alpha []byte) error {
 	if f.Width() != e.opts.Width || f.Height() != e.opts.Height {
 		return internalErr("writing a frame", fmt.Errorf("frame is %dx%d, the encoder expects %dx%d", f.Width(), f.Height(), e.opts.Width, e.opts.Height))
 	}
-	if len(alpha) != e.opts.Width*e.opts.Height {
-		return internalErr("writing a frame", fmt.Errorf("alpha holds %d bytes, want %d", len(alpha), e.opts.Width*e.opts.Height))
+	if err := checkAlphaArg(f, alpha, e.opts.Width*e.opts.Height); err != nil {
+		return err
 	}
 	if e.started && f.PTS() <= e.lastPTS {
 		return internalErr("writing a frame", fmt.Errorf("PTS %d after %d: frames must come in presentation order", f.PTS(), e.lastPTS))
@@ -412,12 +416,9 @@ func (e *Encoder) WriteFrame(f *Frame, alpha []byte) error {
 	if d := int64(C.vm_frame_duration(cFrame(av))); d > 0 {
 		e.lastDur = d
 	}
-	yuva := getShell()
-	ret := C.vm_frame_attach_alpha(cFrame(yuva), cFrame(av), e.alphaPool, C.int(e.alphaLinesize),
-		(*C.uint8_t)(unsafe.Pointer(&alpha[0])), C.int(e.opts.Width))
-	if ret < 0 {
-		putShell(yuva)
-		e.err = internalErr("attaching the alpha plane", avErr(ret))
+	yuva, err := withAlpha(f, av, alpha, e.alphaPool, e.alphaLinesize)
+	if err != nil {
+		e.err = err
 		return e.err
 	}
 	space, rng := astiav.ColorSpaceSmpte170M, astiav.ColorRangeMpeg
@@ -434,6 +435,55 @@ func (e *Encoder) WriteFrame(f *Frame, alpha []byte) error {
 		return err
 	}
 	return nil
+}
+
+// newEncoderAlphaPool is the pool of the buffers alpha given as bytes is
+// copied into (rows of AlphaStride), for frames of w×h; nil when out of
+// memory. Free it with freeEncoderAlphaPool.
+func newEncoderAlphaPool(w, h int) *C.AVBufferPool {
+	return C.vm_buffer_pool_new(C.int(AlphaStride(w)*h + 64))
+}
+
+func freeEncoderAlphaPool(p *C.AVBufferPool) { C.vm_buffer_pool_free(p) }
+
+// checkAlphaArg checks that a frame comes with its alpha one way, bytes
+// (n of them) or an attached plane, and not both.
+func checkAlphaArg(f *Frame, alpha []byte, n int) error {
+	switch {
+	case alpha == nil && !f.HasAlpha():
+		return internalErr("writing a frame", errors.New("no alpha: give one or attach it to the frame"))
+	case alpha != nil && f.HasAlpha():
+		return internalErr("writing a frame", errors.New("alpha given for a frame that has its own plane attached"))
+	case alpha != nil && len(alpha) != n:
+		return internalErr("writing a frame", fmt.Errorf("alpha holds %d bytes, want %d", len(alpha), n))
+	}
+	return nil
+}
+
+// withAlpha returns a yuva420p frame (a shell) of f's planes and its
+// alpha: new references to all of them when the plane is attached to f
+// (marked passed: FFmpeg's to read from now on), else f's Y, U, V and a
+// copy of alpha in a buffer of pool.
+func withAlpha(f *Frame, av *astiav.Frame, alpha []byte, pool *C.AVBufferPool, linesize int) (*astiav.Frame, error) {
+	yuva := getShell()
+	if alpha == nil {
+		if err := yuva.Ref(av); err != nil {
+			putShell(yuva)
+			return nil, internalErr("referencing the frame", err)
+		}
+		if err := f.passAlpha(); err != nil {
+			putShell(yuva)
+			return nil, internalErr("sealing the alpha plane", err)
+		}
+		return yuva, nil
+	}
+	ret := C.vm_frame_attach_alpha(cFrame(yuva), cFrame(av), pool, C.int(linesize),
+		(*C.uint8_t)(unsafe.Pointer(&alpha[0])), C.int(f.Width()))
+	if ret < 0 {
+		putShell(yuva)
+		return nil, internalErr("attaching the alpha plane", avErr(ret))
+	}
+	return yuva, nil
 }
 
 // hold keeps next back and submits the frame held before it, now that its

@@ -214,6 +214,14 @@ int vm_sws_frame_to_gbr(struct SwsContext *c, const AVFrame *src, uint8_t *r, ui
     return sws_scale(c, (const uint8_t *const *)src->data, src->linesize, 0, src->height, dst, dst_stride);
 }
 
+// vm_sws_frame_to_packed scales the yuv420p frame src into one plane of
+// packed pixels (rgb24: R, G, B of each pixel in turn).
+int vm_sws_frame_to_packed(struct SwsContext *c, const AVFrame *src, uint8_t *dst, int stride) {
+    uint8_t *d[4] = {dst, NULL, NULL, NULL};
+    int ds[4] = {stride, 0, 0, 0};
+    return sws_scale(c, (const uint8_t *const *)src->data, src->linesize, 0, src->height, d, ds);
+}
+
 int vm_sws_gray(struct SwsContext *c, const uint8_t *src, int src_stride, int src_h, uint8_t *dst, int dst_stride) {
     const uint8_t *s[4] = {src, NULL, NULL, NULL};
     int ss[4] = {src_stride, 0, 0, 0};

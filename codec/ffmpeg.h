@@ -26,6 +26,25 @@ void vm_buffer_unref(AVBufferRef **b);
 int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls);
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
 
+// Alpha planes libavcodec references directly (alpha.c).
+typedef struct VMAlphaPool VMAlphaPool;
+typedef struct VMAlphaBlock {
+    struct VMAlphaPool *pool;
+    uint8_t *data;
+    size_t mapped;
+    int passed; // handed to FFmpeg: the frame's holder must not write it
+    int sealed; // read-only pages (the guard) until released
+    struct VMAlphaBlock *next;
+} VMAlphaBlock;
+VMAlphaPool *vm_alpha_pool_new(size_t size);
+AVBufferRef *vm_alpha_get(VMAlphaPool *p, VMAlphaBlock **blk);
+void vm_alpha_pool_close(VMAlphaPool *p);
+int vm_alpha_seal(VMAlphaBlock *b);
+void vm_alpha_set_guard(int on);
+long vm_alpha_live_planes(void);
+long vm_alpha_mapped_blocks(void);
+int vm_frame_set_alpha(AVFrame *f, AVBufferRef *a, int ls);
+
 void vm_set_colorspace(AVFrame *f, int colorspace, int range);
 void vm_set_pkt_timebase(AVCodecContext *cc, int num, int den);
 int vm_pix_fmt_is_rgb(int fmt);
@@ -58,6 +77,7 @@ const char *vm_color_space_name(int s);
 struct SwsContext *vm_sws_new(int sw, int sh, int sfmt, int dw, int dh, int dfmt, int flags);
 int vm_sws_set_yuv_to_rgb(struct SwsContext *c, int colorspace, int full_range);
 int vm_sws_frame_to_gbr(struct SwsContext *c, const AVFrame *src, uint8_t *r, uint8_t *g, uint8_t *b, int stride);
+int vm_sws_frame_to_packed(struct SwsContext *c, const AVFrame *src, uint8_t *dst, int stride);
 int vm_sws_gray(struct SwsContext *c, const uint8_t *src, int src_stride, int src_h, uint8_t *dst, int dst_stride);
 
 #endif

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,7 +16,8 @@ import (
 )
 
 // Frame is a decoded picture in C memory, always yuv420p (8-bit), in
-// display orientation (rotation already applied), with its timestamp.
+// display orientation (rotation already applied), with its timestamp; it
+// becomes yuva420p when an alpha plane is attached to it (AttachAlpha).
 //
 // Ownership: the Decoder hands each Frame to its caller, who owns it until
 // it calls Release; the planes stay valid until then, even after the
@@ -30,6 +32,9 @@ type Frame struct {
 	start  int64
 	data   [3]unsafe.Pointer
 	stride [3]int
+	// The attached alpha plane (AttachAlpha), nil when there is none.
+	alpha       *C.VMAlphaBlock
+	alphaStride int
 }
 
 var liveFrames atomic.Int64
@@ -109,11 +114,15 @@ func (f *Frame) Plane(i int) (data []byte, stride int) {
 
 // MakeWritable copies the planes if they are shared with anyone else (the
 // decoder's reference frames, an encoder), so that writes through Plane
-// are safe. Call Plane again afterwards: the planes may have moved.
+// are safe. Call Plane again afterwards: the planes may have moved. It is
+// refused once an alpha plane is attached.
 func (f *Frame) MakeWritable() error {
 	av := f.av.Load()
 	if av == nil {
 		return internalErr("making a frame writable", errors.New("the frame was released"))
+	}
+	if f.alpha != nil {
+		return internalErr("making a frame writable", errors.New("an alpha plane is attached"))
 	}
 	if err := avErr(C.av_frame_make_writable(cFrame(av))); err != nil {
 		return internalErr("making a frame writable", err)
@@ -127,11 +136,15 @@ func (f *Frame) MakeWritable() error {
 // they are shared with anyone else, they move to a new buffer whose
 // contents are undefined; the Y plane stays as it is, shared or not, and
 // must not be written. Nothing is copied (MakeWritable copies the whole
-// picture). Call Plane again afterwards: the planes may have moved.
+// picture). Call Plane again afterwards: the planes may have moved. It is
+// refused once an alpha plane is attached.
 func (f *Frame) OwnChroma() error {
 	av := f.av.Load()
 	if av == nil {
 		return internalErr("replacing a frame's chroma", errors.New("the frame was released"))
+	}
+	if f.alpha != nil {
+		return internalErr("replacing a frame's chroma", errors.New("an alpha plane is attached"))
 	}
 	if err := avErr(C.vm_frame_own_chroma(cFrame(av))); err != nil {
 		return internalErr("replacing a frame's chroma", err)
@@ -143,6 +156,7 @@ func (f *Frame) OwnChroma() error {
 // Ref returns a new reference to the frame's planes (no copy), owned by
 // the caller until it calls Release, like the frames the Decoder hands
 // out. Writing to either frame's planes needs MakeWritable or OwnChroma.
+// An attached alpha plane is shared too.
 func (f *Frame) Ref() (*Frame, error) {
 	av := f.av.Load()
 	if av == nil {
@@ -153,7 +167,58 @@ func (f *Frame) Ref() (*Frame, error) {
 		putShell(r)
 		return nil, internalErr("referencing a frame", err)
 	}
-	return newFrame(r, f.tb, f.start), nil
+	n := newFrame(r, f.tb, f.start)
+	n.alpha, n.alphaStride = f.alpha, f.alphaStride
+	return n, nil
+}
+
+// AttachAlpha makes a the frame's alpha plane, without a copy: the frame
+// becomes yuva420p and takes a over (a is spent). The plane stays the
+// frame's to write, through Alpha, until the frame is written to an
+// Encoder (WriteFrame with a nil alpha), which references it: from then on
+// it is FFmpeg's to read and no one may write it again (Alpha gives nil;
+// with GuardAlphaPlanes a write faults). Releasing the frame drops the
+// frame's reference. The plane must be of the frame's size, and the frame
+// must have none yet.
+func (f *Frame) AttachAlpha(a *Alpha) error {
+	av := f.av.Load()
+	if av == nil {
+		return internalErr("attaching an alpha plane", errors.New("the frame was released"))
+	}
+	a.check("attached")
+	if f.alpha != nil {
+		return internalErr("attaching an alpha plane", errors.New("the frame has one already"))
+	}
+	if a.w != f.width || a.h != f.height {
+		return internalErr("attaching an alpha plane", fmt.Errorf("plane of %dx%d for a frame of %dx%d", a.w, a.h, f.width, f.height))
+	}
+	if err := avErr(C.vm_frame_set_alpha(cFrame(av), a.ref, C.int(a.stride))); err != nil {
+		return internalErr("attaching an alpha plane", err)
+	}
+	f.alpha, f.alphaStride = a.blk, a.stride
+	a.ref, a.blk, a.spent = nil, nil, "attached to a frame"
+	return nil
+}
+
+// Alpha returns the attached alpha plane (Height rows of the stride, each
+// row's first Width bytes in use) and its stride, to write until the frame
+// is written to an encoder; nil when the frame has none, was released, or
+// was passed on.
+func (f *Frame) Alpha() ([]byte, int) {
+	if f.alpha == nil || f.alpha.passed != 0 || f.av.Load() == nil {
+		return nil, 0
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(f.alpha.data)), f.alphaStride*f.height), f.alphaStride
+}
+
+// HasAlpha reports whether an alpha plane is attached.
+func (f *Frame) HasAlpha() bool { return f.alpha != nil }
+
+// passAlpha marks the attached alpha plane as handed to FFmpeg (read-only
+// from now on, and sealed when the guard is on). The frame still holds
+// its reference.
+func (f *Frame) passAlpha() error {
+	return avErr(C.vm_alpha_seal(f.alpha))
 }
 
 // Release gives the frame back to its pool. It is safe after the Decoder
@@ -163,6 +228,7 @@ func (f *Frame) Release() {
 	if av == nil {
 		return
 	}
+	f.alpha = nil
 	putShell(av)
 	liveFrames.Add(-1)
 }

@@ -65,8 +65,8 @@ func NewIntermediate(path string, w, h int, tb, rate Rational) (*Intermediate, e
 	m.pb = pb
 	fc.SetPb(pb)
 	m.pkt = astiav.AllocPacket()
-	m.linesize = (w + 63) &^ 63
-	m.pool = C.vm_buffer_pool_new(C.int(m.linesize*h + 64))
+	m.linesize = AlphaStride(w)
+	m.pool = newEncoderAlphaPool(w, h)
 	if m.pool == nil {
 		m.Abort()
 		return nil, internalErr("allocating alpha planes", errors.New("out of memory"))
@@ -152,7 +152,8 @@ func colorTag(bt709, full bool) string {
 	return s + "/tv"
 }
 
-// WriteFrame writes f with its alpha (w*h bytes); it keeps neither.
+// WriteFrame writes f with its alpha, as Encoder.WriteFrame takes it (w*h
+// bytes, or nil for the plane attached to f); it keeps neither.
 func (m *Intermediate) WriteFrame(f *Frame, alpha []byte) error {
 	if m.err != nil {
 		return m.err
@@ -164,8 +165,11 @@ func (m *Intermediate) WriteFrame(f *Frame, alpha []byte) error {
 	if av == nil {
 		return internalErr("writing a frame", errors.New("the frame was released"))
 	}
-	if f.Width() != m.w || f.Height() != m.h || len(alpha) != m.w*m.h {
-		return internalErr("writing a frame", fmt.Errorf("frame %dx%d with %d alpha bytes, want %dx%d", f.Width(), f.Height(), len(alpha), m.w, m.h))
+	if f.Width() != m.w || f.Height() != m.h {
+		return internalErr("writing a frame", fmt.Errorf("frame %dx%d, want %dx%d", f.Width(), f.Height(), m.w, m.h))
+	}
+	if err := checkAlphaArg(f, alpha, m.w*m.h); err != nil {
+		return err
 	}
 	if m.started && f.PTS() <= m.lastPTS {
 		return internalErr("writing a frame", fmt.Errorf("PTS %d after %d: frames must come in presentation order", f.PTS(), m.lastPTS))
@@ -177,13 +181,12 @@ func (m *Intermediate) WriteFrame(f *Frame, alpha []byte) error {
 		}
 	}
 	m.lastPTS = f.PTS()
-	yuva := getShell()
-	defer putShell(yuva)
-	if ret := C.vm_frame_attach_alpha(cFrame(yuva), cFrame(av), m.pool, C.int(m.linesize),
-		(*C.uint8_t)(unsafe.Pointer(&alpha[0])), C.int(m.w)); ret < 0 {
-		m.err = internalErr("attaching the alpha plane", avErr(ret))
-		return m.err
+	yuva, err := withAlpha(f, av, alpha, m.pool, m.linesize)
+	if err != nil {
+		m.err = err
+		return err
 	}
+	defer putShell(yuva)
 	yuva.SetPts(f.PTS() - m.origin)
 	if err := m.cc.SendFrame(yuva); err != nil {
 		m.err = internalErr("encoding an intermediate frame", err)

@@ -28,9 +28,9 @@ func BenchmarkWriteChroma(b *testing.B) {
 	}
 	defer src.Release()
 	cw, ch := (w+1)/2, (h+1)/2
-	fg := make([]float32, 2*cw*ch)
+	fg := make([]byte, 2*cw*ch)
 	for i := range fg {
-		fg[i] = float32(i%251) / 250
+		fg[i] = byte(i % 251)
 	}
 	for _, c := range []struct {
 		name string

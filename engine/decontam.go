@@ -13,16 +13,17 @@ import "vidmatte/codec"
 // detail stays the frame's own.
 //
 // fg holds w×h R, G, B values in 0..1 (the frame's size), as three
-// planes or, when interleaved, pixel by pixel; the frame must be writable.
-func decontaminate(f *codec.Frame, fg []float32, interleaved bool, alpha []byte) {
+// planes or, when interleaved, pixel by pixel; alpha is the frame's size,
+// rows of stride as. The frame must be writable.
+func decontaminate(f *codec.Frame, fg []float32, interleaved bool, alpha []byte, as int) {
 	u, us := f.Plane(1)
 	v, vs := f.Plane(2)
-	decontaminatePlanes(u, us, v, vs, fg, interleaved, alpha, f.Width(), f.Height(), f.BT709(), f.FullRange())
+	decontaminatePlanes(u, us, v, vs, fg, interleaved, alpha, as, f.Width(), f.Height(), f.BT709(), f.FullRange())
 }
 
 // decontaminatePlanes is decontaminate on the chroma planes of a yuv420p
 // picture of w×h.
-func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, interleaved bool, alpha []byte, w, h int, bt709, full bool) {
+func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, interleaved bool, alpha []byte, as, w, h int, bt709, full bool) {
 	kr, kb := float32(0.299), float32(0.114)
 	if bt709 {
 		kr, kb = 0.2126, 0.0722
@@ -49,7 +50,7 @@ func decontaminatePlanes(u []byte, us int, v []byte, vs int, fg []float32, inter
 		for cx := range cw {
 			x0, x1 := 2*cx, min(2*cx+1, w-1)
 			i00, i01, i10, i11 := y0*w+x0, y0*w+x1, y1*w+x0, y1*w+x1
-			sa := int(alpha[i00]) + int(alpha[i01]) + int(alpha[i10]) + int(alpha[i11])
+			sa := int(alpha[y0*as+x0]) + int(alpha[y0*as+x1]) + int(alpha[y1*as+x0]) + int(alpha[y1*as+x1])
 			if sa == 0 || sa == 4*255 {
 				continue
 			}

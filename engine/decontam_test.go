@@ -44,7 +44,7 @@ func TestDecontaminate(t *testing.T) {
 		for i := range u {
 			u[i], v[i] = 70, 60
 		}
-		decontaminatePlanes(u, us, v, us, fg, tc.interleaved, alpha, w, h, tc.bt709, tc.full)
+		decontaminatePlanes(u, us, v, us, fg, tc.interleaved, alpha, w, w, h, tc.bt709, tc.full)
 		wantU := 128 + tc.scale*(0-tc.kr)/(2*(1-tc.kb))
 		wantV := 128 + tc.scale*(1-tc.kr)/(2*(1-tc.kr))
 		for cy := range ch {

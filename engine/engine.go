@@ -372,5 +372,6 @@ func (e *Engine) loadMatter(manifest *models.Manifest, r Request, info *codec.In
 		FrameWidth: info.Width, FrameHeight: info.Height,
 		DownsampleRatio: r.DownsampleRatio,
 		Frames:          frameMemory(info),
+		ByteOutputs:     true, // the graph quantizes the alpha (BenchmarkFramePrep)
 	})
 }

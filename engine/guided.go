@@ -84,12 +84,12 @@ func newGuidedFilter(w, h, inW, inH int) *guidedFilter {
 	return g
 }
 
-// apply refines alpha (w×h bytes, tightly packed) in place against the
-// luma plane y (stride ys). Video-range luma is used as it is: a and b
-// absorb any affine change of the guide.
-func (g *guidedFilter) apply(alpha, y []byte, ys int) {
+// apply refines alpha (w×h, rows of stride as) in place against the luma
+// plane y (stride ys). Video-range luma is used as it is: a and b absorb
+// any affine change of the guide.
+func (g *guidedFilter) apply(alpha []byte, as int, y []byte, ys int) {
 	g.subsample(g.I, y, ys)
-	g.subsample(g.P, alpha, g.w)
+	g.subsample(g.P, alpha, as)
 	n := g.sw * g.sh
 	for i := range n {
 		g.II[i] = g.I[i] * g.I[i]
@@ -108,7 +108,7 @@ func (g *guidedFilter) apply(alpha, y []byte, ys int) {
 	}
 	g.box(g.a)
 	g.box(g.b)
-	g.upsampleApply(alpha, y, ys)
+	g.upsampleApply(alpha, as, y, ys)
 }
 
 // subsample writes the s×s block means of src (w×h bytes, stride) into
@@ -195,13 +195,13 @@ func (g *guidedFilter) box(p []float32) {
 // upsampleApply writes q = A·I + B at full resolution, A and B bilinear
 // from the subsampled mean a and b (sample centres at the blocks'
 // centres).
-func (g *guidedFilter) upsampleApply(alpha, y []byte, ys int) {
+func (g *guidedFilter) upsampleApply(alpha []byte, as int, y []byte, ys int) {
 	s := g.s
 	if s == 1 {
 		for py := range g.h {
 			ar, br := g.a[py*g.w:(py+1)*g.w], g.b[py*g.w:(py+1)*g.w]
 			yl := y[py*ys : py*ys+g.w]
-			out := alpha[py*g.w : (py+1)*g.w]
+			out := alpha[py*as : py*as+g.w]
 			for x := range out {
 				out[x] = toByte(float32(out[x]) + (ar[x]*float32(yl[x])/255-br[x])*255)
 			}
@@ -228,7 +228,7 @@ func (g *guidedFilter) upsampleApply(alpha, y []byte, ys int) {
 			rowB[i] = b0[i] + wy*(b1[i]-b0[i])
 		}
 		yl := y[py*ys : py*ys+g.w]
-		out := alpha[py*g.w : (py+1)*g.w]
+		out := alpha[py*as : py*as+g.w]
 		for x := range out {
 			x0 := int(x0s[x])
 			x1 := min(x0+1, g.sw-1)

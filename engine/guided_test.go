@@ -74,7 +74,7 @@ func TestGuidedFilterSharpensEdges(t *testing.T) {
 		alpha := lowResAlpha(truth, w, h, tc.inW, tc.inH)
 		before := append([]byte(nil), alpha...)
 		g := newGuidedFilter(w, h, tc.inW, tc.inH)
-		g.apply(alpha, y, ys)
+		g.apply(alpha, w, y, ys)
 
 		f := float64(w) / float64(tc.inW)
 		band := int(3 * f)
@@ -124,7 +124,7 @@ func TestGuidedFilterFlatLuma(t *testing.T) {
 	}
 	alpha := lowResAlpha(truth, w, h, 20, 15)
 	before := append([]byte(nil), alpha...)
-	newGuidedFilter(w, h, 20, 15).apply(alpha, y, w)
+	newGuidedFilter(w, h, 20, 15).apply(alpha, w, y, w)
 	var d float64
 	for i := range alpha {
 		d = math.Max(d, math.Abs(float64(alpha[i])-float64(before[i])))

@@ -22,7 +22,10 @@ type source interface {
 }
 
 // sink encodes frames with their alpha. WriteFrame takes its own references
-// to what it keeps, so the caller still owns f and alpha afterwards.
+// to what it keeps, so the caller still owns f and alpha afterwards. The
+// pipeline gives a nil alpha: each frame carries its alpha plane
+// (codec.Frame.AttachAlpha), which the encoder references rather than
+// copies, and which no one writes once the frame is passed.
 // (*codec.Encoder)
 type sink interface {
 	WriteFrame(f *codec.Frame, alpha []byte) error
@@ -30,7 +33,10 @@ type sink interface {
 	Abort()
 }
 
-// matter is a loaded model. (*models.Model)
+// matter is a loaded model, with byte outputs (models.LoadOptions
+// .ByteOutputs): the batch stage normalizes into its float slots, the
+// model's graph quantizes, and the refine stage reads the alpha (and a
+// chroma keyer's corrected U and V) as bytes. (*models.Model)
 type matter interface {
 	InputSize() (w, h int)
 	Batch() int
@@ -79,11 +85,11 @@ func (w *work) release() {
 	w.frames = w.frames[:0]
 }
 
-// matted is one frame with its alpha at frame size, from refine to encode.
-// The encode stage owns the frame and gives the alpha buffer back.
+// matted is one frame with its alpha plane at frame size attached, from
+// refine to encode. The encode stage owns the frame, and with it the
+// plane.
 type matted struct {
 	frame *codec.Frame
-	alpha []byte
 }
 
 // pipeline is one request's run: the stages and what they share.
@@ -188,12 +194,15 @@ func (p *pipeline) run(parent context.Context) error {
 	filled := make(chan *work, batchesDepth)
 	inferred := make(chan *work, batchesDepth)
 	refined := make(chan matted, refinedDepth)
-	// Alpha buffers: those in the refined channel, one being encoded, one
-	// held by the temporal filter, one being refined.
-	alphas := make(chan []byte, refinedDepth+3)
-	for range refinedDepth + 3 {
-		alphas <- make([]byte, p.info.Width*p.info.Height)
+	// Alpha planes, in C memory the encoder references: those of the frames
+	// in the refined channel, the one being encoded and those the encoder
+	// still holds, the one held by the temporal filter, the one being
+	// refined. Each comes back to the pool when libavcodec drops it.
+	alphas, err := codec.NewAlphaPool(p.info.Width, p.info.Height)
+	if err != nil {
+		return err
 	}
+	defer alphas.Close()
 
 	var (
 		wg       sync.WaitGroup
@@ -231,7 +240,7 @@ func (p *pipeline) run(parent context.Context) error {
 	stage(stageRefine, func(ctx context.Context, c *stageClock) error {
 		return p.refine(ctx, c, inferred, free, alphas, refined, inW, inH)
 	})
-	stage(stageEncode, func(ctx context.Context, c *stageClock) error { return p.encode(ctx, c, refined, alphas) })
+	stage(stageEncode, func(ctx context.Context, c *stageClock) error { return p.encode(ctx, c, refined) })
 	wg.Wait()
 
 	// Whatever is still in flight after an error is released here; after a
@@ -460,25 +469,25 @@ func (p *pipeline) infer(ctx context.Context, c *stageClock, in <-chan *work, ou
 	}
 }
 
-// refine turns each frame's model-size alpha into a frame-size matte:
-// quantized, upscaled (and, for low-resolution models, refined against
-// the frame's luma by a guided filter), and, when the model corrects the
+// refine turns each frame's model-size alpha (bytes, quantized by the
+// model's graph) into a frame-size matte: upscaled (and, for
+// low-resolution models, refined against the frame's luma by a guided
+// filter), and, when the model corrects the
 // foreground's colour (spill suppression, RVM's fgr), its chroma written
 // into the frame's chroma planes (at the edges only, for fgr); then, for
 // per-frame models, smoothed in time (which holds one frame back until the
 // next one's alpha is known). Frames go on one by one in order; the emptied
 // batch goes back to the batcher. A matted with a nil frame marks the end.
-func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas chan []byte, out chan<- matted, inW, inH int) error {
+func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, free chan<- *work, alphas *codec.AlphaPool, out chan<- matted, inW, inH int) error {
 	w, h := p.info.Width, p.info.Height
 	var scaler *codec.GrayScaler
-	var small []byte
 	if inW != w || inH != h {
 		s, err := codec.NewGrayScaler(inW, inH, w, h)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		scaler, small = s, make([]byte, inW*inH)
+		scaler = s
 	}
 	var gf *guidedFilter
 	if p.refineEdges && scaler != nil {
@@ -487,14 +496,13 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 	var tf *temporalFilter
 	if p.smooth {
 		tf = newTemporalFilter(w, h)
-		defer tf.release(alphas) // what it still holds after an error
+		defer tf.release() // what it still holds after an error
 	}
-	// pass sends a frame and its alpha on; after a failure it gives both
-	// back itself.
-	pass := func(f *codec.Frame, alpha []byte) error {
-		if err := send(ctx, c, out, matted{frame: f, alpha: alpha}); err != nil {
+	// pass sends a frame (with its alpha plane) on; after a failure it
+	// releases it itself.
+	pass := func(f *codec.Frame) error {
+		if err := send(ctx, c, out, matted{frame: f}); err != nil {
 			f.Release()
-			alphas <- alpha
 			return err
 		}
 		return nil
@@ -512,8 +520,8 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 		c.waited(t)
 		if wk == nil {
 			if tf != nil {
-				if f, a, ok := tf.finish(); ok {
-					if err := pass(f, a); err != nil {
+				if f, _, ok := tf.finish(); ok {
+					if err := pass(f); err != nil {
 						return err
 					}
 				}
@@ -521,27 +529,29 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 			return send(ctx, c, out, matted{})
 		}
 		for i, f := range wk.frames {
-			var alpha []byte
-			t := time.Now()
-			select {
-			case alpha = <-alphas:
-			case <-ctx.Done():
+			a, err := alphas.Get()
+			if err != nil {
 				releaseFrom(wk, i)
-				return ctx.Err()
+				return err
 			}
-			c.waited(t)
-			err := protect("refine", func() error {
-				if err := p.refineOne(f, wk.mb, i, alpha, small, scaler, inW, inH); err != nil {
+			alpha, as := a.Plane()
+			err = protect("refine", func() error {
+				if err := p.refineOne(f, wk.mb, i, alpha, as, scaler, inW, inH); err != nil {
 					return err
 				}
 				if gf != nil {
 					y, ys := f.Plane(0)
-					gf.apply(alpha, y, ys)
+					gf.apply(alpha, as, y, ys)
 				}
 				return nil
 			})
+			if err == nil {
+				// The frame takes the plane over; it is written (by the
+				// temporal filter) until the frame is passed to the encoder.
+				err = f.AttachAlpha(a)
+			}
 			if err != nil {
-				alphas <- alpha
+				a.Release()
 				releaseFrom(wk, i)
 				return err
 			}
@@ -549,11 +559,11 @@ func (p *pipeline) refine(ctx context.Context, c *stageClock, in <-chan *work, f
 			if tf != nil {
 				y, ys := f.Plane(0)
 				var ok bool
-				if f, alpha, ok = tf.push(f, y, ys, alpha); !ok {
+				if f, _, ok = tf.push(f, y, ys, alpha, as); !ok {
 					continue
 				}
 			}
-			if err := pass(f, alpha); err != nil {
+			if err := pass(f); err != nil {
 				releaseFrom(wk, i+1)
 				return err
 			}
@@ -575,17 +585,18 @@ func releaseFrom(w *work, i int) {
 	w.frames = w.frames[:0]
 }
 
-func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, small []byte, scaler *codec.GrayScaler, inW, inH int) error {
-	a := mb.Alpha(i)
+// refineOne writes frame i's alpha into alpha (the frame's size, rows of
+// stride as) and the model's foreground colour, if any, into the frame.
+func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha []byte, as int, scaler *codec.GrayScaler, inW, inH int) error {
+	a := mb.AlphaBytes(i)
 	if scaler != nil {
-		quantize(small, a)
-		if err := scaler.Scale(small, alpha); err != nil {
+		if err := scaler.ScaleInto(a, alpha, as); err != nil {
 			return err
 		}
 	} else {
-		quantize(alpha, a)
+		copyRows(alpha, as, a, inW, inH)
 	}
-	if fg := mb.Foreground(i); fg != nil {
+	if fg := mb.ForegroundBytes(i); fg != nil {
 		// writeChroma overwrites U and V whole and leaves Y: only the
 		// chroma needs to be the frame's own, uncopied.
 		if err := f.OwnChroma(); err != nil {
@@ -598,16 +609,20 @@ func (p *pipeline) refineOne(f *codec.Frame, mb *models.Batch, i int, alpha, sma
 		if err := f.MakeWritable(); err != nil {
 			return err
 		}
-		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha)
+		decontaminate(f, fg, mb.ForegroundInterleaved(), alpha, as)
 	}
 	return nil
 }
 
-// quantize writes alpha in 0..1 as bytes 0..255, rounding and clamping.
-func quantize(dst []byte, a []float32) {
-	dst = dst[:len(a)]
-	for i, v := range a {
-		dst[i] = toByte(v * 255)
+// copyRows copies a w×h plane (tightly packed) into dst (rows of stride
+// ds).
+func copyRows(dst []byte, ds int, src []byte, w, h int) {
+	if ds == w {
+		copy(dst[:w*h], src[:w*h])
+		return
+	}
+	for y := range h {
+		copy(dst[y*ds:y*ds+w], src[y*w:(y+1)*w])
 	}
 }
 
@@ -621,10 +636,10 @@ func toByte(v float32) byte {
 }
 
 // writeChroma replaces the frame's U and V planes with the model's
-// corrected chroma: two planes of inW×inH in 0..1, written as they are
-// when they have the chroma planes' size (a "uv" model), else sampled at
-// the nearest point.
-func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
+// corrected chroma: two planes of inW×inH bytes, copied as they are when
+// they have the chroma planes' size (a "uv" model), else sampled at the
+// nearest point.
+func writeChroma(f *codec.Frame, fg []byte, inW, inH int) {
 	w, h := f.Width(), f.Height()
 	cw, ch := (w+1)/2, (h+1)/2
 	n := inW * inH
@@ -632,27 +647,24 @@ func writeChroma(f *codec.Frame, fg []float32, inW, inH int) {
 	for plane := 1; plane <= 2; plane++ {
 		dst, stride := f.Plane(plane)
 		src := fg[(plane-1)*n : plane*n]
+		if same {
+			copyRows(dst, stride, src, cw, ch)
+			continue
+		}
 		for cy := 0; cy < ch; cy++ {
 			row := dst[cy*stride : cy*stride+cw]
-			if same {
-				for cx, v := range src[cy*inW : cy*inW+cw] {
-					row[cx] = toByte(v * 255)
-				}
-				continue
-			}
 			sy := min((2*cy*inH+inH/2)/h, inH-1)
 			r := src[sy*inW : (sy+1)*inW]
 			for cx := range row {
-				sx := min((2*cx*inW+inW/2)/w, inW-1)
-				row[cx] = toByte(r[sx] * 255)
+				row[cx] = r[min((2*cx*inW+inW/2)/w, inW-1)]
 			}
 		}
 	}
 }
 
-// encode writes each frame with its alpha, releases the frame, gives the
-// alpha buffer back and reports progress.
-func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, alphas chan<- []byte) error {
+// encode writes each frame with its alpha plane, releases the frame (the
+// encoder keeps what it needs) and reports progress.
+func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted) error {
 	last := time.Now()
 	for {
 		var m matted
@@ -668,9 +680,8 @@ func (p *pipeline) encode(ctx context.Context, c *stageClock, in <-chan matted, 
 			p.report(true)
 			return nil
 		}
-		err := protect("encoder", func() error { return p.sink.WriteFrame(m.frame, m.alpha) })
+		err := protect("encoder", func() error { return p.sink.WriteFrame(m.frame, nil) })
 		m.frame.Release()
-		alphas <- m.alpha
 		if err != nil {
 			return err
 		}

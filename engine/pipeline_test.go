@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testRuntime = rt
+	// Alpha planes the encoders hold are read-only: a stage that wrote a
+	// plane after passing it on would fault.
+	codec.GuardAlphaPlanes(true)
 	code := m.Run()
 	tests3.Stop()
 	rt.Close()
@@ -59,14 +62,20 @@ func newEngineWith(t *testing.T, reg *models.Registry, batch int) *Engine {
 	return e
 }
 
-// checkNoLeaks fails the test when frames are still out or goroutines did
-// not end after the test.
+// checkNoLeaks fails the test when frames or alpha planes are still out or
+// goroutines did not end after the test.
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		if n := codec.LiveFrames(); n != 0 {
 			t.Errorf("%d frames not released", n)
+		}
+		if n := codec.LiveAlphaPlanes(); n != 0 {
+			t.Errorf("%d alpha planes not back in their pools", n)
+		}
+		if n := codec.MappedAlphaPlanes(); n != 0 {
+			t.Errorf("%d alpha planes still mapped (a pool left open)", n)
 		}
 		goleak.VerifyNone(t, before)
 	})

@@ -21,10 +21,11 @@ type temporalFilter struct {
 	// (cur) the held frame, tightly packed copies.
 	rawPrev, rawCur []byte
 	yPrev, yCur     []byte
-	// The held frame and its alpha buffer (which it will be written to).
-	holding   bool
-	held      *codec.Frame
-	heldAlpha []byte
+	// The held frame and its alpha plane (which it will be written to).
+	holding    bool
+	held       *codec.Frame
+	heldAlpha  []byte
+	heldStride int
 }
 
 // stillLuma is the largest luma change (0..255) between frames that still
@@ -41,21 +42,21 @@ func newTemporalFilter(w, h int) *temporalFilter {
 }
 
 // push takes the next frame, its luma plane and its model alpha
-// (frame-sized, tightly packed), and gives out the frame held until now
+// (frame-sized, rows of stride as), and gives out the frame held until now
 // with its smoothed alpha (ok is false for the first frame). The filter
 // owns f and alpha until it gives them back.
-func (t *temporalFilter) push(f *codec.Frame, y []byte, ys int, alpha []byte) (out *codec.Frame, outAlpha []byte, ok bool) {
+func (t *temporalFilter) push(f *codec.Frame, y []byte, ys int, alpha []byte, as int) (out *codec.Frame, outAlpha []byte, ok bool) {
 	if !t.holding {
-		t.hold(f, alpha, y, ys)
+		t.hold(f, alpha, as, y, ys)
 		copy(t.rawPrev, t.rawCur)
 		copy(t.yPrev, t.yCur)
 		return nil, nil, false
 	}
 	out, outAlpha = t.held, t.heldAlpha
-	t.smooth(outAlpha, alpha, y, ys)
+	t.smooth(outAlpha, t.heldStride, alpha, as, y, ys)
 	t.rawPrev, t.rawCur = t.rawCur, t.rawPrev
 	t.yPrev, t.yCur = t.yCur, t.yPrev
-	t.hold(f, alpha, y, ys)
+	t.hold(f, alpha, as, y, ys)
 	return out, outAlpha, true
 }
 
@@ -64,29 +65,30 @@ func (t *temporalFilter) push(f *codec.Frame, y []byte, ys int, alpha []byte) (o
 // when nothing is held.
 func (t *temporalFilter) finish() (f *codec.Frame, alpha []byte, ok bool) {
 	f, alpha, ok = t.held, t.heldAlpha, t.holding
-	t.held, t.heldAlpha, t.holding = nil, nil, false
+	t.held, t.heldAlpha, t.heldStride, t.holding = nil, nil, 0, false
 	return f, alpha, ok
 }
 
 // hold keeps f and alpha as the frame to be given out next, with copies of
 // its alpha and luma.
-func (t *temporalFilter) hold(f *codec.Frame, alpha, y []byte, ys int) {
-	t.held, t.heldAlpha, t.holding = f, alpha, true
-	copy(t.rawCur, alpha)
+func (t *temporalFilter) hold(f *codec.Frame, alpha []byte, as int, y []byte, ys int) {
+	t.held, t.heldAlpha, t.heldStride, t.holding = f, alpha, as, true
 	for r := 0; r < t.h; r++ {
+		copy(t.rawCur[r*t.w:(r+1)*t.w], alpha[r*as:r*as+t.w])
 		copy(t.yCur[r*t.w:(r+1)*t.w], y[r*ys:r*ys+t.w])
 	}
 }
 
-// smooth writes the held frame's smoothed alpha into dst, from the model's
-// alphas and lumas before, at and after it (next, with its stride).
-func (t *temporalFilter) smooth(dst, next, yNext []byte, ys int) {
+// smooth writes the held frame's smoothed alpha into dst (rows of ds),
+// from the model's alphas and lumas before, at and after it (next and
+// yNext, with their strides).
+func (t *temporalFilter) smooth(dst []byte, ds int, next []byte, ns int, yNext []byte, ys int) {
 	w := t.w
 	for r := 0; r < t.h; r++ {
 		o := r * w
-		a0, a1, a2 := t.rawPrev[o:o+w], t.rawCur[o:o+w], next[o:o+w]
+		a0, a1, a2 := t.rawPrev[o:o+w], t.rawCur[o:o+w], next[r*ns:r*ns+w]
 		y0, y1, y2 := t.yPrev[o:o+w], t.yCur[o:o+w], yNext[r*ys:r*ys+w]
-		d := dst[o : o+w]
+		d := dst[r*ds : r*ds+w]
 		a0, a1, a2 = a0[:len(d)], a1[:len(d)], a2[:len(d)]
 		y0, y1, y2 = y0[:len(d)], y1[:len(d)], y2[:len(d)]
 		for x := range d {
@@ -108,11 +110,11 @@ func (t *temporalFilter) smooth(dst, next, yNext []byte, ys int) {
 	}
 }
 
-// release gives back what the filter holds when a run ends early.
-func (t *temporalFilter) release(alphas chan<- []byte) {
-	if f, a, ok := t.finish(); ok {
+// release gives back what the filter holds when a run ends early: the
+// frame, and with it its alpha plane.
+func (t *temporalFilter) release() {
+	if f, _, ok := t.finish(); ok {
 		f.Release()
-		alphas <- a
 	}
 }
 

@@ -28,7 +28,7 @@ func BenchmarkTemporalSmooth(b *testing.B) {
 	fill(next, 100)
 	fill(yNext, 60)
 	for b.Loop() {
-		t.smooth(dst, next, yNext, w)
+		t.smooth(dst, w, next, w, yNext, w)
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/frame")
 }

@@ -42,7 +42,7 @@ func filterRun(t *testing.T, lumas, alphas []byte) []byte {
 			a[j] = alphas[i]
 		}
 		bufs = append(bufs, a)
-		_, out, ok := tf.push(nil, y, stride, a)
+		_, out, ok := tf.push(nil, y, stride, a, w)
 		take(out, ok)
 	}
 	_, out, ok := tf.finish()
@@ -119,7 +119,7 @@ func TestSmoothMatchesItsDefinition(t *testing.T) {
 	copy(tf.yPrev, y0)
 	copy(tf.yCur, y1)
 	got := make([]byte, len(want))
-	tf.smooth(got, a2, y2, len(want))
+	tf.smooth(got, len(want), a2, len(want), y2, len(want))
 	bad := 0
 	for i := range want {
 		if got[i] != want[i] && bad < 5 {

@@ -12,6 +12,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"vidmatte"
+	"vidmatte/models/onnx"
 )
 
 // LoadOptions says how to load a model for a job.
@@ -32,6 +33,20 @@ type LoadOptions struct {
 	// Frames is the caller's own memory for the job, counted against the
 	// Runtime's memory budget with the model's (see EstimateMemory).
 	Frames FrameMemory
+	// ByteOutputs has the alpha, and a chroma keyer's corrected U and V,
+	// come out as bytes (Batch.AlphaBytes, ForegroundBytes): the
+	// quantization runs inside the graph (onnx.ByteImageIO's
+	// QuantizeLinear). Otherwise they are floats in 0..1 (Alpha,
+	// Foreground) for the caller to quantize.
+	ByteOutputs bool
+	// ByteInput has the image input take the bytes the scalers write
+	// (Batch.SlotBytes: R, G, B or U, V as 0..255, in the model's layout),
+	// normalized inside the graph (DequantizeLinear). Otherwise the slot
+	// holds floats the caller normalizes (PrepareRGB, PrepareUV): on this
+	// project's CPUs that is the faster way (BenchmarkFramePrep), the
+	// graph's own normalization slowing ONNX Runtime down by more than the
+	// lookup tables cost.
+	ByteInput bool
 }
 
 // Model is a loaded model ready for a job's frames: a handle on a session
@@ -62,6 +77,8 @@ type Model struct {
 	ratio float32
 	// nhwc: the image tensors are interleaved (Input.Layout NHWC).
 	nhwc bool
+	// byteIn and byteOut: LoadOptions.ByteInput and ByteOutputs.
+	byteIn, byteOut bool
 }
 
 // Load loads m for a job: it finds or creates the session for (model,
@@ -105,10 +122,13 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 	}
 	alpha := m.Output(MeaningAlpha)
 	spec := sessionSpec{key: sessionKey{device: dev, width: w, height: h, batch: batch}}
-	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3, mem: mem, nhwc: m.Input.Layout == LayoutNHWC}
+	model := &Model{rt: rt, man: m, w: w, h: h, batch: batch, channels: 3, mem: mem, nhwc: m.Input.Layout == LayoutNHWC,
+		byteIn: o.ByteInput, byteOut: o.ByteOutputs}
 	if m.Input.Color == ColorUV {
 		model.channels = 2
 	}
+	// byteOutputs are the outputs that come out as bytes with ByteOutputs.
+	byteOutputs := []string{alpha}
 
 	switch m.Signature {
 	case SignatureISNet:
@@ -138,6 +158,7 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		spec.extendedOnly = true
 		spec.inputs = []string{m.Input.Name}
 		spec.outputs = []string{alpha, m.Output(MeaningForegroundUV)}
+		byteOutputs = spec.outputs
 		model.fgChannels = 2
 	case SignatureRVM:
 		path, err := r.verifiedPath(m)
@@ -169,6 +190,21 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 		return nil, fmt.Errorf("models: %s: unsupported signature %q", m.ID, m.Signature)
 	}
 	model.batch = batch
+	if o.ByteInput || o.ByteOutputs {
+		var io onnx.ByteIO
+		if o.ByteInput {
+			io.Input, io.Axis = m.Input.Name, 1
+			if model.nhwc {
+				io.Axis = 3
+			}
+			io.Mean, io.Std = m.Input.Mean[:model.channels], m.Input.Std[:model.channels]
+		}
+		if o.ByteOutputs {
+			io.Outputs = byteOutputs
+		}
+		spec.key.byteIn, spec.key.byteOut = o.ByteInput, o.ByteOutputs
+		spec.rewrite = func(data []byte) ([]byte, error) { return byteModel(data, io) }
+	}
 
 	s, _, err := rt.session(spec)
 	if err != nil {
@@ -179,6 +215,18 @@ func (rt *Runtime) Load(r *Registry, m *Manifest, o LoadOptions) (*Model, error)
 	model.initNormalization()
 	model.loadTime = time.Since(start)
 	return model, nil
+}
+
+// byteModel rewrites an ONNX file for byte I/O (onnx.ByteImageIO).
+func byteModel(data []byte, io onnx.ByteIO) ([]byte, error) {
+	m, err := onnx.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := onnx.ByteImageIO(m, io); err != nil {
+		return nil, err
+	}
+	return onnx.Marshal(m)
 }
 
 // initNormalization fills the lookup tables and factors that turn
@@ -228,6 +276,15 @@ func (m *Model) Batch() int { return m.batch }
 // Color returns what Prepare expects: "rgb" (PrepareRGB) or "uv"
 // (PrepareUV).
 func (m *Model) Color() string { return m.man.Input.Color }
+
+// Interleaved reports whether the image tensors are interleaved (NHWC: R,
+// G, B of each pixel in turn) rather than planar (NCHW).
+func (m *Model) Interleaved() bool { return m.nhwc }
+
+// ByteInput and ByteOutputs report how the model was loaded
+// (LoadOptions.ByteInput, ByteOutputs).
+func (m *Model) ByteInput() bool   { return m.byteIn }
+func (m *Model) ByteOutputs() bool { return m.byteOut }
 
 // Recurrent reports whether the model carries state between frames.
 func (m *Model) Recurrent() bool { return m.man.Kind == Recurrent }
@@ -284,18 +341,21 @@ func (m *Model) Close() error {
 // Batch is the memory of one batch: the input tensor and the outputs,
 // allocated once and reused. It is owned by whoever made it and not safe
 // for concurrent use; the engine keeps a few in flight (one being prepared
-// while another runs). Close it when done.
+// while another runs). Close it when done. The image input is bytes with
+// ByteInput (SlotBytes), else floats (Slot); the alpha and a UV foreground
+// are bytes with ByteOutputs (AlphaBytes, ForegroundBytes), else floats
+// (Alpha, Foreground).
 type Batch struct {
-	m     *Model
-	size  int
-	hw    int
-	input []float32
-	alpha []float32
-	fg    []float32
+	m    *Model
+	size int
+	hw   int
+	// Floats or bytes, by the model's I/O.
+	input, alpha, fg    []float32
+	input8, alpha8, fg8 []byte
 
 	// For per-frame models, index k holds the tensors of the first k+1
 	// frames; for recurrent models, index i holds frame i's.
-	inT, alphaT, fgT []*ort.Tensor[float32]
+	inT, alphaT, fgT []ort.Value
 	opts             *ort.RunOptions
 	ins, outs        []ort.Value
 }
@@ -307,22 +367,29 @@ func (m *Model) NewBatch() (*Batch, error) {
 	}
 	hw := m.w * m.h
 	ch := m.channels
-	b := &Batch{
-		m:     m,
-		size:  m.batch,
-		hw:    hw,
-		input: make([]float32, m.batch*ch*hw),
-		alpha: make([]float32, m.batch*hw),
+	b := &Batch{m: m, size: m.batch, hw: hw}
+	fc := m.fgChannels
+	if m.byteIn {
+		b.input8 = make([]byte, m.batch*ch*hw)
+	} else {
+		b.input = make([]float32, m.batch*ch*hw)
 	}
-	if m.fgChannels > 0 {
-		b.fg = make([]float32, m.batch*m.fgChannels*hw)
+	if m.byteOut {
+		b.alpha8 = make([]byte, m.batch*hw)
+	} else {
+		b.alpha = make([]float32, m.batch*hw)
+	}
+	switch {
+	case fc == 2 && m.byteOut:
+		b.fg8 = make([]byte, m.batch*fc*hw)
+	case fc > 0:
+		b.fg = make([]float32, m.batch*fc*hw)
 	}
 	fail := func(err error) (*Batch, error) {
 		b.Close()
 		return nil, ortError("models: allocating a batch", err)
 	}
 	W, H := int64(m.w), int64(m.h)
-	fc := int64(m.fgChannels)
 	// shape is an image tensor's shape in the model's layout.
 	shape := func(n, c int64) ort.Shape {
 		if m.nhwc {
@@ -330,32 +397,43 @@ func (m *Model) NewBatch() (*Batch, error) {
 		}
 		return ort.NewShape(n, c, H, W)
 	}
-	for k := 0; k < m.batch; k++ {
-		var in, al, fg *ort.Tensor[float32]
-		var err error
-		if m.Recurrent() {
-			in, err = ort.NewTensor(shape(1, int64(ch)), b.input[k*ch*hw:(k+1)*ch*hw])
-			if err == nil {
-				al, err = ort.NewTensor(shape(1, 1), b.alpha[k*hw:(k+1)*hw])
+	// tensor wraps frames [from, to) of a buffer of c channels.
+	tensor := func(c int, f []float32, u []byte, from, to int) (ort.Value, error) {
+		sh := shape(int64(to-from), int64(c))
+		if u != nil {
+			t, err := ort.NewTensor(sh, u[from*c*hw:to*c*hw])
+			if err != nil {
+				return nil, err // not a typed nil in the interface
 			}
-			if err == nil && fc > 0 {
-				fg, err = ort.NewTensor(shape(1, fc), b.fg[k*int(fc)*hw:(k+1)*int(fc)*hw])
-			}
-		} else {
-			n := int64(k + 1)
-			in, err = ort.NewTensor(shape(n, int64(ch)), b.input[:(k+1)*ch*hw])
-			if err == nil {
-				al, err = ort.NewTensor(shape(n, 1), b.alpha[:(k+1)*hw])
-			}
-			if err == nil && fc > 0 {
-				fg, err = ort.NewTensor(shape(n, fc), b.fg[:(k+1)*int(fc)*hw])
-			}
+			return t, nil
 		}
+		t, err := ort.NewTensor(sh, f[from*c*hw:to*c*hw])
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	for k := 0; k < m.batch; k++ {
+		from, to := 0, k+1 // per-frame models: the first k+1 frames
+		if m.Recurrent() {
+			from, to = k, k+1 // frame k alone
+		}
+		in, err := tensor(ch, b.input, b.input8, from, to)
 		b.inT = append(b.inT, in)
-		b.alphaT = append(b.alphaT, al)
-		b.fgT = append(b.fgT, fg)
 		if err != nil {
 			return fail(err)
+		}
+		al, err := tensor(1, b.alpha, b.alpha8, from, to)
+		b.alphaT = append(b.alphaT, al)
+		if err != nil {
+			return fail(err)
+		}
+		if fc > 0 {
+			fg, err := tensor(fc, b.fg, b.fg8, from, to)
+			b.fgT = append(b.fgT, fg)
+			if err != nil {
+				return fail(err)
+			}
 		}
 	}
 	opts, err := ort.NewRunOptions()
@@ -372,30 +450,74 @@ func (m *Model) NewBatch() (*Batch, error) {
 func (b *Batch) Size() int { return b.size }
 
 // Slot returns frame i's input: C·H·W floats in the model's layout (C is
-// 3 for "rgb" models, 2 for "uv" ones), for Prepare to fill.
+// 3 for "rgb" models, 2 for "uv" ones), for Prepare to fill. It panics
+// with ByteInput (SlotBytes).
 func (b *Batch) Slot(i int) []float32 {
+	b.want(b.m.byteIn, false, "Slot")
 	n := b.m.channels * b.hw
 	return b.input[i*n : (i+1)*n : (i+1)*n]
 }
 
+// SlotBytes returns frame i's input with ByteInput: C·H·W bytes, 0..255
+// as the scalers write them, in the model's layout (planar R, G, B for
+// NCHW, packed for NHWC; U then V for "uv" models). It panics without.
+func (b *Batch) SlotBytes(i int) []byte {
+	b.want(b.m.byteIn, true, "SlotBytes")
+	n := b.m.channels * b.hw
+	return b.input8[i*n : (i+1)*n : (i+1)*n]
+}
+
 // Alpha returns frame i's alpha, H·W values in 0..1 at InputSize, valid
-// after Run.
-func (b *Batch) Alpha(i int) []float32 { return b.alpha[i*b.hw : (i+1)*b.hw : (i+1)*b.hw] }
+// after Run. It panics with ByteOutputs (AlphaBytes).
+func (b *Batch) Alpha(i int) []float32 {
+	b.want(b.m.byteOut, false, "Alpha")
+	return b.alpha[i*b.hw : (i+1)*b.hw : (i+1)*b.hw]
+}
+
+// AlphaBytes returns frame i's alpha with ByteOutputs, H·W bytes (0 =
+// transparent, 255 = opaque) at InputSize, valid after Run. It panics
+// without.
+func (b *Batch) AlphaBytes(i int) []byte {
+	b.want(b.m.byteOut, true, "AlphaBytes")
+	return b.alpha8[i*b.hw : (i+1)*b.hw : (i+1)*b.hw]
+}
+
+func (b *Batch) want(has, bytes bool, what string) {
+	if has != bytes {
+		kind := "float"
+		if has {
+			kind = "byte"
+		}
+		panic(fmt.Sprintf("models: %s on a batch of %s whose values there are %ss", what, b.m.man.ID, kind))
+	}
+}
 
 // Foreground returns frame i's spill-corrected chroma, valid after Run:
 // the U plane then the V plane (H·W each, byte/255 scale, what the input's
 // U and V were), to replace the frame's own chroma. It is nil unless the
-// model outputs one (the chroma keyers).
+// model outputs one (the chroma keyers), and with ByteOutputs
+// (ForegroundBytes).
 func (b *Batch) Foreground(i int) []float32 {
-	if b.m.fgChannels != 2 {
+	if b.m.fgChannels != 2 || b.m.byteOut {
 		return nil
 	}
 	return b.fg[i*2*b.hw : (i+1)*2*b.hw : (i+1)*2*b.hw]
 }
 
+// ForegroundBytes is Foreground with ByteOutputs: the corrected U and V
+// planes as bytes. It is nil unless the model outputs them and was loaded
+// with ByteOutputs.
+func (b *Batch) ForegroundBytes(i int) []byte {
+	if b.m.fgChannels != 2 || !b.m.byteOut {
+		return nil
+	}
+	return b.fg8[i*2*b.hw : (i+1)*2*b.hw : (i+1)*2*b.hw]
+}
+
 // ForegroundRGB returns frame i's foreground as R, G, B in 0..1 (RVM's
 // fgr), valid after Run, or nil when the model gives none: three planes,
-// or interleaved R, G, B per pixel when ForegroundInterleaved.
+// or interleaved R, G, B per pixel when ForegroundInterleaved. It is
+// floats whatever the outputs.
 func (b *Batch) ForegroundRGB(i int) []float32 {
 	if b.m.fgChannels != 3 {
 		return nil
@@ -409,7 +531,7 @@ func (b *Batch) ForegroundInterleaved() bool { return b.m.nhwc }
 
 // Close releases the batch's tensors.
 func (b *Batch) Close() error {
-	for _, ts := range [][]*ort.Tensor[float32]{b.inT, b.alphaT, b.fgT} {
+	for _, ts := range [][]ort.Value{b.inT, b.alphaT, b.fgT} {
 		for _, t := range ts {
 			if t != nil {
 				t.Destroy()

@@ -65,3 +65,30 @@ func (m *Model) PrepareUV(slot []float32, u []byte, uStride int, v []byte, vStri
 		}
 	}
 }
+
+// PrepareUVBytes fills a byte slot (Batch.SlotBytes, a model loaded with
+// ByteInput) from the U and V planes of a yuv420p frame, at their own size,
+// each with its stride: a copy of their rows, the normalization being the
+// graph's. It panics when the model is not a "uv" model with ByteInput or
+// the planes are too short.
+func (m *Model) PrepareUVBytes(slot []byte, u []byte, uStride int, v []byte, vStride int) {
+	w, h := m.w, m.h
+	hw := w * h
+	if m.man.Input.Color != ColorUV || !m.byteIn {
+		panic(fmt.Sprintf("models: PrepareUVBytes on %s, a %s model (byte input %v)", m.man.ID, m.man.Input.Color, m.byteIn))
+	}
+	if len(slot) < 2*hw || uStride < w || vStride < w || len(u) < (h-1)*uStride+w || len(v) < (h-1)*vStride+w {
+		panic(fmt.Sprintf("models: PrepareUVBytes: planes too small for %dx%d", w, h))
+	}
+	for c, p := range [2][]byte{u, v} {
+		stride := [2]int{uStride, vStride}[c]
+		dst := slot[c*hw : (c+1)*hw]
+		if stride == w {
+			copy(dst, p[:hw])
+			continue
+		}
+		for row := range h {
+			copy(dst[row*w:row*w+w], p[row*stride:row*stride+w])
+		}
+	}
+}

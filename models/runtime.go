@@ -448,6 +448,8 @@ type sessionKey struct {
 	width  int
 	height int
 	batch  int
+	// The graph rewritten to take and give bytes (onnx.ByteImageIO).
+	byteIn, byteOut bool
 }
 
 // session is one ONNX Runtime session, in the cache or evicted from it
@@ -569,6 +571,10 @@ type sessionSpec struct {
 	// "extended" level: no NCHWc layout transform, which slows down thin
 	// 1×1 convolutions over three planes (the chroma keyer).
 	extendedOnly bool
+	// rewrite, when set, turns the model's bytes (data, or the file at
+	// path) into the graph the session runs; it is called only when the
+	// session is created, not when it is found in the cache.
+	rewrite func([]byte) ([]byte, error)
 }
 
 // session returns the cached session for spec with a reference taken,
@@ -669,6 +675,17 @@ func (rt *Runtime) newSession(spec sessionSpec) (*session, error) {
 	}
 	var dyn *ort.DynamicAdvancedSession
 	start := time.Now()
+	if spec.rewrite != nil {
+		data := spec.data
+		if data == nil {
+			if data, err = os.ReadFile(spec.path); err != nil {
+				return nil, fmt.Errorf("models: reading %s: %w", spec.path, err)
+			}
+		}
+		if spec.data, err = spec.rewrite(data); err != nil {
+			return nil, fmt.Errorf("models: rewriting %s: %w", spec.key.source, err)
+		}
+	}
 	if spec.data != nil {
 		dyn, err = ort.NewDynamicAdvancedSessionWithONNXData(spec.data, spec.inputs, spec.outputs, opts)
 	} else {

@@ -3,7 +3,8 @@
 // (package onnxpb), a small graph builder for the models the project makes
 // itself (the chroma keyer, the RVM-signature test model, the graphs
 // converted from TensorFlow.js), and the rewrites applied to downloaded
-// models (making the batch dimension symbolic, pruning outputs).
+// models (making the batch dimension symbolic, pruning outputs, byte
+// inputs and outputs).
 //
 // The types below are the generated messages under shorter names; the
 // functions read and write the parts of them vidmatte uses. Decode and
