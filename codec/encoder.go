@@ -735,7 +735,8 @@ func (e *Encoder) Abort() {
 	}
 }
 
-// release frees every C object the Encoder holds.
+// release frees every C object the Encoder holds and gives the memory
+// back.
 func (e *Encoder) release() {
 	if e.pending != nil {
 		putShell(e.pending)
@@ -782,4 +783,7 @@ func (e *Encoder) release() {
 	if e.maskChroma != nil {
 		C.vm_buffer_unref(&e.maskChroma)
 	}
+	// What the codecs freed goes back to the system, not to an arena's
+	// free list (see vm_release_free_memory).
+	C.vm_release_free_memory()
 }

@@ -1,6 +1,9 @@
 #include "ffmpeg.h"
 
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <libavutil/imgutils.h>
 #include <libavutil/mem.h>
 #include <libavutil/pixfmt.h>
@@ -396,4 +399,15 @@ int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBuffe
     dst->color_range = AVCOL_RANGE_JPEG;
     dst->pts = src->pts;
     return 0;
+}
+
+// vm_release_free_memory gives the free memory of the C heap back to the
+// system. glibc keeps what an encoder frees in the arena of the thread
+// that freed it; encoders made and dropped one after another (a part
+// every few seconds) from threads that change would otherwise leave every
+// arena at its high-water mark.
+void vm_release_free_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -23,6 +23,7 @@ int vm_frame_mask(AVFrame *dst, int width, int height, const uint8_t *alpha, int
 int vm_frame_own_chroma(AVFrame *f);
 AVBufferRef *vm_neutral_chroma(int height, int ls);
 void vm_buffer_unref(AVBufferRef **b);
+void vm_release_free_memory(void);
 int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls);
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
 

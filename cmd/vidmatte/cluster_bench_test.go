@@ -17,7 +17,7 @@ import (
 // BenchmarkLongJobOnDaemons runs one long 1280×720 chroma job to WebM on
 // one and on three daemons sharing a PostgreSQL store and an S3 bucket,
 // from upload to completion, and reports the time per job and per hour of
-// video. The clip lasts VIDMATTE_BENCH_SECONDS (default 60): for the
+// video, and the largest peak resident memory of a daemon. The clip lasts VIDMATTE_BENCH_SECONDS (default 60): for the
 // figure of an hour, run it with 3600, or with a shorter clip and read
 // s/video-hour.
 //
@@ -69,9 +69,32 @@ func BenchmarkLongJobOnDaemons(b *testing.B) {
 			b.ReportMetric(perJob, "s/job")
 			b.ReportMetric(perJob*3600/float64(seconds), "s/video-hour")
 			b.ReportMetric(float64(seconds*25)/perJob, "fps")
+			var peak int64
 			for _, c := range cmds {
+				peak = max(peak, peakRSS(b, c.Process.Pid))
 				c.Process.Kill()
 			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak_rss_MB")
 		})
 	}
+}
+
+// peakRSS is the peak resident memory of a running process (VmHWM).
+func peakRSS(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	tb.Fatalf("no VmHWM for process %d", pid)
+	return 0
 }
