@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"vidmatte/internal/testmedia"
-	"vidmatte/internal/testpg"
 	"vidmatte/internal/tests3"
 )
 
@@ -35,14 +34,7 @@ func BenchmarkLongJobOnDaemons(b *testing.B) {
 	clip := testmedia.Clip(b, testmedia.ClipOptions{Width: 1280, Height: 720, FPS: 25, Duration: time.Duration(seconds) * time.Second})
 	for _, nodes := range []int{1, 3} {
 		b.Run(fmt.Sprintf("daemons=%d", nodes), func(b *testing.B) {
-			dsn := testpg.Database(b)
-			out, errOut, code := runCmd(b, "keys", "create", "--store", dsn, "--name", "bench", "--credits", "100000")
-			if code != 0 {
-				b.Fatalf("keys create: %s", errOut)
-			}
-			key := strings.TrimSpace(out)
-			endpoint, name := tests3.Bucket(b)
-			bucket := "s3://" + name + "?endpoint=" + endpoint + "&secure=false"
+			dsn, key, bucket := clusterStore(b, "bench")
 			var clients []*client
 			var cmds []*exec.Cmd
 			for range nodes {

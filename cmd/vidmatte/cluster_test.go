@@ -171,6 +171,20 @@ func TestClusterSurvivesKilledAndFrozenNodes(t *testing.T) {
 	}
 }
 
+// clusterStore makes what a cluster's daemons share: a PostgreSQL
+// database, with a key of 100,000 credits (returned), and an S3 bucket
+// (its --artifacts URL).
+func clusterStore(tb testing.TB, name string) (dsn, key, bucket string) {
+	tb.Helper()
+	dsn = testpg.Database(tb)
+	out, errOut, code := runCmd(tb, "keys", "create", "--store", dsn, "--name", name, "--credits", "100000")
+	if code != 0 {
+		tb.Fatalf("keys create: %s", errOut)
+	}
+	endpoint, b := tests3.Bucket(tb)
+	return dsn, strings.TrimSpace(out), "s3://" + b + "?endpoint=" + endpoint + "&secure=false"
+}
+
 // heldJob waits until the daemon of process pid holds a job as its runner
 // (not as a helper) and returns the job's id ("" if every job of ids ended
 // first). A daemon's worker name ends with its pid.
@@ -218,14 +232,7 @@ func TestClusterOfThree(t *testing.T) {
 		t.Skip("builds the binary and runs three daemons")
 	}
 	bin := buildBinary(t)
-	dsn := testpg.Database(t)
-	out, errOut, code := runCmd(t, "keys", "create", "--store", dsn, "--name", "three", "--credits", "1000")
-	if code != 0 {
-		t.Fatalf("keys create: %s", errOut)
-	}
-	key := strings.TrimSpace(out)
-	endpoint, name := tests3.Bucket(t)
-	bucket := "s3://" + name + "?endpoint=" + endpoint + "&secure=false"
+	dsn, key, bucket := clusterStore(t, "three")
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	var cmds []*exec.Cmd
 	var clients []*client
@@ -338,7 +345,7 @@ func TestClusterOfThree(t *testing.T) {
 }
 
 // One long job on three daemons: the two with nothing queued help its
-// runner with its segments, so all three record some; one helper is
+// runner with its segments; one helper is
 // killed with SIGKILL mid-segment, and only the segments it was running
 // are processed again, by the others. The output holds every frame once
 // and the job is charged once.
@@ -347,14 +354,7 @@ func TestClusterSharesALongJob(t *testing.T) {
 		t.Skip("builds the binary and runs three daemons")
 	}
 	bin := buildBinary(t)
-	dsn := testpg.Database(t)
-	out, errOut, code := runCmd(t, "keys", "create", "--store", dsn, "--name", "long", "--credits", "1000")
-	if code != 0 {
-		t.Fatalf("keys create: %s", errOut)
-	}
-	key := strings.TrimSpace(out)
-	endpoint, name := tests3.Bucket(t)
-	bucket := "s3://" + name + "?endpoint=" + endpoint + "&secure=false"
+	dsn, key, bucket := clusterStore(t, "long")
 	var cmds []*exec.Cmd
 	var clients []*client
 	for range 3 {
