@@ -11,7 +11,6 @@ import (
 	"vidmatte"
 	"vidmatte/codec"
 	"vidmatte/internal/testmedia"
-	"vidmatte/models"
 )
 
 // planeCheckingSink checks that every frame reaches the encoder with its
@@ -53,18 +52,7 @@ func (s *planeCheckingSink) WriteFrame(f *codec.Frame, alpha []byte) error {
 // smoothing on) and with the RVM path that copies the frame before
 // attaching (a recurrent model with a foreground).
 func TestAlphaPlanesGoToTheEncoderAttached(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "rvm-test-source.onnx")
-	if err := models.BuildRVMTestModel(file); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := models.NewRegistry(filepath.Join(dir, "models"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Import(file, "rvm", "rvm-test"); err != nil {
-		t.Fatal(err)
-	}
+	reg := rvmTestRegistry(t)
 	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 150, Height: 100, FPS: 25, Duration: 2 * time.Second})
 	for _, model := range []string{"chroma", "rvm-test"} {
 		for _, end := range []string{"complete", "cancel", "fail"} {

@@ -240,18 +240,7 @@ func TestSmoothingKeepsEveryFrameInOrder(t *testing.T) {
 // from frame to frame (across batches) and starts again with each job.
 func TestRecurrentStateFlowsAndResets(t *testing.T) {
 	checkNoLeaks(t)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "rvm-test-source.onnx")
-	if err := models.BuildRVMTestModel(file); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := models.NewRegistry(filepath.Join(dir, "models"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Import(file, "rvm", "rvm-test"); err != nil {
-		t.Fatal(err)
-	}
+	reg := rvmTestRegistry(t)
 	e := newEngineWith(t, reg, 3)
 	in := testmedia.Clip(t, testmedia.ClipOptions{Width: 96, Height: 64, FPS: 10, Duration: 700 * time.Millisecond})
 	for job := range 2 {
@@ -586,4 +575,24 @@ func TestBackgroundPixelLimitFromTheConfig(t *testing.T) {
 			assertEmptyDir(t, outDir)
 		}
 	}
+}
+
+// rvmTestRegistry is a registry holding, as "rvm-test", the generated
+// model with Robust Video Matting's signature whose alpha on the k-th
+// frame of a job is k/10.
+func rvmTestRegistry(t *testing.T) *models.Registry {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rvm-test-source.onnx")
+	if err := models.BuildRVMTestModel(file); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := models.NewRegistry(filepath.Join(dir, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Import(file, "rvm", "rvm-test"); err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
