@@ -51,7 +51,8 @@ type EncoderSettings struct {
 	// default of one).
 	Threads int
 	// VP9 (webm): constant quality 30, cpu-used 8, deadline "realtime",
-	// with row multithreading.
+	// with row multithreading (and, at the realtime deadline, no
+	// lookahead).
 	VP9CRF, VP9CPUUsed int
 	VP9Deadline        string
 	// H.264 (mp4, mask): preset "veryfast", CRF 20 for mp4 and 12 for the

@@ -282,12 +282,21 @@ func (l *layout) graphDesc(s EncoderSettings, bt709, fullRange bool) string {
 func (l *layout) encoderOptions(s EncoderSettings) map[string]string {
 	switch l.format {
 	case vidmatte.FormatWebM:
-		return map[string]string{
+		o := map[string]string{
 			"deadline": s.VP9Deadline,
 			"cpu-used": strconv.Itoa(s.VP9CPUUsed),
 			"crf":      strconv.Itoa(s.VP9CRF),
 			"row-mt":   "1",
 		}
+		if s.VP9Deadline == "realtime" {
+			// At the realtime deadline libvpx decides each frame without
+			// looking ahead, yet by default it still queues 25 frames (of
+			// the picture and of the alpha) in a lookahead it allocates
+			// and fills: the packets are the same without it, given at
+			// once, and a 1080p job keeps 220 MiB less.
+			o["lag-in-frames"] = "0"
+		}
+		return o
 	case vidmatte.FormatMOV:
 		profile := "4444"
 		if s.ProResProfile == 5 {
