@@ -35,4 +35,11 @@ func TestBindingLayout(t *testing.T) {
 	if c := cCodecContext(cc); int(c.width) != cc.Width() || int(c.height) != cc.Height() {
 		t.Fatalf("codec context: %dx%d; binding says %dx%d", c.width, c.height, cc.Width(), cc.Height())
 	}
+	pkt := astiav.AllocPacket()
+	defer pkt.Free()
+	pkt.SetPts(42)
+	pkt.SetDuration(7)
+	if p := cPacket(pkt); p.pts != cInt64(pkt.Pts()) || p.duration != cInt64(pkt.Duration()) {
+		t.Fatalf("packet: pts %d, duration %d; binding says %d, %d", p.pts, p.duration, pkt.Pts(), pkt.Duration())
+	}
 }

@@ -128,6 +128,7 @@ type Encoder struct {
 	pb     *astiav.IOContext
 	zip    *pngZip
 	venc   *astiav.CodecContext
+	alpha  *alphaEncoder // a transparent WebM's alpha encoder
 	vcodec *astiav.Codec
 	vst    *astiav.Stream
 	graph  *videoGraph
@@ -299,6 +300,11 @@ func (e *Encoder) start(f *Frame) error {
 		if err := e.vst.CodecParameters().FromCodecContext(e.venc); err != nil {
 			return internalErr("describing the video stream", err)
 		}
+		if e.alpha != nil {
+			// The stream is yuva420p, its alpha in BlockAdditionals: the
+			// muxer marks it (AlphaMode) as it does libvpx-vp9's own.
+			e.vst.CodecParameters().SetPixelFormat(astiav.PixelFormatYuva420P)
+		}
 		e.vst.SetTimeBase(e.venc.TimeBase())
 		if fr := e.opts.FrameRate; fr.Valid() {
 			e.vst.SetAvgFrameRate(fr.av())
@@ -325,17 +331,42 @@ func (e *Encoder) start(f *Frame) error {
 	return nil
 }
 
-// openVideoEncoder configures and opens the format's video encoder.
+// openVideoEncoder configures and opens the format's video encoder and, for
+// a transparent WebM, the alpha's (alphaEncoder).
 func (e *Encoder) openVideoEncoder() error {
-	cc := astiav.AllocCodecContext(e.vcodec)
-	if cc == nil {
-		return internalErr("allocating the video encoder", errors.New("out of memory"))
+	format := e.lay.encFormat
+	if e.lay.alphaStream {
+		format = astiav.PixelFormatYuv420P
+	}
+	cc, err := e.openCodec(format)
+	if err != nil {
+		return err
 	}
 	e.venc = cc
+	if e.lay.alphaStream {
+		a, err := e.openCodec(astiav.PixelFormatYuv420P)
+		if err != nil {
+			return err
+		}
+		if e.alpha, err = startAlphaEncoder(a, e.lay.outW, e.lay.outH); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openCodec configures and opens an encoder of the format's codec for
+// pictures of format, with the output's size, timing, colour description
+// and settings.
+func (e *Encoder) openCodec(format astiav.PixelFormat) (*astiav.CodecContext, error) {
+	cc := astiav.AllocCodecContext(e.vcodec)
+	if cc == nil {
+		return nil, internalErr("allocating the video encoder", errors.New("out of memory"))
+	}
 	lay := &e.lay
 	cc.SetWidth(lay.outW)
 	cc.SetHeight(lay.outH)
-	cc.SetPixelFormat(lay.encFormat)
+	cc.SetPixelFormat(format)
 	cc.SetTimeBase(e.opts.TimeBase.av())
 	cc.SetSampleAspectRatio(astiav.NewRational(1, 1))
 	if fr := e.opts.FrameRate; fr.Valid() {
@@ -373,9 +404,10 @@ func (e *Encoder) openVideoEncoder() error {
 		_ = d.Set(k, v, 0)
 	}
 	if err := cc.Open(e.vcodec, d); err != nil {
-		return internalErr("opening the "+e.lay.encoder+" encoder", err)
+		cc.Free()
+		return nil, internalErr("opening the "+e.lay.encoder+" encoder", err)
 	}
-	return nil
+	return cc, nil
 }
 
 // WriteFrame encodes one frame with its alpha plane (0 = transparent, 255
@@ -576,6 +608,18 @@ func (e *Encoder) encode(f *astiav.Frame) error {
 		}
 		f = m
 	}
+	if e.alpha != nil {
+		// The alpha goes to its own encoder, the Y, U and V to this one.
+		if err := e.alpha.send(f); err != nil {
+			return err
+		}
+		pic := getShell()
+		defer putShell(pic)
+		if ret := C.vm_frame_picture_ref(cFrame(pic), cFrame(f)); ret < 0 {
+			return internalErr("referencing the picture", avErr(ret))
+		}
+		f = pic
+	}
 	e.frames++
 	if err := e.venc.SendFrame(f); err != nil {
 		return internalErr("encoding a frame", err)
@@ -599,6 +643,12 @@ func (e *Encoder) receivePackets() error {
 			}
 		}
 		delete(e.durations, e.pkt.Pts())
+		if e.alpha != nil {
+			if err := e.alpha.attach(e.pkt); err != nil {
+				e.pkt.Unref()
+				return err
+			}
+		}
 		if e.zip != nil {
 			err = e.zip.add(e.pkt.Data())
 			e.pkt.Unref()
@@ -680,11 +730,21 @@ func (e *Encoder) finish() error {
 			return err
 		}
 	}
+	if e.alpha != nil {
+		if err := e.alpha.flush(); err != nil {
+			return err
+		}
+	}
 	if err := e.venc.SendFrame(nil); err != nil && !isEOF(err) {
 		return internalErr("flushing the video encoder", err)
 	}
 	if err := e.receivePackets(); err != nil {
 		return err
+	}
+	if e.alpha != nil {
+		if err := e.alpha.finish(); err != nil {
+			return err
+		}
 	}
 	if e.audio != nil {
 		if err := e.audio.finish(e.writePacket); err != nil {
@@ -752,6 +812,10 @@ func (e *Encoder) release() {
 	if e.bgPicture != nil {
 		e.bgPicture.Free()
 		e.bgPicture = nil
+	}
+	if e.alpha != nil {
+		e.alpha.close()
+		e.alpha = nil
 	}
 	if e.venc != nil {
 		e.venc.Free()

@@ -401,6 +401,57 @@ int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBuffe
     return 0;
 }
 
+// vm_frame_alpha_picture makes dst the picture a VP9 alpha encoder takes
+// for the yuva420p frame src, as libavcodec's libvpx encoder builds it: the
+// A plane as luma (a reference) over neutral chroma (vm_frame_mask_ref),
+// with src's colour description and PTS, and its picture type, so that a
+// keyframe forced on the picture is forced on its alpha.
+int vm_frame_alpha_picture(AVFrame *dst, AVFrame *src, AVBufferRef *chroma, int ls) {
+    int ret = vm_frame_mask_ref(dst, src, src->width, src->height, chroma, ls);
+    if (ret < 0) {
+        return ret;
+    }
+    dst->color_range = src->color_range;
+    dst->colorspace = src->colorspace;
+    dst->color_primaries = src->color_primaries;
+    dst->color_trc = src->color_trc;
+    dst->pict_type = src->pict_type;
+    return 0;
+}
+
+// vm_frame_picture_ref makes dst a yuv420p reference to the Y, U and V
+// planes of the yuva420p frame src, its alpha left out.
+int vm_frame_picture_ref(AVFrame *dst, AVFrame *src) {
+    if (src->format != AV_PIX_FMT_YUVA420P) {
+        return AVERROR(EINVAL);
+    }
+    int ret = av_frame_ref(dst, src);
+    if (ret < 0) {
+        return ret;
+    }
+    dst->format = AV_PIX_FMT_YUV420P;
+    dst->data[3] = NULL;
+    dst->linesize[3] = 0;
+    return 0;
+}
+
+// vm_packet_add_alpha gives the VP9 packet p the encoded alpha frame in
+// alpha as its Matroska BlockAdditional 1 (an 8-byte big-endian BlockAddID,
+// then the frame), the side data libavcodec's libvpx encoder gives a
+// yuva420p frame's packet and the WebM muxer writes.
+int vm_packet_add_alpha(AVPacket *p, const AVPacket *alpha) {
+    uint8_t *side = av_packet_new_side_data(p, AV_PKT_DATA_MATROSKA_BLOCKADDITIONAL, (size_t)alpha->size + 8);
+    if (!side) {
+        return AVERROR(ENOMEM);
+    }
+    for (int i = 0; i < 7; i++) {
+        side[i] = 0;
+    }
+    side[7] = 1;
+    memcpy(side + 8, alpha->data, alpha->size);
+    return 0;
+}
+
 // vm_release_free_memory gives the free memory of the C heap back to the
 // system. glibc keeps what an encoder frees in the arena of the thread
 // that freed it; encoders made and dropped one after another (a part

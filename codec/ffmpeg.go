@@ -36,6 +36,10 @@ func cCodecContext(cc *astiav.CodecContext) *C.AVCodecContext {
 	return *(**C.AVCodecContext)(unsafe.Pointer(cc))
 }
 
+func cPacket(p *astiav.Packet) *C.AVPacket {
+	return *(**C.AVPacket)(unsafe.Pointer(p))
+}
+
 func cFrame(f *astiav.Frame) *C.AVFrame {
 	return (*C.AVFrame)(f.UnsafePointer())
 }

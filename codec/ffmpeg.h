@@ -25,6 +25,9 @@ AVBufferRef *vm_neutral_chroma(int height, int ls);
 void vm_buffer_unref(AVBufferRef **b);
 void vm_release_free_memory(void);
 int vm_frame_mask_ref(AVFrame *dst, AVFrame *src, int width, int height, AVBufferRef *chroma, int ls);
+int vm_frame_alpha_picture(AVFrame *dst, AVFrame *src, AVBufferRef *chroma, int ls);
+int vm_frame_picture_ref(AVFrame *dst, AVFrame *src);
+int vm_packet_add_alpha(AVPacket *p, const AVPacket *alpha);
 int vm_frame_fill_yuva(AVFrame *f, int width, int height, int format, uint8_t y, uint8_t u, uint8_t v, uint8_t a);
 
 // Alpha planes libavcodec references directly (alpha.c).

@@ -33,7 +33,11 @@ type layout struct {
 	// sizes for H.264).
 	outW, outH int
 	encoder    string
-	encFormat  astiav.PixelFormat
+	// encFormat is the pictures' format as the encoder is given them.
+	encFormat astiav.PixelFormat
+	// alphaStream: the alpha is encoded by an encoder of its own beside
+	// the picture's (a transparent WebM: alphaEncoder).
+	alphaStream bool
 }
 
 // gifDithers are the paletteuse dithers FFmpeg 5.1 knows.
@@ -129,8 +133,9 @@ func planLayout(o EncoderOptions) (layout, error) {
 	switch o.Format {
 	case vidmatte.FormatWebM:
 		l.encoder, l.encFormat = "libvpx-vp9", astiav.PixelFormatYuva420P
+		l.alphaStream = true
 		if l.opaque {
-			l.encFormat = astiav.PixelFormatYuv420P
+			l.encFormat, l.alphaStream = astiav.PixelFormatYuv420P, false
 		}
 	case vidmatte.FormatWebP:
 		l.encoder, l.encFormat = "libwebp_anim", astiav.PixelFormatYuva420P
