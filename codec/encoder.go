@@ -334,11 +334,7 @@ func (e *Encoder) start(f *Frame) error {
 // openVideoEncoder configures and opens the format's video encoder and, for
 // a transparent WebM, the alpha's (alphaEncoder).
 func (e *Encoder) openVideoEncoder() error {
-	format := e.lay.encFormat
-	if e.lay.alphaStream {
-		format = astiav.PixelFormatYuv420P
-	}
-	cc, err := e.openCodec(format)
+	cc, err := e.openCodec(e.lay.codecFormat())
 	if err != nil {
 		return err
 	}

@@ -283,6 +283,15 @@ func (l *layout) graphDesc(s EncoderSettings, bt709, fullRange bool) string {
 	return strings.Join(parts, ";")
 }
 
+// codecFormat is the format the video encoder is opened for: encFormat,
+// less the alpha where an encoder of its own takes it.
+func (l *layout) codecFormat() astiav.PixelFormat {
+	if l.alphaStream {
+		return astiav.PixelFormatYuv420P
+	}
+	return l.encFormat
+}
+
 // encoderOptions are the private options of the format's encoder.
 func (l *layout) encoderOptions(s EncoderSettings) map[string]string {
 	switch l.format {

@@ -225,29 +225,15 @@ func (a *alphaEncoder) close() {
 	a.closed = true
 	close(a.quit)
 	<-a.done
-	for {
-		select {
-		case f := <-a.in:
-			if f != nil {
-				putShell(f)
-			}
-			continue
-		default:
+	for len(a.in) > 0 {
+		if f := <-a.in; f != nil {
+			putShell(f)
 		}
-		break
 	}
-	for {
-		select {
-		case p, ok := <-a.out:
-			if ok {
-				if p.pkt != nil {
-					p.pkt.Free()
-				}
-				continue
-			}
-		default:
+	for len(a.out) > 0 {
+		if p, ok := <-a.out; ok && p.pkt != nil {
+			p.pkt.Free()
 		}
-		break
 	}
 	for _, p := range a.ready {
 		p.Free()
